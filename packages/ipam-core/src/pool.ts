@@ -1,0 +1,128 @@
+import { type Family, familyBits, formatAddress, hostMask, parseAddress } from './address.ts';
+import { IpamError, IpamErrorCode } from './errors.ts';
+
+/** One pool entry as written in a ServiceGroup (`spec.local.v4pools[]` and friends). */
+export interface PoolSpec {
+  /** A range `a-b` or a CIDR `a/n` (which starts at `a` as written and runs to the end of its prefix). */
+  readonly pool: string;
+  /** The CIDR the pool lives in. */
+  readonly subnet: string;
+  /** `default` (the subnet's prefix length) or `/N`. Absent means `default`. */
+  readonly aggregation?: string | undefined;
+}
+
+/** A subnet as a network value and prefix length (host bits cleared). */
+export interface Subnet {
+  readonly family: Family;
+  readonly network: bigint;
+  readonly prefixLength: number;
+}
+
+/** A validated pool: an inclusive range of addresses inside a subnet. */
+export interface Pool {
+  readonly family: Family;
+  /** The pool text as written, for messages. */
+  readonly text: string;
+  /** Where the pool was declared, as a field path (`v4pools[0]`), for messages. */
+  readonly field: string;
+  readonly first: bigint;
+  readonly last: bigint;
+  readonly subnet: Subnet;
+  /** Prefix length to use when the address is added to a virtual interface. */
+  readonly aggregation: number;
+}
+
+/** Number of addresses in a pool. */
+export function poolSize(pool: Pool): bigint {
+  return pool.last - pool.first + 1n;
+}
+
+export function poolContains(pool: Pool, value: bigint): boolean {
+  return value >= pool.first && value <= pool.last;
+}
+
+/** `a-b` or `a/n` into an inclusive range; `undefined` if it is neither. */
+export function parseRangeText(text: string): { family: Family; first: bigint; last: bigint } | undefined {
+  const dash = text.indexOf('-');
+  if (dash >= 0) {
+    const a = parseAddress(text.slice(0, dash));
+    const b = parseAddress(text.slice(dash + 1));
+    if (!a || !b || a.family !== b.family || a.value > b.value) return undefined;
+    return { family: a.family, first: a.value, last: b.value };
+  }
+  const cidr = parseCidrText(text);
+  if (!cidr) return undefined;
+  return { family: cidr.family, first: cidr.address, last: cidr.address | hostMask(cidr.family, cidr.prefixLength) };
+}
+
+/** `a/n` with `a` kept as written (host bits not cleared). */
+export function parseCidrText(text: string): { family: Family; address: bigint; prefixLength: number } | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const a = parseAddress(text.slice(0, slash));
+  const lenText = text.slice(slash + 1).trim();
+  if (!a || !/^\d{1,3}$/.test(lenText)) return undefined;
+  const prefixLength = Number(lenText);
+  if (prefixLength > familyBits(a.family)) return undefined;
+  return { family: a.family, address: a.value, prefixLength };
+}
+
+/** A subnet CIDR; host bits are cleared (`192.0.2.7/24` is `192.0.2.0/24`). */
+export function parseSubnet(text: string): Subnet | undefined {
+  const c = parseCidrText(text);
+  if (!c) return undefined;
+  return { family: c.family, network: c.address & ~hostMask(c.family, c.prefixLength), prefixLength: c.prefixLength };
+}
+
+export function formatSubnet(subnet: Subnet): string {
+  return `${formatAddress(subnet.family, subnet.network)}/${subnet.prefixLength}`;
+}
+
+export function subnetContains(subnet: Subnet, value: bigint): boolean {
+  return (value & ~hostMask(subnet.family, subnet.prefixLength)) === subnet.network;
+}
+
+/**
+ * Validates one pool entry. `family` is the family its list demands (`v4pools` holds
+ * IPv4), or undefined for the legacy single form, which takes the family of its text.
+ * Throws `IPAM_INVALID_POOL` naming the group and the field.
+ */
+export function parsePool(spec: PoolSpec, group: string, field: string, family: Family | undefined): Pool {
+  function fail(what: string, sub: string): never {
+    throw new IpamError(IpamErrorCode.InvalidPool, `ServiceGroup "${group}": ${field}.${sub}: ${what}`, {
+      group,
+      pool: typeof spec.pool === 'string' ? spec.pool : '',
+      field: `${field}.${sub}`,
+    });
+  }
+  if (typeof spec.pool !== 'string' || spec.pool.trim() === '') fail('is required', 'pool');
+  if (typeof spec.subnet !== 'string' || spec.subnet.trim() === '') fail('is required', 'subnet');
+  const range = parseRangeText(spec.pool);
+  if (!range) fail(`"${spec.pool}" is neither a range "first-last" (first <= last, one family) nor a CIDR "address/length"`, 'pool');
+  const subnet = parseSubnet(spec.subnet);
+  if (!subnet) fail(`"${spec.subnet}" is not a CIDR "address/length"`, 'subnet');
+  const r = range;
+  const s = subnet;
+  if (family && r.family !== family) fail(`"${spec.pool}" is ${r.family}, but this list holds ${family} pools`, 'pool');
+  if (s.family !== r.family) fail(`"${spec.subnet}" is ${s.family}, but the pool is ${r.family}`, 'subnet');
+  if (!subnetContains(s, r.first) || !subnetContains(s, r.last)) {
+    fail(`"${spec.pool}" does not lie inside subnet ${formatSubnet(s)}`, 'pool');
+  }
+  const aggregation = parseAggregation(spec.aggregation, s);
+  if (aggregation === undefined) {
+    fail(
+      `"${String(spec.aggregation)}" must be "default" or "/N" with ${s.prefixLength} <= N <= ${familyBits(s.family)} (the subnet's prefix length up to a single address)`,
+      'aggregation',
+    );
+  }
+  return { family: r.family, text: spec.pool, field, first: r.first, last: r.last, subnet: s, aggregation };
+}
+
+/** `default` (or absent) is the subnet's prefix length; `/N` must not be shorter than the subnet. */
+export function parseAggregation(text: string | undefined, subnet: Subnet): number | undefined {
+  if (text === undefined || text.trim() === 'default') return subnet.prefixLength;
+  const m = /^\/(\d{1,3})$/.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n >= subnet.prefixLength && n <= familyBits(subnet.family) ? n : undefined;
+}

@@ -1,0 +1,58 @@
+import t from 'tap';
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
+import { formatAddress, parseAddress } from '../src/address.ts';
+
+t.test('parseAddress accepts canonical v4 and v6 text', async (t) => {
+  const table: [string, 'IPv4' | 'IPv6', bigint][] = [
+    ['192.0.2.1', 'IPv4', 0xc0000201n],
+    [' 203.0.113.255 ', 'IPv4', 0xcb0071ffn],
+    ['0.0.0.0', 'IPv4', 0n],
+    ['255.255.255.255', 'IPv4', 0xffffffffn],
+    ['2001:db8::1', 'IPv6', 0x20010db8000000000000000000000001n],
+    ['::', 'IPv6', 0n],
+    ['2001:DB8::A', 'IPv6', 0x20010db800000000000000000000000an],
+    ['::ffff:192.0.2.1', 'IPv6', 0xffffc0000201n],
+  ];
+  for (const [text, family, value] of table) t.same(parseAddress(text), { family, value }, text);
+});
+
+t.test('parseAddress refuses what nobody means in a pool', async (t) => {
+  for (const text of ['', '192.0.2', '127.1', '0x7f.0.0.1', '192.0.2.256', '2001:db8::1%eth0', '2001:db8:::1', 'host', '192.0.2.1/24']) {
+    t.equal(parseAddress(text), undefined, JSON.stringify(text));
+  }
+});
+
+t.test('formatAddress writes RFC 5952', async (t) => {
+  const table: [string, string][] = [
+    ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['0:0:0:0:0:0:0:0', '::'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['2001:db8::', '2001:db8::'],
+    ['fc00:270:154:0:8100::4', 'fc00:270:154:0:8100::4'],
+  ];
+  for (const [input, want] of table) {
+    const a = parseAddress(input)!;
+    t.equal(formatAddress(a.family, a.value), want, input);
+  }
+  t.equal(formatAddress('IPv4', 0xc0000201n), '192.0.2.1');
+});
+
+t.test('formatAddress agrees with ipaddr.js on random values (property)', async (t) => {
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => {
+      const parts: number[] = [];
+      for (let i = 7; i >= 0; i--) parts.push(Number((v >> BigInt(i * 16)) & 0xffffn));
+      const want = new ipaddr.IPv6(parts).toRFC5952String();
+      return formatAddress('IPv6', v) === want && parseAddress(want)?.value === v;
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 0xffffffffn }), (v) => parseAddress(formatAddress('IPv4', v))?.value === v),
+    { numRuns: 2000 },
+  );
+  t.pass('no counterexample');
+});
