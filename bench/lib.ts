@@ -1,0 +1,69 @@
+// Shared pieces for benchmark suites: repeated runs, medians and percentiles, the
+// machine description. A suite reports; it never fails the test run.
+import { cpus, totalmem, loadavg, release } from 'node:os';
+
+/** What a suite module exports (as its default export). */
+export interface BenchSuite {
+  /** The name used on the command line and in bench-results/<suite>.json. */
+  readonly suite: string;
+  /** Targets to print beside the figures: metric -> [comparison, bound]. */
+  readonly targets?: Readonly<Record<string, readonly ['<=' | '>=', number]>>;
+  /** Runs the measurements; returns metric -> number (already a median/percentile). */
+  run(): Promise<BenchOutput>;
+}
+
+export interface BenchOutput {
+  readonly metrics: Record<string, number>;
+  /** Extra facts about the run (sample counts, sizes), stored under env. */
+  readonly notes?: Record<string, string | number>;
+  /** Raw samples for CSV output: metric -> values. */
+  readonly samples?: Record<string, number[]>;
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
+}
+
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+/** Runs fn `runs` times (after `warmup` unrecorded runs) and returns each run's result. */
+export async function repeat<T>(runs: number, fn: (i: number) => T | Promise<T>, warmup = 0): Promise<T[]> {
+  for (let i = 0; i < warmup; i++) await fn(-1 - i);
+  const out: T[] = [];
+  for (let i = 0; i < runs; i++) out.push(await fn(i));
+  return out;
+}
+
+/** Milliseconds since an arbitrary origin, sub-millisecond resolution. */
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** Forces a full GC if the process runs with --expose-gc. */
+export function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+}
+
+export function machine(): Record<string, string | number> {
+  const c = cpus();
+  return {
+    node: process.version,
+    platform: `${process.platform} ${release()}`,
+    cpu: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    loadavg_1m: Number(loadavg()[0]!.toFixed(2)),
+    date: new Date().toISOString(),
+  };
+}
