@@ -22,6 +22,8 @@ export interface ControlPlaneOptions {
   readonly dir: string;
   /** Called with progress lines (cold builds take many minutes). */
   readonly onProgress?: ((line: string) => void) | undefined;
+  /** Called with the process ids whenever a process is replaced (so crash clean-up can find them). */
+  readonly onProcessesChanged?: ((pids: number[]) => void) | undefined;
 }
 
 export interface ControlPlane {
@@ -38,6 +40,8 @@ export interface ControlPlane {
   readonly binDir: string;
   readonly admin: KubeClient;
   readonly processes: readonly ManagedProcess[];
+  /** Stops kube-apiserver (SIGTERM, or SIGKILL with `kill`) and starts it again on the same port and etcd; resolves when it is ready. */
+  restartApiServer(opts?: { kill?: boolean; downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -97,7 +101,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--log-level=warn',
     ]);
     processes.push(etcd);
-    const api = new ManagedProcess('kube-apiserver', join(binDir, 'kube-apiserver'), [
+    const apiArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       '--bind-address=127.0.0.1',
       `--advertise-address=127.0.0.1`,
@@ -114,7 +118,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--endpoint-reconciler-type=none',
       '--profiling=false',
       '--v=0',
-    ]);
+    ];
+    let api = new ManagedProcess('kube-apiserver', join(binDir, 'kube-apiserver'), apiArgs);
     processes.push(api);
     const url = `https://127.0.0.1:${apiPort}`;
     const certFile = join(dir, 'certs', 'apiserver.crt');
@@ -129,19 +134,30 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       50,
     );
     const admin = new KubeClient({ url, token: adminToken, caPem });
-    await waitFor(
-      'kube-apiserver /readyz',
-      async () => {
-        if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
-        const r = await admin.raw('GET', '/readyz');
-        return r.status === 200 ? true : undefined;
-      },
-      90_000,
-      100,
-    );
+    const ready = (): Promise<boolean> =>
+      waitFor(
+        'kube-apiserver /readyz',
+        async () => {
+          if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
+          const r = await admin.raw('GET', '/readyz');
+          return r.status === 200 ? true : undefined;
+        },
+        90_000,
+        100,
+      );
+    await ready();
+    const restartApiServer = async (o: { kill?: boolean; downMs?: number } = {}): Promise<void> => {
+      if (o.kill) api.child.kill('SIGKILL');
+      await api.stop();
+      if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
+      api = new ManagedProcess('kube-apiserver', join(binDir, 'kube-apiserver'), apiArgs);
+      processes[processes.findIndex((p) => p.name === 'kube-apiserver')] = api;
+      opts.onProcessesChanged?.(processes.map((p) => p.pid ?? 0));
+      await ready();
+    };
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfig(url, caPem, adminToken), { mode: 0o600 });
-    return { url, port: apiPort, adminToken, nobodyToken, caPem, kubeconfigPath, binDir, admin, processes, stop };
+    return { url, port: apiPort, adminToken, nobodyToken, caPem, kubeconfigPath, binDir, admin, processes, restartApiServer, stop };
   } catch (e) {
     await stop();
     throw e;

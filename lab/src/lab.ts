@@ -93,7 +93,12 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
 
   try {
     opts.onProgress?.('starting etcd and kube-apiserver');
-    controlPlane = await startControlPlane({ dir, onProgress: opts.onProgress });
+    const helperPids = (): number[] => helpers.map((h) => h.pid ?? 0);
+    controlPlane = await startControlPlane({
+      dir,
+      onProgress: opts.onProgress,
+      onProcessesChanged: (pids) => writeState(dir, { ...state, pids: [...pids, ...helperPids()] }),
+    });
     const cp = controlPlane;
     state.pids.push(...cp.processes.map((p) => p.pid ?? 0));
     writeState(dir, state);

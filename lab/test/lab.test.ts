@@ -121,3 +121,12 @@ t.test('node namespaces reach the API server', async (t) => {
     t.equal((JSON.parse(out) as { metadata: { name: string } }).metadata.name, n.name, `${n.name} reads its own Node`);
   }
 });
+
+t.test('the API server restarts on the same port and keeps its data', async (t) => {
+  await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'survives-restart' } });
+  const before = lab.controlPlane.processes.find((p) => p.name === 'kube-apiserver')!.pid;
+  await lab.controlPlane.restartApiServer({ kill: true });
+  const after = lab.controlPlane.processes.find((p) => p.name === 'kube-apiserver')!.pid;
+  t.not(after, before, 'a new process');
+  t.equal((await admin.raw('GET', '/api/v1/namespaces/survives-restart')).status, 200, 'etcd kept the data');
+});

@@ -1,0 +1,106 @@
+// Installing and running PureLB in the lab: CRDs, the install namespace, default
+// configuration, and the daemons as real processes (started by path, like a container
+// would run them).
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { ControlPlane } from './control-plane.ts';
+import { LabError, ManagedProcess, waitFor } from './exec.ts';
+import type { KubeClient } from './kube-client.ts';
+
+const repoRoot = join(import.meta.dirname, '..', '..');
+export const PURELB_NAMESPACE = 'purelb';
+export const CRD_DIR = join(repoRoot, 'charts', 'purelb', 'crds');
+
+/** The lab's default pools: local addresses on the LAN, and a virtual range off it. */
+export const DEFAULT_SERVICE_GROUP = {
+  v4pools: [{ pool: '192.0.2.200-192.0.2.239', subnet: '192.0.2.0/24', aggregation: 'default' }],
+  v6pools: [{ pool: '2001:db8::200-2001:db8::23f', subnet: '2001:db8::/64', aggregation: 'default' }],
+} as const;
+
+/** Parses a YAML stream (several documents) into objects. */
+export function parseYamlObjects(text: string): Record<string, unknown>[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((o): o is Record<string, unknown> => o !== null && typeof o === 'object');
+}
+
+/** Applies the CRDs from charts/purelb/crds and waits until they are served. */
+export async function installCrds(admin: KubeClient): Promise<string[]> {
+  const names: string[] = [];
+  for (const f of readdirSync(CRD_DIR).filter((x) => x.endsWith('.yaml')).sort()) {
+    for (const crd of parseYamlObjects(readFileSync(join(CRD_DIR, f), 'utf8'))) {
+      const name = (crd.metadata as { name: string }).name;
+      await admin.apply(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`, crd);
+      names.push(name);
+    }
+  }
+  for (const name of names) {
+    await waitFor(
+      `CRD ${name} to be established`,
+      async () => {
+        const c = await admin.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+        return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True') ? true : undefined;
+      },
+      30_000,
+    );
+  }
+  await waitFor('purelb.io/v1 to be served', async () => ((await admin.raw('GET', '/apis/purelb.io/v1')).status === 200 ? true : undefined), 30_000);
+  return names;
+}
+
+/** CRDs, the purelb namespace, and (unless `defaults: false`) a default ServiceGroup and LBNodeAgent. */
+export async function installPureLB(admin: KubeClient, opts: { defaults?: boolean } = {}): Promise<void> {
+  await installCrds(admin);
+  const r = await admin.raw('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PURELB_NAMESPACE } });
+  if (r.status !== 201 && r.status !== 409) throw new LabError('LAB_API_ERROR', `create namespace ${PURELB_NAMESPACE}: HTTP ${r.status} ${r.body}`);
+  if (opts.defaults === false) return;
+  await admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/default`, {
+    apiVersion: 'purelb.io/v1',
+    kind: 'ServiceGroup',
+    metadata: { name: 'default', namespace: PURELB_NAMESPACE },
+    spec: { local: DEFAULT_SERVICE_GROUP },
+  });
+  await admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/lbnodeagents/default`, {
+    apiVersion: 'purelb.io/v1',
+    kind: 'LBNodeAgent',
+    metadata: { name: 'default', namespace: PURELB_NAMESPACE },
+    spec: { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false } },
+  });
+}
+
+export interface DaemonProcess extends ManagedProcess {
+  /** Port of its /metrics, /healthz, /readyz server. */
+  readonly metricsPort: number;
+}
+
+/**
+ * Starts an allocator replica against the lab's API server and waits until its caches
+ * are synced. Extra flags override the lab's (short Lease timings for fast takeover).
+ */
+export async function startAllocator(cp: ControlPlane, opts: { identity: string; args?: readonly string[] }): Promise<DaemonProcess> {
+  const args = [
+    '--conditions=@purelb/source',
+    join(repoRoot, 'apps', 'allocator', 'src', 'main.ts'),
+    `--kubeconfig=${cp.kubeconfigPath}`,
+    `--namespace=${PURELB_NAMESPACE}`,
+    `--identity=${opts.identity}`,
+    '--metrics-host=127.0.0.1',
+    '--metrics-port=0',
+    ...(opts.args ?? []),
+  ];
+  const p = new ManagedProcess(`allocator ${opts.identity}`, process.execPath, args);
+  const port = await waitFor(
+    `allocator ${opts.identity} to sync its caches`,
+    () => {
+      if (!p.running) throw new LabError('LAB_DAEMON_EXITED', `allocator ${opts.identity} exited:\n${p.tail(30)}`);
+      const log = p.tail(200);
+      if (!log.includes('caches synced')) return undefined;
+      const m = /"port":(\d+)[^\n]*serving \/metrics/.exec(log);
+      return m ? Number(m[1]) : undefined;
+    },
+    30_000,
+    25,
+  );
+  return Object.assign(p, { metricsPort: port });
+}
