@@ -1,0 +1,194 @@
+// The request/reply layer over one NETLINK_ROUTE socket from the `netlink` package.
+// Requests issued in the same tick are coalesced into one sendmsg: the kernel handles
+// each netlink message of a datagram in turn and acks each one, so a reconcile that
+// touches many addresses costs one system call per batch instead of one per address,
+// while every caller still gets its own ack and errno.
+import { constants as osConstants } from 'node:os';
+import netlink from 'netlink';
+import { NLMSG, NLM_F, parseErrorPayload, parseMessages, type NetlinkMessage } from './codec.ts';
+
+const { RawNetlinkSocket } = netlink;
+type RawSocket = InstanceType<typeof RawNetlinkSocket>;
+
+const NETLINK_ROUTE = 0;
+/** Messages per sendmsg; keeps one datagram well under the kernel's 32 KiB netlink skb limit. */
+const MAX_BATCH = 64;
+/**
+ * Requests whose acks we still wait for. Each ack is a separate skb charged to our
+ * receive buffer (about 768 bytes of truesize); the default buffer (rmem_default, 208 KiB)
+ * holds well over this many, so acks are never dropped with ENOBUFS.
+ */
+const MAX_IN_FLIGHT = 128;
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** The kernel's errno name for a number (`EPERM`), or `errno N`. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
+/** A failed request: the kernel's errno, or a local reason (`timeout`, `closed`, `send`). */
+export class RtnlFailure extends Error {
+  readonly errno: number;
+  readonly reason: 'kernel' | 'timeout' | 'closed' | 'send';
+  constructor(reason: 'kernel' | 'timeout' | 'closed' | 'send', errno: number, message: string) {
+    super(message);
+    this.reason = reason;
+    this.errno = errno;
+  }
+}
+
+interface Pending {
+  readonly seq: number;
+  readonly message: Buffer;
+  readonly dump: boolean;
+  readonly parts: NetlinkMessage[];
+  readonly resolve: (parts: NetlinkMessage[]) => void;
+  readonly reject: (e: RtnlFailure) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Options of {@link RtnlSocket}. */
+export interface RtnlSocketOptions {
+  /** Milliseconds before a request without an answer fails. Default 5000. */
+  readonly timeoutMs?: number;
+  /** Multicast groups (RTMGRP_* bits) to join; a socket with groups only listens. */
+  readonly groups?: number;
+}
+
+export class RtnlSocket {
+  readonly #socket: RawSocket;
+  readonly #timeoutMs: number;
+  readonly #queue: Pending[] = [];
+  readonly #inFlight = new Map<number, Pending>();
+  #seq = 1;
+  #flushScheduled = false;
+  #closed = false;
+  #referenced = true;
+  /** Called with every message that answers no request (multicast notifications). */
+  onNotification: ((m: NetlinkMessage) => void) | undefined;
+  /** Called when the socket reports an error outside any request (ENOBUFS: notifications lost). */
+  onError: ((e: Error & { errno?: number }) => void) | undefined;
+
+  constructor(options: RtnlSocketOptions = {}) {
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    // 0 leaves the kernel's default buffer; a listener asks for more (capped by net.core.rmem_max)
+    // so a burst of notifications is less likely to overflow into a resync.
+    this.#socket = new RawNetlinkSocket(NETLINK_ROUTE, {
+      localGroups: options.groups ?? 0,
+      recvBufferSize: options.groups ? 1 << 20 : 0,
+      sendBufferSize: 0,
+    });
+    this.#socket.on('message', (datagram: Buffer) => this.#receive(datagram));
+    // Without a listener an 'error' from the native poll callback would throw inside it and abort the process.
+    this.#socket.on('error', (e: Error & { errno?: number }) => this.onError?.(e));
+    if (!options.groups) this.#setRef(false);
+  }
+
+  /** Sends one request with NLM_F_ACK and resolves with the reply messages (none for a plain ack). */
+  request(build: (seq: number) => Buffer): Promise<NetlinkMessage[]> {
+    return this.#enqueue(build, false);
+  }
+
+  /** Sends a dump request and resolves with every message of the reply. */
+  dump(build: (seq: number) => Buffer): Promise<NetlinkMessage[]> {
+    return this.#enqueue(build, true);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const failure = new RtnlFailure('closed', 0, 'netlink socket closed');
+    for (const p of [...this.#inFlight.values(), ...this.#queue]) {
+      clearTimeout(p.timer);
+      p.reject(failure);
+    }
+    this.#inFlight.clear();
+    this.#queue.length = 0;
+    this.#socket.close();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #enqueue(build: (seq: number) => Buffer, dump: boolean): Promise<NetlinkMessage[]> {
+    if (this.#closed) return Promise.reject(new RtnlFailure('closed', 0, 'netlink socket closed'));
+    const seq = this.#seq;
+    this.#seq = this.#seq >= 0x7fffffff ? 1 : this.#seq + 1;
+    return new Promise<NetlinkMessage[]>((resolve, reject) => {
+      this.#queue.push({ seq, message: build(seq), dump, parts: [], resolve, reject, timer: undefined });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    while (!this.#closed && this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
+      const n = Math.min(MAX_BATCH, MAX_IN_FLIGHT - this.#inFlight.size, this.#queue.length);
+      const batch = this.#queue.splice(0, n);
+      for (const p of batch) {
+        this.#inFlight.set(p.seq, p);
+        p.timer = setTimeout(() => this.#fail(p, new RtnlFailure('timeout', 0, `no answer from the kernel within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      }
+      this.#setRef(true);
+      const messages = batch.map((p) => p.message);
+      this.#socket.send(messages.length === 1 ? messages[0]! : messages, { port: 0 }, (error?: Error & { errno?: number }) => {
+        if (!error) return;
+        for (const p of batch) this.#fail(p, new RtnlFailure('send', error.errno ?? 0, `sendmsg failed: ${error.message}`));
+      });
+    }
+  }
+
+  #fail(p: Pending, e: RtnlFailure): void {
+    if (this.#inFlight.get(p.seq) !== p) return;
+    this.#settle(p);
+    p.reject(e);
+  }
+
+  #settle(p: Pending): void {
+    clearTimeout(p.timer);
+    this.#inFlight.delete(p.seq);
+    if (this.#inFlight.size === 0 && this.#queue.length === 0) this.#setRef(false);
+    if (this.#queue.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #receive(datagram: Buffer): void {
+    for (const m of parseMessages(datagram)) {
+      const p = m.seq === 0 ? undefined : this.#inFlight.get(m.seq);
+      if (!p) {
+        this.onNotification?.(m);
+        continue;
+      }
+      if (m.type === NLMSG.ERROR) {
+        const errno = parseErrorPayload(m.payload);
+        this.#settle(p);
+        if (errno === 0) p.resolve(p.parts);
+        else p.reject(new RtnlFailure('kernel', errno, `kernel refused: ${errnoName(errno)}`));
+      } else if (m.type === NLMSG.DONE) {
+        // A dump that raced a change says so on its messages; the caller retries it.
+        const errno = parseErrorPayload(m.payload);
+        this.#settle(p);
+        if (errno !== 0) p.reject(new RtnlFailure('kernel', errno, `dump failed: ${errnoName(errno)}`));
+        else if (p.parts.some((x) => x.flags & NLM_F.DUMP_INTR)) p.reject(new RtnlFailure('kernel', osConstants.errno.EINTR, 'dump interrupted'));
+        else p.resolve(p.parts);
+      } else {
+        p.parts.push(m);
+        // A non-dump request answered with data (RTM_GETLINK) is complete with its ack; a dump ends at DONE.
+      }
+    }
+  }
+
+  #setRef(on: boolean): void {
+    if (on === this.#referenced || this.#closed) return;
+    this.#referenced = on;
+    if (on) this.#socket.ref();
+    else this.#socket.unref();
+  }
+}

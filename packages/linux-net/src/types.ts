@@ -1,0 +1,112 @@
+/** An address family, spelled as Kubernetes spells `ipFamilies` (and as `@purelb/ipam-core` does). */
+export type Family = 'IPv4' | 'IPv6';
+
+/** A link named by its name (`eth0`) or its index. */
+export type LinkRef = string | number;
+
+/** A network interface as the kernel reports it (`ip link show`). */
+export interface Link {
+  readonly index: number;
+  readonly name: string;
+  /** The driver kind for virtual links (`dummy`, `bridge`, `veth`, ...); undefined for physical ones. */
+  readonly kind: string | undefined;
+  /** The hardware address, lower-case colon-separated hex; `00:00:00:00:00:00` for links without one. */
+  readonly mac: string;
+  /** Administratively up (IFF_UP): `ip link set NAME up` was done. */
+  readonly up: boolean;
+  /** The kernel's operational state (`up`, `down`, `unknown`, `lowerlayerdown`, ...). */
+  readonly operState: string;
+  readonly mtu: number;
+}
+
+/** Flags of an interface address. `noprefixroute` and `nodad` can be set; the rest are reported by the kernel. */
+export interface AddressFlags {
+  /** No prefix route for the subnet is installed (`ip addr add ... noprefixroute`). */
+  readonly noprefixroute: boolean;
+  /** IPv6 only: no duplicate address detection, the address is usable at once (`nodad`). */
+  readonly nodad: boolean;
+  readonly secondary: boolean;
+  readonly permanent: boolean;
+  readonly tentative: boolean;
+  readonly deprecated: boolean;
+  readonly dadfailed: boolean;
+}
+
+/** An address configured on an interface (`ip addr show`). */
+export interface InterfaceAddress {
+  readonly family: Family;
+  /** The address text: dotted quad, or RFC 5952 form for IPv6. */
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly linkIndex: number;
+  readonly flags: AddressFlags;
+  /** Seconds; `Infinity` means forever. */
+  readonly validLifetime: number;
+  /** Seconds; `Infinity` means forever. */
+  readonly preferredLifetime: number;
+}
+
+/** Options for adding or replacing an address. */
+export interface AddressOptions {
+  /** Do not install the prefix route (`noprefixroute`). Default false. */
+  readonly noprefixroute?: boolean;
+  /** IPv6: skip duplicate address detection (`nodad`). Default false. Ignored for IPv4. */
+  readonly nodad?: boolean;
+  /** Seconds until the kernel removes the address (`valid_lft`); default forever. */
+  readonly validLifetime?: number;
+  /** Seconds until the address is deprecated (`preferred_lft`); default forever; at most `validLifetime`. */
+  readonly preferredLifetime?: number;
+}
+
+/** A subnet as network address and prefix length (`192.0.2.0`, 24). */
+export interface Subnet {
+  readonly family: Family;
+  readonly network: string;
+  readonly prefixLength: number;
+}
+
+/** The answer to "which local interface has this address's subnet". */
+export interface LocalSubnet {
+  readonly link: Link;
+  readonly subnet: Subnet;
+  /** The interface's own address in that subnet. */
+  readonly interfaceAddress: InterfaceAddress;
+}
+
+/** The default route of one family (`ip route show default`). */
+export interface DefaultRoute {
+  readonly family: Family;
+  readonly link: Link;
+  readonly gateway: string | undefined;
+  readonly metric: number;
+}
+
+/** Options for gratuitous ARP / unsolicited neighbour advertisement. */
+export interface AnnounceOptions {
+  /** How many rounds to send (each IPv4 round is an ARP request and an ARP reply). Default 1. */
+  readonly count?: number;
+  /** Milliseconds between rounds. Default 1000. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * A change the kernel reported. `resync` means notifications were lost (the socket
+ * buffer overflowed) and the consumer must re-read the state it cares about.
+ */
+export type NetChange =
+  | { readonly kind: 'link-updated' | 'link-removed'; readonly link: Link }
+  | { readonly kind: 'address-added' | 'address-removed'; readonly address: InterfaceAddress }
+  | { readonly kind: 'resync' };
+
+/** A live stream of changes; iterate it with `for await`, and close it when done. */
+export interface NetChangeSubscription extends AsyncIterable<NetChange> {
+  /** Stops the subscription; a pending `for await` ends. Idempotent. */
+  close(): void;
+}
+
+/** The result of {@link NetlinkHandle.ensureVirtualLink}. */
+export interface VirtualLinkResult {
+  readonly link: Link;
+  /** True when this call created the link (so the caller may delete it on shutdown). */
+  readonly created: boolean;
+}
