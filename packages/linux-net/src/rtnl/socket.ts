@@ -14,11 +14,13 @@ const NETLINK_ROUTE = 0;
 /** Messages per sendmsg; keeps one datagram well under the kernel's 32 KiB netlink skb limit. */
 const MAX_BATCH = 64;
 /**
- * Requests whose acks we still wait for. Each ack is a separate skb charged to our
- * receive buffer (about 768 bytes of truesize); the default buffer (rmem_default, 208 KiB)
- * holds well over this many, so acks are never dropped with ENOBUFS.
+ * Requests whose answers we still wait for. Each answer is a separate skb charged to our
+ * receive buffer; a link answer (RTM_NEWLINK, about 1.5 KiB of attributes) costs about
+ * 3 KiB of it. 64 of those fit the default buffer (rmem_default, 208 KiB); at 128 the
+ * kernel drops answers (ENOBUFS) and the socket layer of the `netlink` package aborts
+ * the process, so this bound is a safety limit, not a tuning knob.
  */
-const MAX_IN_FLIGHT = 128;
+const MAX_IN_FLIGHT = 64;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
@@ -79,7 +81,15 @@ export class RtnlSocket {
       recvBufferSize: options.groups ? 1 << 20 : 0,
       sendBufferSize: 0,
     });
-    this.#socket.on('message', (datagram: Buffer) => this.#receive(datagram));
+    // Nothing may throw out of these listeners: they run inside the native poll callback,
+    // where an exception aborts the process instead of reaching a handler.
+    this.#socket.on('message', (datagram: Buffer) => {
+      try {
+        this.#receive(datagram);
+      } catch (e) {
+        this.onError?.(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
     // Without a listener an 'error' from the native poll callback would throw inside it and abort the process.
     this.#socket.on('error', (e: Error & { errno?: number }) => this.onError?.(e));
     if (!options.groups) this.#setRef(false);
@@ -136,10 +146,17 @@ export class RtnlSocket {
       }
       this.#setRef(true);
       const messages = batch.map((p) => p.message);
-      this.#socket.send(messages.length === 1 ? messages[0]! : messages, { port: 0 }, (error?: Error & { errno?: number }) => {
-        if (!error) return;
+      const failBatch = (error: Error & { errno?: number }): void => {
         for (const p of batch) this.#fail(p, new RtnlFailure('send', error.errno ?? 0, `sendmsg failed: ${error.message}`));
-      });
+      };
+      try {
+        this.#socket.send(messages.length === 1 ? messages[0]! : messages, { port: 0 }, (error?: Error & { errno?: number }) => {
+          if (error) failBatch(error);
+        });
+      } catch (e) {
+        // This runs from a microtask that may be inside a native callback: never rethrow.
+        failBatch(e instanceof Error ? e : new Error(String(e)));
+      }
     }
   }
 

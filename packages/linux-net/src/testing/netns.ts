@@ -1,10 +1,37 @@
 // Network namespaces for tests: create, run code inside, wire together, delete. Usable
 // by any package whose tests need "this code, in a namespace of its own".
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { runInNamedNetns } from '../netns.ts';
 
 let counter = 0;
+let swept = false;
+
+/**
+ * Deletes namespaces this harness made in processes that no longer exist (a run killed
+ * before its teardown). Only names of the form `plb-<tag>-<pid>-<n>` are touched.
+ */
+export function sweepStaleTestNetns(): string[] {
+  const removed: string[] = [];
+  const names = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+  for (const name of names) {
+    const m = /^plb-[a-z0-9-]+?-(\d+)-\d+$/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // its process is alive: not ours to touch
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ESRCH') continue;
+    }
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore', timeout: 10_000 });
+      removed.push(name);
+    } catch {
+      // another sweeper got it first
+    }
+  }
+  return removed;
+}
 
 /**
  * Fails (never skips) when the tests cannot make namespaces here, naming what is missing:
@@ -26,6 +53,10 @@ export class TestNetns {
   #deleted = false;
 
   constructor(tag: string) {
+    if (!swept) {
+      swept = true;
+      sweepStaleTestNetns();
+    }
     this.name = `plb-${tag}-${process.pid}-${++counter}`;
     execFileSync('ip', ['netns', 'add', this.name], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
     // Loopback is down in a new namespace; most tests expect it up.
