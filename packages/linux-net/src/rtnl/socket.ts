@@ -47,7 +47,7 @@ interface Pending {
   readonly parts: NetlinkMessage[];
   readonly resolve: (parts: NetlinkMessage[]) => void;
   readonly reject: (e: RtnlFailure) => void;
-  timer: NodeJS.Timeout | undefined;
+  deadline: number;
 }
 
 /** Options of {@link RtnlSocket}. */
@@ -67,6 +67,7 @@ export class RtnlSocket {
   #flushScheduled = false;
   #closed = false;
   #referenced = true;
+  #watchdog: NodeJS.Timeout | undefined;
   /** Called with every message that answers no request (multicast notifications). */
   onNotification: ((m: NetlinkMessage) => void) | undefined;
   /** Called when the socket reports an error outside any request (ENOBUFS: notifications lost). */
@@ -109,10 +110,8 @@ export class RtnlSocket {
     if (this.#closed) return;
     this.#closed = true;
     const failure = new RtnlFailure('closed', 0, 'netlink socket closed');
-    for (const p of [...this.#inFlight.values(), ...this.#queue]) {
-      clearTimeout(p.timer);
-      p.reject(failure);
-    }
+    clearTimeout(this.#watchdog);
+    for (const p of [...this.#inFlight.values(), ...this.#queue]) p.reject(failure);
     this.#inFlight.clear();
     this.#queue.length = 0;
     this.#socket.close();
@@ -127,7 +126,7 @@ export class RtnlSocket {
     const seq = this.#seq;
     this.#seq = this.#seq >= 0x7fffffff ? 1 : this.#seq + 1;
     return new Promise<NetlinkMessage[]>((resolve, reject) => {
-      this.#queue.push({ seq, message: build(seq), dump, parts: [], resolve, reject, timer: undefined });
+      this.#queue.push({ seq, message: build(seq), dump, parts: [], resolve, reject, deadline: 0 });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         queueMicrotask(() => this.#flush());
@@ -140,10 +139,12 @@ export class RtnlSocket {
     while (!this.#closed && this.#queue.length > 0 && this.#inFlight.size < MAX_IN_FLIGHT) {
       const n = Math.min(MAX_BATCH, MAX_IN_FLIGHT - this.#inFlight.size, this.#queue.length);
       const batch = this.#queue.splice(0, n);
+      const deadline = performance.now() + this.#timeoutMs;
       for (const p of batch) {
+        p.deadline = deadline;
         this.#inFlight.set(p.seq, p);
-        p.timer = setTimeout(() => this.#fail(p, new RtnlFailure('timeout', 0, `no answer from the kernel within ${this.#timeoutMs} ms`)), this.#timeoutMs);
       }
+      this.#armWatchdog();
       this.#setRef(true);
       const messages = batch.map((p) => p.message);
       const failBatch = (error: Error & { errno?: number }): void => {
@@ -166,8 +167,24 @@ export class RtnlSocket {
     p.reject(e);
   }
 
+  /**
+   * One timer for all requests in flight instead of one each: on the reconcile path a
+   * timer per request costs more than the request's own encoding.
+   */
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined) return;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      const now = performance.now();
+      for (const p of [...this.#inFlight.values()]) {
+        if (p.deadline <= now) this.#fail(p, new RtnlFailure('timeout', 0, `no answer from the kernel within ${this.#timeoutMs} ms`));
+      }
+      if (this.#inFlight.size > 0) this.#armWatchdog();
+    }, Math.max(10, this.#timeoutMs / 4));
+    this.#watchdog.unref();
+  }
+
   #settle(p: Pending): void {
-    clearTimeout(p.timer);
     this.#inFlight.delete(p.seq);
     if (this.#inFlight.size === 0 && this.#queue.length === 0) this.#setRef(false);
     if (this.#queue.length > 0 && !this.#flushScheduled) {
