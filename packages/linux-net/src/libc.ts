@@ -3,6 +3,7 @@
 // so nothing is compiled at install time. Loaded on first use, so code that never
 // touches a namespace or a raw socket never loads it.
 import { createRequire } from 'node:module';
+import type * as Koffi from 'koffi';
 
 interface Libc {
   setns(fd: number, nstype: number): number;
@@ -24,7 +25,7 @@ let libc: Libc | undefined;
 export function loadLibc(): Libc {
   if (libc) return libc;
   const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as typeof import('koffi');
+  const koffi = require('koffi') as typeof Koffi;
   const lib = koffi.load('libc.so.6');
   const recv = lib.func('long recv(int, _Out_ uint8_t *buf, size_t, int)');
   libc = {
@@ -40,7 +41,7 @@ export function loadLibc(): Libc {
     recvAsync: (fd, buf, len, flags) =>
       new Promise((resolve, reject) => {
         (recv as unknown as { async: (...a: unknown[]) => void }).async(fd, buf, len, flags, (err: unknown, n: number) => {
-          if (err) reject(err instanceof Error ? err : new Error(String(err)));
+          if (err) reject(err instanceof Error ? err : new Error('koffi async call failed'));
           else resolve(n);
         });
       }),

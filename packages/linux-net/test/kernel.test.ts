@@ -1,6 +1,6 @@
 // What only the kernel can show: missing capabilities, frames on the wire, the kernel's
 // own GARP/NA as an independent oracle for our bytes, and many calls in flight at once.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openNetlinkHandle, parseArpFrame, parseNeighbourAdvertisementFrame, buildGratuitousArp, buildUnsolicitedNeighbourAdvertisement, ARP_REQUEST } from '../src/index.ts';
@@ -12,7 +12,7 @@ assertNetnsPrerequisites();
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** Two namespaces joined by a veth pair: `node` (where the handle runs) and `peer` (where frames are captured). */
-function pair(t: Tap.Test): { node: TestNetns; peer: TestNetns; capture: PacketCapture; nodeMac: string } {
+function pair(t: Test): { node: TestNetns; peer: TestNetns; capture: PacketCapture; nodeMac: string } {
   const node = new TestNetns('lnet');
   t.teardown(() => node.delete());
   const peer = new TestNetns('lnet');
@@ -22,10 +22,6 @@ function pair(t: Tap.Test): { node: TestNetns; peer: TestNetns; capture: PacketC
   const capture = peer.run(() => new PacketCapture(peerIndex));
   t.teardown(() => capture.close());
   return { node, peer, capture, nodeMac: node.linkMac('lan0') };
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('without CAP_NET_ADMIN and CAP_NET_RAW: reads work, changes fail with NETLINK_PERMISSION', async (t) => {
