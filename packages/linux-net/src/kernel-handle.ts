@@ -404,7 +404,7 @@ class KernelNetlinkHandle implements NetlinkHandle {
     // The link name costs one round trip per call; an index skips it.
     const index = typeof link === 'number' ? link : await this.#linkIndex(link, op);
     try {
-      await this.#socket.request((seq) =>
+      await this.#socket.change((seq) =>
         encodeAddressRequest(type, NLM_F.REQUEST | NLM_F.ACK | flags, seq, {
           family: familyNumber(parsed.family),
           prefixLength: parsed.prefixLength,

@@ -4,6 +4,8 @@ import { endianness } from 'node:os';
 import {
   NLM_F,
   RTM,
+  clearAckFlag,
+  encodeBarrier,
   encodeAddressRequest,
   encodeDeleteLinkRequest,
   encodeDumpRequest,
@@ -49,6 +51,16 @@ t.test('requests, byte for byte', async (t) => {
     ],
     ['ip link set 5 up', encodeSetLinkUpRequest(11, 5), '20000000' + '1000' + '0500' + '0b000000' + '00000000' + '0000' + '0000' + '05000000' + '01000000' + '01000000'],
     ['ip link show eth0', encodeGetLinkRequest(12, { name: 'eth0' }), '2c000000' + '1200' + '0500' + '0c000000' + '00000000' + '00'.repeat(16) + '0900' + '0300' + '6574683000' + '000000'],
+    ['barrier: NLMSG_NOOP with REQUEST|ACK', encodeBarrier(14), '10000000' + '0100' + '0500' + '0e000000' + '00000000'],
+    [
+      'an address change with its ack cleared',
+      (() => {
+        const m = encodeDeleteLinkRequest(15, 5);
+        clearAckFlag(m);
+        return m;
+      })(),
+      '20000000' + '1100' + '0100' + '0f000000' + '00000000' + '0000' + '0000' + '05000000' + '00000000' + '00000000',
+    ],
     ['ip link del 5', encodeDeleteLinkRequest(13, 5), '20000000' + '1100' + '0500' + '0d000000' + '00000000' + '0000' + '0000' + '05000000' + '00000000' + '00000000'],
   ];
   for (const [name, got, want] of table) t.equal(got.toString('hex'), want, name);

@@ -207,6 +207,20 @@ export function encodeSetLinkUpRequest(seq: number, index: number): Buffer {
   return w.finish();
 }
 
+/** Clears NLM_F_ACK in an encoded message, in place: the kernel then answers only a failure. */
+export function clearAckFlag(message: Buffer): void {
+  const flags = u16(message, 6) & ~NLM_F.ACK;
+  if (HOST_LE) message.writeUInt16LE(flags, 6);
+  else message.writeUInt16BE(flags, 6);
+}
+
+/** NLMSG_NOOP with NLM_F_ACK: the kernel acks it after every earlier message of the datagram. */
+export function encodeBarrier(seq: number): Buffer {
+  const w = new Writer(16);
+  header(w, NLMSG.NOOP, NLM_F.REQUEST | NLM_F.ACK, seq);
+  return w.finish();
+}
+
 /** RTM_DELLINK by index (`ip link del NAME`). */
 export function encodeDeleteLinkRequest(seq: number, index: number): Buffer {
   const w = new Writer(16 + 16);

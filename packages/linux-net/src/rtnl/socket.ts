@@ -3,9 +3,15 @@
 // each netlink message of a datagram in turn and acks each one, so a reconcile that
 // touches many addresses costs one system call per batch instead of one per address,
 // while every caller still gets its own ack and errno.
+//
+// Requests that only want an ack (address and link changes) go without NLM_F_ACK when
+// they share a datagram: the kernel then answers only failures, and one NLMSG_NOOP with
+// NLM_F_ACK at the end of the datagram acks them all, since the kernel handles the
+// messages of a datagram in order. One answer per batch instead of one per request is
+// what makes a reconcile of many addresses cost about what `ip -batch` costs.
 import { constants as osConstants } from 'node:os';
 import netlink from 'netlink';
-import { NLMSG, NLM_F, parseErrorPayload, parseMessages, type NetlinkMessage } from './codec.ts';
+import { NLMSG, NLM_F, clearAckFlag, encodeBarrier, parseErrorPayload, parseMessages, type NetlinkMessage } from './codec.ts';
 
 const { RawNetlinkSocket } = netlink;
 type RawSocket = InstanceType<typeof RawNetlinkSocket>;
@@ -44,6 +50,8 @@ interface Pending {
   readonly seq: number;
   readonly message: Buffer;
   readonly dump: boolean;
+  /** Only an ack is expected (no data reply), so the ack may come from a batch barrier. */
+  readonly ackOnly: boolean;
   readonly parts: NetlinkMessage[];
   readonly resolve: (parts: NetlinkMessage[]) => void;
   readonly reject: (e: RtnlFailure) => void;
@@ -63,6 +71,8 @@ export class RtnlSocket {
   readonly #timeoutMs: number;
   readonly #queue: Pending[] = [];
   readonly #inFlight = new Map<number, Pending>();
+  /** Barrier seq -> the quiet requests it acks. */
+  readonly #barriers = new Map<number, Pending[]>();
   #seq = 1;
   #flushScheduled = false;
   #closed = false;
@@ -98,12 +108,17 @@ export class RtnlSocket {
 
   /** Sends one request with NLM_F_ACK and resolves with the reply messages (none for a plain ack). */
   request(build: (seq: number) => Buffer): Promise<NetlinkMessage[]> {
-    return this.#enqueue(build, false);
+    return this.#enqueue(build, false, false);
+  }
+
+  /** Sends a change request whose only answer is an ack or an error (RTM_NEWADDR, RTM_DELADDR, ...). */
+  change(build: (seq: number) => Buffer): Promise<void> {
+    return this.#enqueue(build, false, true).then(() => undefined);
   }
 
   /** Sends a dump request and resolves with every message of the reply. */
   dump(build: (seq: number) => Buffer): Promise<NetlinkMessage[]> {
-    return this.#enqueue(build, true);
+    return this.#enqueue(build, true, false);
   }
 
   close(): void {
@@ -113,6 +128,7 @@ export class RtnlSocket {
     clearTimeout(this.#watchdog);
     for (const p of [...this.#inFlight.values(), ...this.#queue]) p.reject(failure);
     this.#inFlight.clear();
+    this.#barriers.clear();
     this.#queue.length = 0;
     this.#socket.close();
   }
@@ -121,17 +137,22 @@ export class RtnlSocket {
     return this.#closed;
   }
 
-  #enqueue(build: (seq: number) => Buffer, dump: boolean): Promise<NetlinkMessage[]> {
+  #enqueue(build: (seq: number) => Buffer, dump: boolean, ackOnly: boolean): Promise<NetlinkMessage[]> {
     if (this.#closed) return Promise.reject(new RtnlFailure('closed', 0, 'netlink socket closed'));
-    const seq = this.#seq;
-    this.#seq = this.#seq >= 0x7fffffff ? 1 : this.#seq + 1;
+    const seq = this.#nextSeq();
     return new Promise<NetlinkMessage[]>((resolve, reject) => {
-      this.#queue.push({ seq, message: build(seq), dump, parts: [], resolve, reject, deadline: 0 });
+      this.#queue.push({ seq, message: build(seq), dump, ackOnly, parts: [], resolve, reject, deadline: 0 });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         queueMicrotask(() => this.#flush());
       }
     });
+  }
+
+  #nextSeq(): number {
+    const seq = this.#seq;
+    this.#seq = this.#seq >= 0x7fffffff ? 1 : this.#seq + 1;
+    return seq;
   }
 
   #flush(): void {
@@ -147,6 +168,13 @@ export class RtnlSocket {
       this.#armWatchdog();
       this.#setRef(true);
       const messages = batch.map((p) => p.message);
+      const quiet = batch.filter((p) => p.ackOnly);
+      if (quiet.length > 1) {
+        for (const p of quiet) clearAckFlag(p.message);
+        const barrierSeq = this.#nextSeq();
+        this.#barriers.set(barrierSeq, quiet);
+        messages.push(encodeBarrier(barrierSeq));
+      }
       const failBatch = (error: Error & { errno?: number }): void => {
         for (const p of batch) this.#fail(p, new RtnlFailure('send', error.errno ?? 0, `sendmsg failed: ${error.message}`));
       };
@@ -179,6 +207,7 @@ export class RtnlSocket {
       for (const p of [...this.#inFlight.values()]) {
         if (p.deadline <= now) this.#fail(p, new RtnlFailure('timeout', 0, `no answer from the kernel within ${this.#timeoutMs} ms`));
       }
+      for (const [seq, list] of this.#barriers) if (list.every((q) => this.#inFlight.get(q.seq) !== q)) this.#barriers.delete(seq);
       if (this.#inFlight.size > 0) this.#armWatchdog();
     }, Math.max(10, this.#timeoutMs / 4));
     this.#watchdog.unref();
@@ -195,6 +224,17 @@ export class RtnlSocket {
 
   #receive(datagram: Buffer): void {
     for (const m of parseMessages(datagram)) {
+      const acked = m.type === NLMSG.ERROR ? this.#barriers.get(m.seq) : undefined;
+      if (acked) {
+        this.#barriers.delete(m.seq);
+        // Everything before the barrier has been handled; requests without an error report succeeded.
+        for (const q of acked) {
+          if (this.#inFlight.get(q.seq) !== q) continue;
+          this.#settle(q);
+          q.resolve(q.parts);
+        }
+        continue;
+      }
       const p = m.seq === 0 ? undefined : this.#inFlight.get(m.seq);
       if (!p) {
         this.onNotification?.(m);
