@@ -1,0 +1,32 @@
+export { KubeApiError, KubeConfigError, KubeErrorCode, type KubeStatus, codeForStatus, isKubeError } from './errors.ts';
+export { type KubeConfig, type LoadKubeConfigOptions, loadKubeConfig, tokenFromFile, SERVICE_ACCOUNT_DIR } from './config.ts';
+export {
+  KubeClient,
+  type KubeClientOptions,
+  type RequestOptions,
+  type ListOptions,
+  type ObjectList,
+  type WatchOptions,
+  type WatchEvent,
+  type WatchEventType,
+  type JsonPatchOperation,
+  type RequestRecord,
+  requestChannel,
+  withQuery,
+} from './client.ts';
+export {
+  Informer,
+  type InformerOptions,
+  type InformerHandlers,
+  type KubeObject,
+  type BackoffOptions,
+  objectKey,
+  stripManagedFields,
+  backoffDelay,
+} from './informer.ts';
+export { deepFreeze } from './freeze.ts';
+export { LeaderElector, type LeaderElectorOptions, type LeaderCallbacks, type Lease, microTime } from './leader.ts';
+export { EventRecorder, type EventRecorderOptions, type EventRecorderStats, type ObjectReference } from './events.ts';
+export { type Condition, type ConditionUpdate, mergePatchIfChanged, setCondition, findCondition, jsonEqual, rfc3339Seconds } from './status.ts';
+export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
+export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';

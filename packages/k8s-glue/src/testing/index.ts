@@ -1,0 +1,1 @@
+export { FakeKubeClient, type FakeKubeClientOptions, type FakeCall } from './fake-api.ts';
