@@ -181,6 +181,10 @@ export class KubeClient {
         if (err) reject(err);
         else resolve(value as T);
       };
+      if (opts.signal?.aborted) {
+        reject(new KubeApiError(KubeErrorCode.Aborted, method, path, 0, '', 'aborted by the caller'));
+        return;
+      }
       const req = this.#open(method, path, opts.body, opts.contentType);
       const timer = setTimeout(() => {
         settle(new KubeApiError(KubeErrorCode.Timeout, method, path, 0, '', `no answer within ${timeoutMs} ms`));
@@ -190,10 +194,6 @@ export class KubeClient {
         settle(new KubeApiError(KubeErrorCode.Aborted, method, path, 0, '', 'aborted by the caller'));
         req.destroy();
       };
-      if (opts.signal?.aborted) {
-        onAbort();
-        return;
-      }
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (settled) return;

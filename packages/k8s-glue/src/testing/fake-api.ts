@@ -195,7 +195,7 @@ export class FakeKubeClient extends KubeClient {
       this.#fault(method, path);
       return Promise.resolve(structuredClone(this.#handle(method, path, body, opts.contentType)) as T);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
