@@ -232,12 +232,18 @@ export class Informer<T extends KubeObject> {
       fresh.set(objectKey(obj), obj);
     }
     const old = this.#store;
+    // Unchanged objects keep their identity: a handler's `old` is always the object it was
+    // last given.
+    for (const [key, obj] of fresh) {
+      const prev = old.get(key);
+      if (prev && prev.metadata.resourceVersion === obj.metadata.resourceVersion) fresh.set(key, prev);
+    }
     this.#store = fresh;
     this.#rv = list.metadata.resourceVersion;
     for (const [key, obj] of fresh) {
       const prev = old.get(key);
       if (!prev) this.#emit('add', obj);
-      else if (prev.metadata.resourceVersion !== obj.metadata.resourceVersion) this.#emit('update', obj, prev);
+      else if (prev !== obj) this.#emit('update', obj, prev);
     }
     for (const [key, prev] of old) if (!fresh.has(key)) this.#emit('delete', prev);
     if (!this.#synced) {
