@@ -101,6 +101,15 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
+/** The server drops null fields of a written object (they are Go zero values). */
+function dropNulls<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(dropNulls) as T;
+  if (typeof v !== 'object' || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = dropNulls(x);
+  return out as T;
+}
+
 function status(code: number, reason: string, message: string): KubeStatus {
   return { kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message };
 }
@@ -288,7 +297,7 @@ export class FakeKubeClient extends KubeClient {
         return { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv) }, items };
       }
       case 'POST': {
-        const o = structuredClone(body) as Obj;
+        const o = dropNulls(structuredClone(body)) as Obj;
         if (!o?.metadata) throw new KubeApiError(KubeErrorCode.Invalid, method, path, 422, 'Invalid', 'metadata is required');
         if (!o.metadata.name && typeof o.metadata.generateName === 'string') o.metadata.name = `${o.metadata.generateName}${(++this.#uid).toString(36)}`;
         if (!o.metadata.name) throw new KubeApiError(KubeErrorCode.Invalid, method, path, 422, 'Invalid', 'metadata.name: Required value');
@@ -307,7 +316,7 @@ export class FakeKubeClient extends KubeClient {
         if (!current) throw notFound();
         let next: Obj;
         if (method === 'PUT') {
-          const o = structuredClone(body) as Obj;
+          const o = dropNulls(structuredClone(body)) as Obj;
           const rv = o?.metadata?.resourceVersion;
           if (rv && rv !== current.metadata.resourceVersion) {
             throw new KubeApiError(KubeErrorCode.Conflict, method, path, 409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
