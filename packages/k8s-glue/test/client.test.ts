@@ -1,12 +1,12 @@
 // Transport edge cases a real API server does not produce on demand, against a plain
 // HTTP server on loopback: oversized and broken watch lines, cut connections, non-JSON.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { KubeApiError, KubeClient, KubeErrorCode, type RequestRecord, withQuery } from '../src/index.ts';
 
-async function server(t: Tap.Test, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+async function server(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   const srv = createServer(handler);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.teardown(() => {

@@ -1,5 +1,5 @@
 // The informer against the lab's real kube-apiserver, including a restart of the server.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { withLab } from '@purelb/lab';
 import { Informer, KubeApiError, KubeErrorCode, objectKey } from '../src/index.ts';
 import { adminClient, type ConfigMap, configMap, testNamespace, until } from './helpers.ts';
@@ -9,7 +9,7 @@ const client = adminClient(lab, { timeoutMs: 5000 });
 t.teardown(() => client.close());
 
 /** Mirrors an informer's events into a map and fails the test on an event that contradicts the mirror. */
-function mirror(t: Tap.Test, inf: Informer<ConfigMap>): Map<string, ConfigMap> {
+function mirror(t: Test, inf: Informer<ConfigMap>): Map<string, ConfigMap> {
   const m = new Map<string, ConfigMap>();
   inf.on('add', (o) => {
     if (m.has(objectKey(o))) t.fail(`add for ${objectKey(o)} which the handlers already have`);
@@ -27,7 +27,7 @@ function mirror(t: Tap.Test, inf: Informer<ConfigMap>): Map<string, ConfigMap> {
 
 /** name -> data of what the server holds, what the cache holds, and what the handlers were told. */
 const view = (items: Iterable<ConfigMap>): Record<string, string> =>
-  Object.fromEntries([...items].map((c) => [c.metadata.name, JSON.stringify(c.data ?? {})]).sort(([a], [b]) => (a! < b! ? -1 : 1)));
+  Object.fromEntries([...items].map((c): [string, string] => [c.metadata.name, JSON.stringify(c.data ?? {})]).sort(([a], [b]) => (a < b ? -1 : 1)));
 
 t.test('list then watch: adds, updates and deletes; frozen objects without managedFields', async (t) => {
   const ns = await testNamespace(t, client, 'glue-inf');

@@ -1,13 +1,13 @@
 // Informer logic against the in-memory fake: 410 Gone, disconnects, backoff, handler
 // failures, resync. The lab test covers the real server.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Informer, KubeApiError, KubeErrorCode, backoffDelay, objectKey } from '../src/index.ts';
 import { FakeKubeClient } from '../src/testing/index.ts';
 import { type ConfigMap, configMap, sleep, until } from './helpers.ts';
 
 const path = '/api/v1/namespaces/ns1/configmaps';
 
-function setup(t: Tap.Test, opts: { resyncMs?: number; freeze?: boolean } = {}): { fake: FakeKubeClient; inf: Informer<ConfigMap>; log: string[]; mirror: Map<string, ConfigMap>; errors: unknown[] } {
+function setup(t: Test, opts: { resyncMs?: number; freeze?: boolean } = {}): { fake: FakeKubeClient; inf: Informer<ConfigMap>; log: string[]; mirror: Map<string, ConfigMap>; errors: unknown[] } {
   const fake = new FakeKubeClient();
   const inf = new Informer<ConfigMap>(fake, { path, backoff: { initialMs: 5, maxMs: 20 }, ...opts });
   const log: string[] = [];

@@ -1,6 +1,6 @@
 // Lease leader election against the lab's real kube-apiserver. An invariant is checked
 // every 10 ms for the whole file: never two leaders at once.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { withLab } from '@purelb/lab';
 import { type Lease, LeaderElector } from '../src/index.ts';
 import { adminClient, sleep, testNamespace, until } from './helpers.ts';
@@ -20,7 +20,7 @@ interface Candidate {
 }
 
 /** Runs electors and checks on every tick that at most one of them leads. */
-function watchInvariant(t: Tap.Test, electors: LeaderElector[]): { checks: () => number; stop: () => void } {
+function watchInvariant(t: Test, electors: LeaderElector[]): { checks: () => number; stop: () => void } {
   let checks = 0;
   const timer = setInterval(() => {
     checks++;

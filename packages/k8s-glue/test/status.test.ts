@@ -49,7 +49,7 @@ t.test('mergePatchIfChanged: table', async (t) => {
 const json = fc.letrec((tie) => ({
   value: fc.oneof({ depthSize: 'small' }, fc.integer(), fc.string({ maxLength: 3 }), fc.boolean(), fc.array(tie('value'), { maxLength: 3 }), tie('object')),
   object: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), tie('value'), { maxKeys: 4 }),
-})).object as fc.Arbitrary<Record<string, unknown>>;
+})).object;
 
 t.test('mergePatchIfChanged: applying the patch gives desired; no patch exactly when equal', async (t) => {
   fc.assert(
