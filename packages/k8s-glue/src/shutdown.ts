@@ -75,12 +75,10 @@ let installed = false;
 export function onShutdown(handler: () => Promise<void>, opts: ShutdownOptions = {}): () => void {
   if (!installed) {
     installed = true;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (processCoordinator.shuttingDown) {
-        process.exit(130);
-      }
+    const onSignal = (): void => {
+      // A second signal means the operator does not want to wait.
+      if (processCoordinator.shuttingDown) process.exit(130);
       void processCoordinator.run().then((code) => process.exit(code));
-      void signal;
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
