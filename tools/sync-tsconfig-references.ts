@@ -2,8 +2,9 @@
 //   node tools/sync-tsconfig-references.ts          rewrite references
 //   node tools/sync-tsconfig-references.ts --check  exit 1 and list what is out of step
 // Each workspace has tsconfig.json (solution: lib + test), tsconfig.lib.json (references
-// the lib configs of the workspaces it depends on) and tsconfig.test.json (references its
-// own lib). The root tsconfig.json references every workspace and tsconfig.tools.json.
+// the lib configs of the workspaces in its dependencies) and tsconfig.test.json (its own
+// lib, plus the workspaces in its devDependencies, which only tests and benches use).
+// The root tsconfig.json references every workspace and tsconfig.tools.json.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -14,6 +15,7 @@ interface Workspace {
   dir: string;
   name: string;
   deps: string[];
+  devDeps: string[];
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -32,8 +34,9 @@ function workspaces(): Workspace[] {
   }
   return dirs.map((dir) => {
     const pkg = readJson(join(dir, 'package.json'));
-    const deps = Object.keys({ ...(pkg.dependencies as object), ...(pkg.devDependencies as object), ...(pkg.peerDependencies as object) });
-    return { dir, name: pkg.name as string, deps };
+    const deps = Object.keys({ ...(pkg.dependencies as object), ...(pkg.peerDependencies as object) });
+    const devDeps = Object.keys({ ...(pkg.devDependencies as object) });
+    return { dir, name: pkg.name as string, deps, devDeps };
   });
 }
 
@@ -54,12 +57,13 @@ function sync(path: string, references: string[]): void {
 const all = workspaces();
 const byName = new Map(all.map((w) => [w.name, w]));
 for (const w of all) {
-  const libRefs = w.deps
-    .filter((d) => byName.has(d))
-    .sort()
-    .map((d) => relative(w.dir, join(byName.get(d)!.dir, 'tsconfig.lib.json')));
-  sync(join(w.dir, 'tsconfig.lib.json'), libRefs);
-  sync(join(w.dir, 'tsconfig.test.json'), ['./tsconfig.lib.json']);
+  const refs = (names: readonly string[]): string[] =>
+    names
+      .filter((d) => byName.has(d))
+      .sort()
+      .map((d) => relative(w.dir, join(byName.get(d)!.dir, 'tsconfig.lib.json')));
+  sync(join(w.dir, 'tsconfig.lib.json'), refs(w.deps));
+  sync(join(w.dir, 'tsconfig.test.json'), ['./tsconfig.lib.json', ...refs(w.devDeps.filter((d) => !w.deps.includes(d)))]);
 }
 sync(join(root, 'tsconfig.json'), [...all.map((w) => `./${relative(root, w.dir)}`), './tsconfig.tools.json']);
 

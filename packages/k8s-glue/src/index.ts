@@ -30,3 +30,25 @@ export { EventRecorder, type EventRecorderOptions, type EventRecorderStats, type
 export { type Condition, type ConditionUpdate, mergePatchIfChanged, setCondition, findCondition, jsonEqual, rfc3339Seconds } from './status.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
+export {
+  PURELB_API_GROUP,
+  PURELB_API_VERSION,
+  PURELB_LOAD_BALANCER_CLASS,
+  ALLOCATED_BY_VALUE,
+  Annotation,
+  type ObjectMeta,
+  type LocalPoolsSpec,
+  type NetboxSpec,
+  type PoolUsage,
+  type ServiceGroup,
+  type ServiceGroupStatus,
+  type LBNodeAgent,
+  type Service,
+  type ServicePortSpec,
+  type LoadBalancerIngress,
+  trimService,
+  ingressIPs,
+  serviceKey,
+  localGroupSpec,
+} from './purelb-api.ts';
+export { type ParsedServiceGroup, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';

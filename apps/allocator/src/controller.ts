@@ -1,0 +1,337 @@
+// The allocator's shell: read Services and ServiceGroups from the API, call the pure core
+// (serviceIntent, Ipam, servicePatch), write the difference. Only the Lease holder writes.
+import { type Allocation, type GroupSpec, Ipam, IpamError } from '@purelb/ipam-core';
+import {
+  type EventRecorder,
+  type Informer,
+  type KubeClient,
+  type Service,
+  type ServiceGroup,
+  Annotation,
+  KubeApiError,
+  ingressIPs,
+  mergePatchIfChanged,
+  parseServiceGroup,
+  serviceGroupStatus,
+  serviceKey,
+} from '@purelb/k8s-glue';
+import { allocatedByUs, servicePatch } from './desired.ts';
+import { type ClassPolicy, serviceIntent } from './intent.ts';
+import type { AllocatorMetrics } from './metrics.ts';
+import { KeyQueue } from './queue.ts';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface ControllerOptions extends ClassPolicy {
+  /** Namespace of the ServiceGroups. */
+  readonly namespace: string;
+  /** Service status writes in flight at once. */
+  readonly writeConcurrency: number;
+  /** ServiceGroup status is written at most this often. */
+  readonly groupStatusIntervalMs: number;
+}
+
+interface Deps {
+  readonly client: KubeClient;
+  readonly services: Informer<Service>;
+  readonly groups: Informer<ServiceGroup>;
+  readonly events: EventRecorder;
+  readonly metrics: AllocatorMetrics;
+  readonly log: Logger;
+}
+
+type Validity = { valid: true } | { valid: false; reason: string; message: string };
+
+export class AllocatorController {
+  readonly #opts: ControllerOptions;
+  readonly #d: Deps;
+  #ipam = new Ipam();
+  #queue = new KeyQueue();
+  /** Services whose allocation failed: retried when a group changes or an address is freed. */
+  readonly #pending = new Set<string>();
+  /** The last valid spec of each group, kept while an edit makes it invalid. */
+  readonly #lastGood = new Map<string, GroupSpec>();
+  readonly #validity = new Map<string, Validity>();
+  /** Writes sent but not yet seen back through the watch: the patch and the resourceVersion it produced. */
+  readonly #unobserved = new Map<string, { patch: string; rv: string | undefined }>();
+  readonly #inflight = new Map<string, Promise<void>>();
+  #leading = false;
+  #stopped = false;
+  #groupStatusTimer: NodeJS.Timeout | undefined;
+  #groupStatusDirty = false;
+  #groupWrites: Promise<void> = Promise.resolve();
+
+  constructor(opts: ControllerOptions, deps: Deps) {
+    this.#opts = opts;
+    this.#d = deps;
+    deps.services.on('add', (s) => this.#queue.add(serviceKey(s)));
+    deps.services.on('update', (s) => {
+      const key = serviceKey(s);
+      if (this.#unobserved.get(key)?.rv === s.metadata.resourceVersion) this.#unobserved.delete(key);
+      this.#queue.add(key);
+    });
+    deps.services.on('delete', (s) => this.#queue.add(serviceKey(s)));
+    const groupsChanged = (): void => {
+      if (!this.#leading) return;
+      this.#applyGroups();
+      this.#retryPending();
+      this.#markGroupStatusDirty();
+    };
+    deps.groups.on('add', groupsChanged);
+    deps.groups.on('update', groupsChanged);
+    deps.groups.on('delete', groupsChanged);
+  }
+
+  /** Read-only view for tests and metrics. */
+  get ipam(): Ipam {
+    return this.#ipam;
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  /**
+   * Becomes the writer: rebuilds the allocation state from the caches (groups, then every
+   * Service that carries our marks is adopted before anything new is allocated), then
+   * works the queue until `signal` aborts or stop() is called.
+   */
+  async lead(signal: AbortSignal): Promise<void> {
+    if (this.#stopped) return;
+    // A fresh queue per term: the previous term's was closed when it ended.
+    this.#queue = new KeyQueue();
+    this.#ipam = new Ipam();
+    this.#pending.clear();
+    this.#unobserved.clear();
+    this.#leading = true;
+    this.#d.metrics.leader.set(1);
+    this.#applyGroups();
+    this.#adoptAll();
+    for (const s of this.#d.services.list()) this.#queue.add(serviceKey(s));
+    this.#markGroupStatusDirty();
+    this.#d.log.info({ services: this.#ipam.serviceCount, groups: this.#ipam.groupNames() }, 'leading: adopted existing allocations');
+    const onAbort = (): void => this.#queue.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.#work();
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.#leading = false;
+      this.#d.metrics.leader.set(0);
+      // Writes already sent may still land; none is started after this point.
+      await Promise.allSettled([...this.#inflight.values()]);
+    }
+  }
+
+  /** Stops taking work and waits for the writes in flight (bounded by the client's timeouts). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#queue.close();
+    if (this.#groupStatusTimer) clearTimeout(this.#groupStatusTimer);
+    await Promise.allSettled([...this.#inflight.values()]);
+    await this.#groupWrites;
+  }
+
+  // --- the work loop --------------------------------------------------------
+
+  async #work(): Promise<void> {
+    for (;;) {
+      const key = await this.#queue.next();
+      if (key === undefined || this.#stopped) return;
+      const busy = this.#inflight.get(key);
+      if (busy) {
+        // One write per Service at a time; look again once it lands.
+        void busy.then(() => this.#queue.add(key));
+        continue;
+      }
+      const write = this.#reconcile(key);
+      if (write) {
+        const p = write.finally(() => this.#inflight.delete(key));
+        this.#inflight.set(key, p);
+        if (this.#inflight.size >= this.#opts.writeConcurrency) await Promise.race(this.#inflight.values());
+      }
+    }
+  }
+
+  /** Decides for one Service; returns the write to make, if any. Synchronous up to the write. */
+  #reconcile(key: string): Promise<void> | undefined {
+    const svc = this.#d.services.get(key);
+    if (!svc) {
+      this.#unobserved.delete(key);
+      this.#pending.delete(key);
+      if (this.#ipam.release(key)) this.#afterRelease(key, 'the Service was deleted');
+      return undefined;
+    }
+    const intent = serviceIntent(svc, this.#opts);
+    if (intent.kind === 'release') {
+      this.#pending.delete(key);
+      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why);
+      return this.#write(svc, servicePatch(svc, undefined));
+    }
+    for (const w of intent.warnings) this.#event(svc, 'Warning', w.reason, w.message);
+    const before = this.#ipam.get(key);
+    let allocation: Allocation | undefined;
+    try {
+      allocation = this.#ipam.allocate(intent.request);
+      this.#pending.delete(key);
+    } catch (e) {
+      if (!(e instanceof IpamError)) throw e;
+      this.#pending.add(key);
+      this.#d.metrics.failures.inc({ reason: e.code });
+      this.#event(svc, 'Warning', 'AllocationFailed', e.message);
+      allocation = this.#ipam.get(key);
+    }
+    if (allocation && (before?.addresses.join() !== allocation.addresses.join() || before?.group !== allocation.group)) {
+      this.#d.metrics.allocations.inc();
+      if (before && before.addresses.some((a) => !allocation.addresses.includes(a))) this.#retryPending();
+      this.#markGroupStatusDirty();
+      this.#event(svc, 'Normal', 'AddressAssigned', `Assigned ${allocation.addresses.join(', ')} from ServiceGroup ${allocation.group}`);
+    }
+    return this.#write(svc, servicePatch(svc, allocation));
+  }
+
+  #write(svc: Service, patch: Record<string, unknown> | undefined): Promise<void> | undefined {
+    const key = serviceKey(svc);
+    if (!patch) {
+      this.#unobserved.delete(key);
+      return undefined;
+    }
+    const text = JSON.stringify(patch);
+    // The same write already sent and not yet seen back: the cache is behind, not wrong.
+    if (this.#unobserved.get(key)?.patch === text) return undefined;
+    const path = `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}/status`;
+    return this.#d.client
+      .mergePatch<Service>(path, patch)
+      .then((updated) => {
+        this.#unobserved.set(key, { patch: text, rv: updated.metadata.resourceVersion });
+      })
+      .catch((e: unknown) => {
+        this.#unobserved.delete(key);
+        if (e instanceof KubeApiError && e.status === 404) {
+          this.#queue.add(key);
+          return;
+        }
+        this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'status write failed; retrying');
+        this.#queue.addAfter(key, 1000);
+      });
+  }
+
+  #afterRelease(key: string, why: string): void {
+    this.#d.metrics.releases.inc();
+    this.#d.log.debug({ service: key, why }, 'released');
+    this.#markGroupStatusDirty();
+    this.#retryPending();
+  }
+
+  #retryPending(): void {
+    for (const k of this.#pending) this.#queue.add(k);
+  }
+
+  // --- groups ----------------------------------------------------------------
+
+  /** ServiceGroups -> ipam groups. An invalid edit keeps the group's last valid pools. */
+  #applyGroups(): void {
+    const specs: GroupSpec[] = [];
+    const seen = new Set<string>();
+    for (const sg of [...this.#d.groups.list()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))) {
+      const name = sg.metadata.name;
+      seen.add(name);
+      const parsed = parseServiceGroup(sg);
+      if (parsed.ok && parsed.kind === 'local') {
+        this.#lastGood.set(name, parsed.group);
+        this.#validity.set(name, { valid: true });
+      } else if (parsed.ok) {
+        this.#validity.set(name, { valid: false, reason: 'NetboxNotServed', message: 'this allocator serves spec.local groups; spec.netbox is not served by this version' });
+      } else {
+        const prev = this.#validity.get(name);
+        const message = `${parsed.field}: ${parsed.message}`;
+        if (!prev || prev.valid || prev.message !== message) {
+          this.#d.events.event({ kind: 'ServiceGroup', apiVersion: 'purelb.io/v1', namespace: sg.metadata.namespace, name, uid: sg.metadata.uid }, 'Warning', 'InvalidServiceGroup', message);
+        }
+        this.#validity.set(name, { valid: false, reason: parsed.reason, message });
+      }
+      const good = this.#lastGood.get(name);
+      if (good) specs.push(good);
+    }
+    for (const name of [...this.#lastGood.keys()]) if (!seen.has(name)) this.#lastGood.delete(name);
+    for (const name of [...this.#validity.keys()]) if (!seen.has(name)) this.#validity.delete(name);
+    const { orphans } = this.#ipam.setGroups(specs);
+    for (const o of orphans) {
+      const svc = this.#d.services.get(o.service);
+      if (svc) this.#event(svc, 'Warning', 'AddressOutsidePool', `${o.address} is no longer in a pool of ServiceGroup ${o.group}; the Service keeps it`);
+    }
+    this.#updatePoolMetrics();
+  }
+
+  #adoptAll(): void {
+    for (const svc of this.#d.services.list()) {
+      const ips = ingressIPs(svc);
+      if (!allocatedByUs(svc) || ips.length === 0) continue;
+      const intent = serviceIntent(svc, this.#opts);
+      const req = intent.kind === 'allocate' ? intent.request : undefined;
+      try {
+        this.#ipam.adopt({
+          service: serviceKey(svc),
+          addresses: ips,
+          group: svc.metadata.annotations?.[Annotation.allocatedFrom],
+          sharingKey: req?.sharingKey,
+          ports: req?.ports,
+        });
+      } catch (e) {
+        if (!(e instanceof IpamError)) throw e;
+        this.#event(svc, 'Warning', 'AdoptionFailed', `could not keep ${ips.join(', ')}: ${e.message}`);
+      }
+    }
+  }
+
+  #markGroupStatusDirty(): void {
+    this.#groupStatusDirty = true;
+    if (this.#groupStatusTimer || this.#stopped) return;
+    this.#groupStatusTimer = setTimeout(() => {
+      this.#groupStatusTimer = undefined;
+      if (!this.#groupStatusDirty || !this.#leading) return;
+      this.#groupStatusDirty = false;
+      this.#updatePoolMetrics();
+      this.#groupWrites = this.#groupWrites.then(() => this.#writeGroupStatuses());
+    }, this.#opts.groupStatusIntervalMs);
+  }
+
+  async #writeGroupStatuses(): Promise<void> {
+    const now = new Date().toISOString();
+    for (const sg of this.#d.groups.list()) {
+      const name = sg.metadata.name;
+      const validity = this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
+      const stats = this.#lastGood.has(name) ? this.#ipam.stats(name) : undefined;
+      const desired = serviceGroupStatus(sg, validity, stats, now);
+      const patch = mergePatchIfChanged(sg.status ?? {}, desired);
+      if (!patch) continue;
+      try {
+        await this.#d.client.mergePatch(`/apis/purelb.io/v1/namespaces/${sg.metadata.namespace}/servicegroups/${name}/status`, { status: patch });
+      } catch (e) {
+        this.#d.log.warn({ group: name, err: e instanceof Error ? e.message : String(e) }, 'ServiceGroup status write failed');
+        this.#markGroupStatusDirty();
+      }
+    }
+  }
+
+  #updatePoolMetrics(): void {
+    this.#d.metrics.poolSize.reset();
+    this.#d.metrics.poolInUse.reset();
+    for (const name of this.#ipam.groupNames()) {
+      const s = this.#ipam.stats(name);
+      for (const f of ['IPv4', 'IPv6'] as const) {
+        this.#d.metrics.poolSize.set({ group: name, family: f }, Number(s[f].size));
+        this.#d.metrics.poolInUse.set({ group: name, family: f }, Number(s[f].inUse));
+      }
+    }
+  }
+
+  #event(svc: Service, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
+  }
+}

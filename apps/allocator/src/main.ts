@@ -1,0 +1,96 @@
+// The allocator daemon: one replica leads (holds the Lease) and writes; the others keep
+// warm caches and wait. SIGTERM: finish the writes in flight, hand the Lease over, exit.
+import { pino } from 'pino';
+import {
+  EventRecorder,
+  Informer,
+  KubeClient,
+  LeaderElector,
+  type Service,
+  type ServiceGroup,
+  loadKubeConfig,
+  onShutdown,
+  startHealthServer,
+  trimService,
+} from '@purelb/k8s-glue';
+import { SETTINGS, ConfigError, loadConfig } from './config.ts';
+import { AllocatorController } from './controller.ts';
+import { createMetrics } from './metrics.ts';
+
+if (process.argv.includes('--help')) {
+  console.log('allocator: gives LoadBalancer Services addresses from PureLB ServiceGroups\n');
+  for (const [flag, env, dflt, what] of SETTINGS) console.log(`  ${flag.padEnd(30)} ${what}\n  ${''.padEnd(30)} env ${env}, default ${dflt}`);
+  process.exit(0);
+}
+
+let config;
+try {
+  config = loadConfig(process.argv.slice(2), process.env);
+} catch (e) {
+  if (e instanceof ConfigError || (e instanceof Error && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+    console.error(`allocator: ${e.message}`);
+    process.exit(2);
+  }
+  throw e;
+}
+const log = pino({ name: 'allocator', level: config.logLevel });
+const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-allocator/${config.identity}` });
+const metrics = createMetrics();
+const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });
+const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${config.namespace}/servicegroups` });
+const events = new EventRecorder(client, { component: 'purelb-allocator', host: config.identity });
+const controller = new AllocatorController(
+  { namespace: config.namespace, requireLoadBalancerClass: config.requireLoadBalancerClass, writeConcurrency: config.writeConcurrency, groupStatusIntervalMs: config.groupStatusIntervalMs },
+  { client, services, groups, events, metrics, log },
+);
+for (const inf of [services, groups]) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
+
+let synced = false;
+const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => synced });
+log.info({ port: health.port }, 'serving /metrics, /healthz, /readyz');
+
+services.start();
+groups.start();
+await Promise.all([services.synced(), groups.synced()]);
+synced = true;
+log.info({ services: services.list().length, groups: groups.list().length }, 'caches synced');
+
+const elector = new LeaderElector(client, {
+  namespace: config.namespace,
+  name: config.leaseName,
+  identity: config.identity,
+  leaseDurationMs: config.leaseDurationMs,
+  renewDeadlineMs: config.renewDeadlineMs,
+  retryPeriodMs: config.retryPeriodMs,
+});
+
+let shuttingDown = false;
+onShutdown(
+  async () => {
+    shuttingDown = true;
+    log.info({}, 'shutting down: finishing writes, releasing the Lease');
+    await controller.stop();
+    await events.flush();
+    if (elector.isLeader()) await elector.release();
+    await Promise.all([services.stop(), groups.stop()]);
+    await health.close();
+  },
+  { timeoutMs: 20_000 },
+);
+
+// Campaign until shutdown. Losing the Lease (the API server unreachable past the renew
+// deadline, or another replica took it) ends this term at once: the controller stops
+// taking work, and the next term rebuilds its state from the caches before it writes.
+while (!shuttingDown) {
+  await elector.run({
+    onStartedLeading: async (signal) => {
+      log.info({ identity: config.identity }, 'became leader');
+      await controller.lead(signal);
+    },
+    onStoppedLeading: () => {
+      if (!shuttingDown) log.warn({ identity: config.identity }, 'lost the Lease; standing by');
+    },
+    onNewLeader: (id) => log.info({ leader: id }, 'leader'),
+  }).catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'leader election failed; retrying'));
+  if (!shuttingDown) await new Promise((r) => setTimeout(r, config.retryPeriodMs));
+}
