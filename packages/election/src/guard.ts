@@ -1,0 +1,105 @@
+// The split-brain guard. SWIM alone removes a member fast, but a member whose gossip port
+// is blocked sees every peer die and would claim everything. Each agent also renews a
+// Kubernetes Lease; this pure function combines both views into the set of members this
+// node may treat as live when it computes winners.
+import type { MemberStatus } from './member-state.ts';
+
+/** A member as the SWIM view reports it. */
+export interface GuardSwimMember {
+  readonly name: string;
+  readonly status: MemberStatus;
+}
+
+/** One node's Lease as read from the API server. */
+export interface GuardLease {
+  /** When the holder last renewed it (ms, same clock as `now`). */
+  readonly renewedAt: number;
+  /** How long a renewal stays valid (ms). */
+  readonly leaseDurationMs: number;
+}
+
+/** This node's own health. */
+export interface GuardHealth {
+  /** This node's name. */
+  readonly self: string;
+  /** Whether this node hears from its peers over gossip (`Membership.canGossip()`). */
+  readonly canGossip: boolean;
+  /** When this node last renewed its own Lease (`undefined`: never). */
+  readonly leaseRenewedAt: number | undefined;
+  /** This node's Lease duration (ms). */
+  readonly leaseDurationMs: number;
+  /** The current time (ms), on the Lease clock. */
+  readonly now: number;
+}
+
+/**
+ * - `swim`: SWIM's verdicts apply at once (fast failover); candidates are this node and
+ *   its live SWIM peers.
+ * - `lease`: this node treats itself as the faulty one; candidates are the peers with a
+ *   fresh Lease, without this node, so it claims nothing another node might also claim.
+ * - `fenced`: this node can neither gossip nor renew its Lease: no candidates at all, it
+ *   withdraws every address.
+ */
+export type GuardMode = 'swim' | 'lease' | 'fenced';
+
+export interface GuardDecision {
+  readonly mode: GuardMode;
+  /** The members to treat as live when computing winners. */
+  readonly candidates: ReadonlySet<string>;
+  /** Why, in a few words, for logs and Events. */
+  readonly reason: string;
+}
+
+/** True if the Lease is still within its duration at `now`. */
+export function leaseFresh(lease: GuardLease | undefined, now: number): boolean {
+  return lease !== undefined && now - lease.renewedAt < lease.leaseDurationMs;
+}
+
+/**
+ * Decides which members this node may consider live.
+ *
+ * The rule: SWIM decides while this node can gossip *and* the peers it reaches over
+ * gossip, with itself, are a majority of the nodes holding a fresh Lease (on an exact
+ * half, the half holding the lowest name wins). Otherwise it has been cut off: with a
+ * fresh Lease of its own it follows the Lease view without itself; without one it is
+ * fenced. Peers without any Lease do not count for the majority, so a cluster that runs
+ * without Leases (an empty Lease view) is governed by SWIM alone.
+ *
+ * Why the majority: an isolated node sees every peer die and, if SWIM alone decided,
+ * would claim every address while the others claim them too. Requiring a majority of the
+ * fresh Leases makes the cut-off side (the isolated node, or the smaller side of a
+ * partition) stand down while the larger side fails over at SWIM speed. The price: when
+ * one of two nodes really dies, the survivor waits for the dead node's Lease to expire
+ * unless its own name is the lower one.
+ */
+export function guard(
+  swim: Iterable<GuardSwimMember>,
+  leases: ReadonlyMap<string, GuardLease>,
+  health: GuardHealth,
+): GuardDecision {
+  const { self, now } = health;
+  const ownLeaseFresh = health.leaseRenewedAt !== undefined && now - health.leaseRenewedAt < health.leaseDurationMs;
+  const liveSwimPeers = new Set<string>();
+  for (const m of swim) if (m.name !== self && (m.status === 'alive' || m.status === 'suspect')) liveSwimPeers.add(m.name);
+  const freshPeers = new Set<string>();
+  for (const [name, lease] of leases) if (name !== self && leaseFresh(lease, now)) freshPeers.add(name);
+
+  // Quorum over the fresh-Lease population (this node always counts itself in).
+  const population = [self, ...freshPeers];
+  let reached = 1;
+  for (const p of freshPeers) if (liveSwimPeers.has(p)) reached++;
+  const lowest = population.reduce((a, b) => (b < a ? b : a));
+  const majority = 2 * reached > population.length || (2 * reached === population.length && (lowest === self || liveSwimPeers.has(lowest)));
+
+  if (health.canGossip && majority) {
+    return { mode: 'swim', candidates: new Set([self, ...liveSwimPeers]), reason: freshPeers.size === 0 ? 'no peer holds a fresh lease; gossip decides' : `gossip reaches ${reached} of ${population.length} fresh leases` };
+  }
+  if (!ownLeaseFresh) {
+    return { mode: 'fenced', candidates: new Set(), reason: health.canGossip ? 'no gossip majority and own lease expired' : 'cannot gossip and own lease expired' };
+  }
+  return {
+    mode: 'lease',
+    candidates: freshPeers,
+    reason: health.canGossip ? `gossip reaches only ${reached} of ${population.length} fresh leases` : 'cannot gossip while peers hold fresh leases',
+  };
+}
