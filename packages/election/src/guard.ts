@@ -58,19 +58,21 @@ export function leaseFresh(lease: GuardLease | undefined, now: number): boolean 
 /**
  * Decides which members this node may consider live.
  *
- * The rule: SWIM decides while this node can gossip *and* the peers it reaches over
- * gossip, with itself, are a majority of the nodes holding a fresh Lease (on an exact
- * half, the half holding the lowest name wins). Otherwise it has been cut off: with a
- * fresh Lease of its own it follows the Lease view without itself; without one it is
- * fenced. Peers without any Lease do not count for the majority, so a cluster that runs
- * without Leases (an empty Lease view) is governed by SWIM alone.
+ * The rule: let F be the nodes holding a fresh Lease (this node among them only if its
+ * own Lease is fresh) and R this node with the peers it sees live over gossip. SWIM
+ * decides while this node can gossip *and* R holds a majority of F (on an exact half, the
+ * half holding F's lowest name wins; an empty F means no Lease information, and SWIM
+ * decides alone). Otherwise this node has been cut off: with a fresh Lease of its own it
+ * follows the Lease view without itself, so it claims nothing; without one it is fenced.
  *
  * Why the majority: an isolated node sees every peer die and, if SWIM alone decided,
- * would claim every address while the others claim them too. Requiring a majority of the
- * fresh Leases makes the cut-off side (the isolated node, or the smaller side of a
- * partition) stand down while the larger side fails over at SWIM speed. The price: when
- * one of two nodes really dies, the survivor waits for the dead node's Lease to expire
- * unless its own name is the lower one.
+ * would claim every address while the others claim them too. Two disjoint groups cannot
+ * both hold a majority of the same F, so the cut-off side (the isolated node, or the
+ * smaller side of a partition) stands down while the larger side fails over at SWIM
+ * speed. With no fresh Lease anywhere (the API server is down for everyone) SWIM decides
+ * alone, so an API outage never takes addresses down; only a gossip partition during
+ * such an outage is beyond the guard. The price: when one of two nodes really dies, the survivor waits for the dead
+ * node's Lease to expire unless its own name is the lower one.
  */
 export function guard(
   swim: Iterable<GuardSwimMember>,
@@ -84,22 +86,28 @@ export function guard(
   const freshPeers = new Set<string>();
   for (const [name, lease] of leases) if (name !== self && leaseFresh(lease, now)) freshPeers.add(name);
 
-  // Quorum over the fresh-Lease population (this node always counts itself in).
-  const population = [self, ...freshPeers];
-  let reached = 1;
+  const population = ownLeaseFresh ? [self, ...freshPeers] : [...freshPeers];
+  let reached = ownLeaseFresh ? 1 : 0;
   for (const p of freshPeers) if (liveSwimPeers.has(p)) reached++;
-  const lowest = population.reduce((a, b) => (b < a ? b : a));
-  const majority = 2 * reached > population.length || (2 * reached === population.length && (lowest === self || liveSwimPeers.has(lowest)));
+  let majority = true;
+  if (population.length > 0) {
+    const lowest = population.reduce((a, b) => (b < a ? b : a));
+    majority = 2 * reached > population.length || (2 * reached === population.length && (lowest === self || liveSwimPeers.has(lowest)));
+  }
 
   if (health.canGossip && majority) {
-    return { mode: 'swim', candidates: new Set([self, ...liveSwimPeers]), reason: freshPeers.size === 0 ? 'no peer holds a fresh lease; gossip decides' : `gossip reaches ${reached} of ${population.length} fresh leases` };
+    return {
+      mode: 'swim',
+      candidates: new Set([self, ...liveSwimPeers]),
+      reason: population.length === 0 ? 'no fresh lease anywhere; gossip decides' : `gossip reaches ${reached} of ${population.length} fresh leases`,
+    };
   }
   if (!ownLeaseFresh) {
-    return { mode: 'fenced', candidates: new Set(), reason: health.canGossip ? 'no gossip majority and own lease expired' : 'cannot gossip and own lease expired' };
+    return { mode: 'fenced', candidates: new Set(), reason: health.canGossip ? 'gossip reaches a minority and own lease expired' : 'cannot gossip and own lease expired' };
   }
   return {
     mode: 'lease',
     candidates: freshPeers,
-    reason: health.canGossip ? `gossip reaches only ${reached} of ${population.length} fresh leases` : 'cannot gossip while peers hold fresh leases',
+    reason: health.canGossip ? `gossip reaches only ${reached} of ${population.length} fresh leases` : 'cannot gossip while holding a fresh lease',
   };
 }

@@ -7,7 +7,7 @@
 // then the payload. A receiver drops a packet whose timestamp is outside the replay
 // window or whose (instance, counter) it has already accepted.
 // Unsealed layout (no keyring configured): version:u8 (=0) | payload.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { type KeyObject, createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { ElectionError, ElectionErrorCode } from './errors.ts';
 
 /** Why a packet was dropped before any protocol logic saw it. */
@@ -146,6 +146,7 @@ export class SealedEnvelope implements Envelope {
   #nonces = Buffer.alloc(0);
   #nonceAt = 0;
   readonly #ids = new Map<Buffer, string>();
+  readonly #keyObjects = new Map<Buffer, KeyObject>();
 
   constructor(options: SealedEnvelopeOptions) {
     this.#keyring = options.keyring;
@@ -161,6 +162,16 @@ export class SealedEnvelope implements Envelope {
       this.#ids.set(key, id);
     }
     return id;
+  }
+
+  // A KeyObject is parsed once; a raw Buffer key is re-imported on every cipher.
+  #keyObject(key: Buffer): KeyObject {
+    let k = this.#keyObjects.get(key);
+    if (!k) {
+      k = createSecretKey(key);
+      this.#keyObjects.set(key, k);
+    }
+    return k;
   }
 
   #nonce(out: Buffer, at: number): void {
@@ -187,7 +198,7 @@ export class SealedEnvelope implements Envelope {
     this.#instance.copy(inner, 0);
     inner.writeUInt32BE(counter, 8);
     inner.writeUIntBE(Math.max(0, Math.floor(this.#clock())), 12, 6);
-    const cipher = createCipheriv('aes-256-gcm', key, header.subarray(5));
+    const cipher = createCipheriv('aes-256-gcm', this.#keyObject(key), header.subarray(5));
     cipher.setAAD(header);
     const a = cipher.update(inner);
     const b = cipher.update(payload);
@@ -207,7 +218,7 @@ export class SealedEnvelope implements Envelope {
     for (const key of this.#keyring.keys) {
       if (this.#idOf(key) !== id) continue;
       try {
-        const d = createDecipheriv('aes-256-gcm', key, header.subarray(5));
+        const d = createDecipheriv('aes-256-gcm', this.#keyObject(key), header.subarray(5));
         d.setAAD(header);
         d.setAuthTag(tag);
         plain = Buffer.concat([d.update(body), d.final()]);
@@ -242,7 +253,16 @@ export class SealedEnvelope implements Envelope {
     if (counter > s.maxCounter) {
       const gap = counter - s.maxCounter;
       if (gap >= WINDOW) s.seen.fill(0);
-      else for (let c = s.maxCounter + 1; c <= counter; c++) s.seen[c % WINDOW] = 0;
+      else {
+        // Clear the ring slots of the skipped counters, in at most two runs.
+        const from = (s.maxCounter + 1) % WINDOW;
+        const to = from + gap;
+        if (to <= WINDOW) s.seen.fill(0, from, to);
+        else {
+          s.seen.fill(0, from, WINDOW);
+          s.seen.fill(0, 0, to - WINDOW);
+        }
+      }
       s.maxCounter = counter;
       s.seen[counter % WINDOW] = 1;
       if (timestamp > s.maxTimestamp) s.maxTimestamp = timestamp;

@@ -215,6 +215,9 @@ export class Swim {
     this.#nextReclaimAt = now + RECLAIM_CHECK_MS;
     this.#lastRoundTripAt = now;
     this.#schedulePushPull(now);
+    // Announce ourselves: members that synced with our seed before we joined learn of us
+    // from this gossip, not from the seed's (which may already have run out).
+    this.#broadcast(this.#self.name, this.#aliveOfSelf());
   }
 
   /** Stops all activity (no leave message). */
