@@ -30,6 +30,18 @@ export interface GuardHealth {
   readonly leaseDurationMs: number;
   /** The current time (ms), on the Lease clock. */
   readonly now: number;
+  /**
+   * Since when SWIM conditions have held without a break: `swimSince` of the previous
+   * decision (`undefined` at the first call or after a non-`swim` decision).
+   */
+  readonly swimSince?: number | undefined;
+  /**
+   * How long SWIM conditions must hold before this node claims anything after it was cut
+   * off, or at start (default 0). Covers the time its `alive` takes to reach everyone, so
+   * that a member coming back never claims an address a peer still holds for it. About
+   * twice `isolationTimeoutMs` is plenty.
+   */
+  readonly holdDownMs?: number;
 }
 
 /**
@@ -48,6 +60,8 @@ export interface GuardDecision {
   readonly candidates: ReadonlySet<string>;
   /** Why, in a few words, for logs and Events. */
   readonly reason: string;
+  /** Pass back as `health.swimSince` on the next call. */
+  readonly swimSince: number | undefined;
 }
 
 /** True if the Lease is still within its duration at `now`. */
@@ -96,18 +110,31 @@ export function guard(
   }
 
   if (health.canGossip && majority) {
-    return {
-      mode: 'swim',
-      candidates: new Set([self, ...liveSwimPeers]),
-      reason: population.length === 0 ? 'no fresh lease anywhere; gossip decides' : `gossip reaches ${reached} of ${population.length} fresh leases`,
-    };
+    const swimSince = health.swimSince ?? now;
+    const holdDown = health.holdDownMs ?? 0;
+    if (now - swimSince >= holdDown) {
+      return {
+        mode: 'swim',
+        candidates: new Set([self, ...liveSwimPeers]),
+        reason: population.length === 0 ? 'no fresh lease anywhere; gossip decides' : `gossip reaches ${reached} of ${population.length} fresh leases`,
+        swimSince,
+      };
+    }
+    // Settling: back in contact, but not long enough for everyone to have heard so.
+    return { mode: 'lease', candidates: ownLeaseFresh ? freshPeers : new Set(), reason: `settling for ${holdDown} ms after regaining contact`, swimSince };
   }
   if (!ownLeaseFresh) {
-    return { mode: 'fenced', candidates: new Set(), reason: health.canGossip ? 'gossip reaches a minority and own lease expired' : 'cannot gossip and own lease expired' };
+    return {
+      mode: 'fenced',
+      candidates: new Set(),
+      reason: health.canGossip ? 'gossip reaches a minority and own lease expired' : 'cannot gossip and own lease expired',
+      swimSince: undefined,
+    };
   }
   return {
     mode: 'lease',
     candidates: freshPeers,
     reason: health.canGossip ? `gossip reaches only ${reached} of ${population.length} fresh leases` : 'cannot gossip while holding a fresh lease',
+    swimSince: undefined,
   };
 }

@@ -287,3 +287,27 @@ t.test('property: disjoint gossip groups never claim one address twice', async (
   );
   t.pass('no double claim in 2000 worlds');
 });
+
+t.test('hold-down: a member claims only after SWIM conditions held for holdDownMs', async (t) => {
+  const swim: GuardSwimMember[] = [
+    { name: 'a', status: 'alive' },
+    { name: 'b', status: 'alive' },
+  ];
+  const leases = new Map([['a', fresh], ['b', fresh]]);
+  const base = { self: 'a', canGossip: true, leaseRenewedAt: fresh.renewedAt, leaseDurationMs: DURATION, holdDownMs: 500 };
+  const first = guard(swim, leases, { ...base, now: NOW });
+  t.equal(first.mode, 'lease', 'first call: settling');
+  t.match(first.reason, /settling/);
+  t.equal(first.swimSince, NOW);
+  t.notOk(first.candidates.has('a'));
+  const mid = guard(swim, leases, { ...base, now: NOW + 499, swimSince: first.swimSince });
+  t.equal(mid.mode, 'lease', 'still settling at 499 ms');
+  const done = guard(swim, leases, { ...base, now: NOW + 500, swimSince: mid.swimSince });
+  t.equal(done.mode, 'swim', 'claims at 500 ms');
+  t.same([...done.candidates].sort(), ['a', 'b']);
+  const cut = guard(swim, leases, { ...base, canGossip: false, now: NOW + 600, swimSince: done.swimSince });
+  t.equal(cut.mode, 'lease');
+  t.equal(cut.swimSince, undefined, 'a break resets the clock');
+  t.equal(guard(swim, leases, { ...base, now: NOW + 700, swimSince: cut.swimSince }).mode, 'lease', 'settles again after the break');
+  t.equal(guard(swim, leases, { ...base, holdDownMs: 0, now: NOW }).mode, 'swim', 'no hold-down by default');
+});
