@@ -150,6 +150,8 @@ export class Swim {
   readonly #suspicions = new Map<string, Suspicion>();
   readonly #relays = new Map<number, Relay>();
   readonly #keepalives = new Map<number, number>();
+  readonly #corrected = new Map<string, number>();
+  readonly #probeSoon = new Set<string>();
   #probeOrder: string[] = [];
   #probeIndex = 0;
   #probe: Probe | undefined;
@@ -314,6 +316,14 @@ export class Swim {
   }
 
   #nextProbeTarget(): MemberRecord | undefined {
+    // Suspects we heard of from others come first: our own probe is an independent
+    // confirmation (or a chance to hear the refutation), which lets Lifeguard shorten the
+    // suspicion of a member that is really dead.
+    for (const name of this.#probeSoon) {
+      this.#probeSoon.delete(name);
+      const m = this.#table.get(name);
+      if (m && m.status === 'suspect' && !this.#suspicions.get(name)?.confirmers.has(this.#self.name)) return m;
+    }
     for (let i = 0; i <= this.#probeOrder.length + 1; i++) {
       if (this.#probeIndex >= this.#probeOrder.length) {
         this.#probeOrder = this.#table.values().filter((m) => this.#probeCandidate(m)).map((m) => m.name);
@@ -438,13 +448,13 @@ export class Swim {
         }
         return;
       case MessageType.Suspect:
-        this.#onSuspect(m);
+        this.#onSuspect(m, from);
         return;
       case MessageType.Alive:
         this.#onAlive(m);
         return;
       case MessageType.Dead:
-        this.#onDead(m);
+        this.#onDead(m, from);
         return;
       case MessageType.PushPull:
         this.counters.dropped.unexpected++;
@@ -597,9 +607,27 @@ export class Swim {
     this.#probeOrder.splice(i, 0, name);
   }
 
-  #onSuspect(s: SuspectMessage): void {
+  /**
+   * Someone sent us an accusation we already refuted: it missed our `alive`. Send it again,
+   * directly, at most once per gossip interval per sender.
+   */
+  #correct(source: string | undefined): void {
+    if (source === undefined || this.#leaving) return;
+    const now = this.#o.now();
+    const last = this.#corrected.get(source);
+    if (last !== undefined && now - last < this.#cfg.gossipIntervalMs) return;
+    if (this.#corrected.size >= 1024) this.#corrected.clear();
+    this.#corrected.set(source, now);
+    this.#sendPacket(source, [this.#aliveOfSelf()]);
+  }
+
+  #onSuspect(s: SuspectMessage, source?: string): void {
     const m = this.#table.get(s.node);
-    if (!m || s.incarnation < m.incarnation) return;
+    if (!m) return;
+    if (s.incarnation < m.incarnation) {
+      if (m === this.#self) this.#correct(source);
+      return;
+    }
     if (m === this.#self) {
       if (this.#leaving) return;
       this.#refute(s.incarnation);
@@ -629,6 +657,7 @@ export class Swim {
     const expected = expectedConfirmations(this.#cfg.suspicionConfirmations, n);
     this.#suspicions.set(m.name, { start: now, min, max, expected, confirmers: new Set([s.from]), deadline: now + suspicionTimeoutMs(min, max, 0, expected) });
     this.counters.suspicions++;
+    if (s.from !== this.#self.name && this.#probeSoon.size < 64) this.#probeSoon.add(m.name);
     this.#broadcast(m.name, s);
     this.#emit('suspect', m);
   }
@@ -640,9 +669,13 @@ export class Swim {
     this.#onDead({ type: MessageType.Dead, incarnation: m.incarnation, node: name, from: this.#self.name });
   }
 
-  #onDead(d: DeadMessage): void {
+  #onDead(d: DeadMessage, source?: string): void {
     const m = this.#table.get(d.node);
-    if (!m || d.incarnation < m.incarnation) return;
+    if (!m) return;
+    if (d.incarnation < m.incarnation) {
+      if (m === this.#self) this.#correct(source);
+      return;
+    }
     if (m.status === 'dead' || m.status === 'left') return;
     if (m === this.#self) {
       if (!this.#leaving) this.#refute(d.incarnation);
