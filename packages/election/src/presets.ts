@@ -178,7 +178,7 @@ export function resolveConfig(input: ConfigInput = {}): SwimConfig {
     const v = (input as Record<string, unknown>)[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (kind === 'int' && !Number.isInteger(v))) {
-      throw new ElectionError(ElectionErrorCode.InvalidConfig, `config.${key}: ${String(v)} is not ${kind === 'int' ? 'an integer' : 'a number'} in [${lo}, ${hi}]`, { field: `config.${key}` });
+      throw new ElectionError(ElectionErrorCode.InvalidConfig, `config.${key}: ${JSON.stringify(v)} is not ${kind === 'int' ? 'an integer' : 'a number'} in [${lo}, ${hi}]`, { field: `config.${key}` });
     }
     out[key] = v;
   }

@@ -264,7 +264,7 @@ t.test('property: disjoint gossip groups never claim one address twice', async (
       nodes.forEach((x, i) => leases.set(x, freshLease[i] ? fresh : stale));
       const claims = new Map<string, string>();
       for (const [i, self] of nodes.entries()) {
-        const swim = nodes.map((x, j) => ({ name: x, status: (groupOf[j] === groupOf[i] ? 'alive' : 'dead') as MemberStatus }));
+        const swim: GuardSwimMember[] = nodes.map((x, j) => ({ name: x, status: groupOf[j] === groupOf[i] ? 'alive' : 'dead' }));
         const groupSize = swim.filter((m) => m.status === 'alive').length;
         const d = guard(swim, leases, {
           self,

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { decodeMessage, decodePacket, encodeMessage, encodePacket, LIMITS, MalformedMessage, MessageType, type Message } from '../src/index.ts';
 
@@ -21,7 +21,7 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   }),
 );
 
-function malformed(t: Tap.Test, bytes: Uint8Array, what: string, decode: (b: Uint8Array) => unknown = decodeMessage): void {
+function malformed(t: Test, bytes: Uint8Array, what: string, decode: (b: Uint8Array) => unknown = decodeMessage): void {
   let caught: unknown;
   try {
     decode(bytes);

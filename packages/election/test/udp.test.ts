@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ElectionError, Keyring, Membership, UdpTransport, splitHostPort } from '../src/index.ts';
 import { MemberGroup, NamespaceLan, requireNetns, waitFor } from './fixtures/harness.ts';
 
@@ -35,7 +35,7 @@ t.test('UDP transport errors', async (t) => {
   await t.rejects(lonely.join([`127.0.0.1:${port + 1 === 65536 ? port - 1 : port + 1}`]), ElectionError, 'join with no answering seed fails');
 });
 
-async function killAndDetect(t: Tap.Test, group: MemberGroup, label: string): Promise<void> {
+async function killAndDetect(t: Test, group: MemberGroup, label: string): Promise<void> {
   const victim = 2;
   const since = group.kill(victim);
   const took = await group.deadEverywhere(victim, since, 5_000);
@@ -66,13 +66,13 @@ t.test('5 member processes in network namespaces on a bridge: SIGKILL one', asyn
     return;
   }
   const lan = NamespaceLan.create(5);
-  let group: MemberGroup | undefined;
+  const running: { group?: MemberGroup } = {};
   // One teardown, in order: the processes first, then the namespaces they run in.
   t.teardown(async () => {
-    await group?.stop();
+    await running.group?.stop();
     lan.destroy();
   });
-  group = await MemberGroup.start(
+  const group = await MemberGroup.start(
     lan.members.map((netns, i) => ({ bind: lan.addresses[i]!, port: 7934, netns })),
     `ns${process.pid}`,
   ).catch((e: Error) => {
@@ -80,6 +80,7 @@ t.test('5 member processes in network namespaces on a bridge: SIGKILL one', asyn
     return undefined;
   });
   if (!group) return;
+  running.group = group;
   t.ok(group.members.every((m) => m.address.endsWith(':7934')), 'every member on the default port 7934');
   await new Promise((r) => setTimeout(r, 500));
   await killAndDetect(t, group, 'namespaces');
