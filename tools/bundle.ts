@@ -9,7 +9,7 @@
 // what was copied goes to dist/<app>.bundle.json.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const root = join(import.meta.dirname, '..');
@@ -56,6 +56,19 @@ const BANNER = "import { createRequire as __purelbCreateRequire } from 'node:mod
 /** Packages whose files are not needed at run time (types, build-time addon headers). */
 const NOT_AT_RUNTIME = /^(@types\/|node-addon-api$|node-gyp$)/;
 
+// koffi's name for this machine's CPU. Images are built per platform (the build stage
+// runs on the target's architecture), so only this one's binaries are needed.
+const KOFFI_ARCH = ({ x64: 'x64', arm64: 'arm64', arm: 'armhf', ia32: 'ia32', riscv64: 'riscv64d', loong64: 'loong64' } as Record<string, string>)[process.arch] ?? process.arch;
+
+/**
+ * Files of a copied package an image never needs: koffi ships prebuilt binaries for
+ * every OS and CPU plus its C++ sources (84 MB); only Linux (glibc and musl) builds for
+ * this CPU are kept.
+ */
+const PRUNE: Record<string, RegExp> = {
+  koffi: new RegExp(`^(src|vendor|doc)(/|$)|^build/koffi/(?!(linux|musl)_${KOFFI_ARCH}(/|$))[^/]+`),
+};
+
 function packageName(path: string): string | undefined {
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path.split('\\').join('/'));
   return m?.[1];
@@ -73,7 +86,12 @@ function copyWithDependencies(name: string, from: string, dest: string, seen: Ma
   const dir = dirname(pkgJson);
   const pkg = JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string; dependencies?: Record<string, string> };
   const target = join(dest, 'node_modules', name);
-  cpSync(dir, target, { recursive: true, dereference: true, filter: (src) => !/\/node_modules\/\.bin(\/|$)/.test(src) });
+  const prune = PRUNE[name];
+  cpSync(dir, target, {
+    recursive: true,
+    dereference: true,
+    filter: (src) => !/\/node_modules\/\.bin(\/|$)/.test(src) && !(prune && prune.test(relative(dir, src))),
+  });
   seen.set(name, { name, version: pkg.version, path: relative(dest, target) });
   for (const dep of Object.keys(pkg.dependencies ?? {})) copyWithDependencies(dep, dir, dest, seen);
 }
@@ -85,8 +103,8 @@ function copyWithDependencies(name: string, from: string, dest: string, seen: Ma
 export async function bundleApp(name: AppName | string, spec?: AppBundleSpec): Promise<BundleResult> {
   const s: AppBundleSpec | undefined = spec ?? (APP_BUNDLES as Record<string, AppBundleSpec>)[name];
   if (!s) throw new Error(`unknown app "${name}"; known: ${Object.keys(APP_BUNDLES).join(', ')}`);
-  const entry = join(root, s.entry);
-  const outfile = join(root, s.outfile);
+  const entry = resolve(root, s.entry);
+  const outfile = resolve(root, s.outfile);
   if (!existsSync(entry)) throw new Error(`${name}: entry ${s.entry} does not exist`);
   const outdir = dirname(outfile);
   mkdirSync(outdir, { recursive: true });
