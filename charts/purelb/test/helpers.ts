@@ -1,5 +1,6 @@
 // Helpers for the chart's tests: helm and kubectl as real processes, values files, the
 // chart's own ServiceAccount tokens, and a Service that waits for its address. Not a test file.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,12 +62,25 @@ export class Tools {
     return runTool('kubectl', args, { env: this.env(opts.kubeconfig), timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
   }
 
-  /** Like kubectl() but resolves with the exit code and both streams instead of rejecting. */
-  kubectlStatus(args: readonly string[], opts: { kubeconfig: string; input?: string }): Promise<{ code: number; out: string }> {
-    return this.kubectl(args, opts).then(
-      (out) => ({ code: 0, out }),
-      (e: Error) => ({ code: Number(/exit (\d+)/.exec(e.message)?.[1] ?? -1), out: e.message }),
-    );
+  /** Like kubectl() but resolves with the exit code and both streams instead of rejecting. Bounded by 60 s. */
+  kubectlStatus(args: readonly string[], opts: { kubeconfig: string; input?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('kubectl', args, { stdio: ['pipe', 'pipe', 'pipe'], env: this.env(opts.kubeconfig) });
+      let stdout = '';
+      let stderr = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`kubectl: ${e.message}`));
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      child.stdin.end(opts.input ?? '');
+    });
   }
 
   /** `helm template` of the chart; each `set` is one --set, `values` are written to files and passed with --values. */

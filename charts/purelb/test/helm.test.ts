@@ -1,0 +1,274 @@
+// The chart against the lab's real API server: every render accepted by the server,
+// helm install and upgrade (the gossip key survives), the allocator run with its own
+// ServiceAccount's token, the agent's API calls made with its token, and a can-i matrix
+// showing neither ServiceAccount can do more than it needs.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { KubeClient, type Lab, installCrds, startAllocator, waitFor, withLab } from '@purelb/lab';
+import { CHART_DIR, Tools, ensureNamespace, objects, serviceAccountToken, serviceAddress, tempDir, tokenKubeconfig } from './helpers.ts';
+
+const NS = 'purelb';
+const APPS_NS = 'chart-apps';
+const REFERENCE_TOLERATIONS = '---\nallocator:\n  tolerations:\n  - effect: NoSchedule\n    key: node-role.kubernetes.io/master\n';
+
+const tools = await Tools.create(t);
+const lab: Lab = await withLab(t, { nodes: 1 });
+const cp = lab.controlPlane;
+const admin = cp.admin;
+const dir = tempDir(t);
+const kc = cp.kubeconfigPath;
+
+interface Secret {
+  data: Record<string, string>;
+}
+
+t.test('every render is accepted by the API server (kubectl apply --dry-run=server)', async (t) => {
+  // Namespaced custom resources need their CRDs; the ServiceMonitor case a stand-in CRD
+  // (test/fixtures/servicemonitor-crd.yaml: prometheus-operator's field names and types
+  // for the fields the chart writes; strict field validation refuses anything else).
+  await installCrds(admin);
+  await tools.kubectl(['apply', '-f', join(import.meta.dirname, 'fixtures', 'servicemonitor-crd.yaml')], { kubeconfig: kc });
+  await tools.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/servicemonitors.monitoring.coreos.com'], { kubeconfig: kc });
+  const dryNs = 'purelb-dry';
+  await ensureNamespace(admin, dryNs);
+  const cases: [string, Parameters<Tools['template']>[0]][] = [
+    ['default values', {}],
+    ['the reference page\'s tolerations file', { values: [REFERENCE_TOLERATIONS] }],
+    ['--set=lbnodeagent.sendgarp=true', { set: ['lbnodeagent.sendgarp=true'] }],
+    ['3 replicas, agent tolerations, no sample group, no default LBNodeAgent', { set: ['allocator.replicas=3', 'serviceGroup.create=false', 'lbnodeagent.createDefault=false'], values: ['lbnodeagent:\n  tolerations:\n  - operator: Exists\n  priorityClassName: system-node-critical\n'] }],
+    ['ServiceMonitor on', { set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom'] }],
+    ['bootstrap=apps with the Namespace (the manifest\'s values)', { set: ['bootstrap=apps', 'createNamespace=true'] }],
+    ['custom pools, image, ports and lease name', { set: ['allocator.image.tag=dev', 'lbnodeagent.memberlistPort=7946', 'allocator.leaderElection.leaseName=lb-leader', 'lbnodeagent.localint=^eth[0-9]+$'], values: ['serviceGroup:\n  name: lan\n  spec:\n    local:\n      v4pools:\n      - {subnet: 198.51.100.0/24, pool: 198.51.100.16/28, aggregation: /32}\n'] }],
+  ];
+  for (const [what, opts] of cases) {
+    const rendered = await tools.template({ namespace: dryNs, ...opts });
+    const kinds = [...objects(rendered).keys()];
+    const out = await tools.kubectl(['apply', '--dry-run=server', '-f', '-'], { kubeconfig: kc, input: rendered });
+    const accepted = out.split('\n').filter((l) => /\((server dry run)\)$/.test(l));
+    t.equal(accepted.length, kinds.length, `${what}: all ${kinds.length} objects accepted by the server`);
+  }
+  // And the server really checks: a bad pool is refused by the ServiceGroup CRD's rules.
+  const bad = await tools.template({ namespace: dryNs, values: ['serviceGroup:\n  spec:\n    local:\n      v4pools:\n      - {subnet: 192.0.2.0/24, pool: 198.51.100.1-198.51.100.9}\n'] });
+  const refused = await tools.kubectlStatus(['apply', '--dry-run=server', '-f', '-'], { kubeconfig: kc, input: bad });
+  t.not(refused.code, 0, 'a pool outside its subnet is refused by the server');
+  t.match(refused.stderr, /ServiceGroup/);
+});
+
+let gossipKey = '';
+
+t.test('helm install, as the install page writes it', async (t) => {
+  const out = await tools.helm(['install', '--create-namespace', `--namespace=${NS}`, `--values=${writeValues('tolerations.yaml', REFERENCE_TOLERATIONS)}`, 'purelb', CHART_DIR], { kubeconfig: kc });
+  t.match(out, /STATUS: deployed/);
+  for (const path of [
+    `/apis/apps/v1/namespaces/${NS}/deployments/allocator`,
+    `/apis/apps/v1/namespaces/${NS}/daemonsets/lbnodeagent`,
+    `/api/v1/namespaces/${NS}/serviceaccounts/allocator`,
+    `/api/v1/namespaces/${NS}/serviceaccounts/lbnodeagent`,
+    `/api/v1/namespaces/${NS}/services/allocator-metrics`,
+    `/api/v1/namespaces/${NS}/services/lbnodeagent-metrics`,
+    `/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents/default`,
+    `/apis/purelb.io/v1/namespaces/${NS}/servicegroups/default`,
+    '/apis/rbac.authorization.k8s.io/v1/clusterroles/purelb:allocator',
+    '/apis/rbac.authorization.k8s.io/v1/clusterroles/purelb:lbnodeagent',
+  ]) {
+    t.equal((await admin.raw('GET', path)).status, 200, `${path} exists`);
+  }
+  const d = await admin.get<{ spec: { template: { spec: { tolerations?: unknown[] } } } }>(`/apis/apps/v1/namespaces/${NS}/deployments/allocator`);
+  t.same(d.spec.template.spec.tolerations, [{ effect: 'NoSchedule', key: 'node-role.kubernetes.io/master' }], 'the tolerations file reached the allocator');
+  const s = await admin.get<Secret>(`/api/v1/namespaces/${NS}/secrets/purelb-memberlist`);
+  gossipKey = s.data.key ?? '';
+  t.equal(Buffer.from(Buffer.from(gossipKey, 'base64').toString('utf8'), 'base64').length, 32, 'a 32-byte gossip key was generated');
+});
+
+t.test('helm upgrade keeps the gossip key and applies new values', async (t) => {
+  t.ok(gossipKey, 'installed first');
+  await tools.helm(['upgrade', `--namespace=${NS}`, '--reuse-values', '--set=lbnodeagent.sendgarp=true', 'purelb', CHART_DIR], { kubeconfig: kc });
+  const lbna = await admin.get<{ spec: { local: { sendgarp: boolean } } }>(`/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents/default`);
+  t.equal(lbna.spec.local.sendgarp, true, '--set=lbnodeagent.sendgarp=true reached the LBNodeAgent');
+  t.equal((await admin.get<Secret>(`/api/v1/namespaces/${NS}/secrets/purelb-memberlist`)).data.key, gossipKey, 'same key after the upgrade');
+  // An operator adds a rotation key; the next upgrade keeps it too.
+  const extra = Buffer.from(Buffer.alloc(32, 7).toString('base64')).toString('base64');
+  await admin.mergePatch(`/api/v1/namespaces/${NS}/secrets/purelb-memberlist`, { data: { keys: extra } });
+  await tools.helm(['upgrade', `--namespace=${NS}`, '--reuse-values', '--set=allocator.replicas=3', 'purelb', CHART_DIR], { kubeconfig: kc });
+  const after = await admin.get<Secret>(`/api/v1/namespaces/${NS}/secrets/purelb-memberlist`);
+  t.same(after.data, { key: gossipKey, keys: extra }, 'key and rotation keys survive a second upgrade');
+  const d = await admin.get<{ spec: { replicas: number } }>(`/apis/apps/v1/namespaces/${NS}/deployments/allocator`);
+  t.equal(d.spec.replicas, 3);
+  const history = await tools.helm(['history', `--namespace=${NS}`, 'purelb'], { kubeconfig: kc });
+  t.match(history, /3\s+.*deployed/, 'three revisions');
+});
+
+t.test('the allocator runs with its own ServiceAccount token and allocates an address', async (t) => {
+  const token = await serviceAccountToken(admin, NS, 'allocator');
+  const path = tokenKubeconfig(cp, dir, 'allocator', token);
+  const alloc = await startAllocator({ ...cp, kubeconfigPath: path }, { identity: 'chart-sa-allocator' });
+  t.teardown(() => alloc.stop());
+  await ensureNamespace(admin, APPS_NS);
+  t.same(await serviceAddress(admin, APPS_NS, 'web'), ['192.0.2.100'], 'the first address of the sample group');
+  const lease = await admin.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-allocator`);
+  t.equal(lease.spec.holderIdentity, 'chart-sa-allocator', 'it created and holds the leader Lease');
+  const sg = await waitFor(
+    'the ServiceGroup status',
+    async () => {
+      const g = await admin.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/apis/purelb.io/v1/namespaces/${NS}/servicegroups/default`);
+      return g.status?.conditions?.length ? g : undefined;
+    },
+    15_000,
+  );
+  t.ok(sg.status?.conditions?.some((c) => c.type === 'Valid' && c.status === 'True'), 'it patched servicegroups/status');
+  const events = await admin.get<{ items: { reason: string }[] }>(`/api/v1/namespaces/${APPS_NS}/events`);
+  t.ok(events.items.some((e) => e.reason === 'AddressAssigned'), 'it recorded an Event');
+  t.notMatch(alloc.tail(200), /forbidden|403/i, 'no request was refused');
+});
+
+t.test('the agent\'s calls succeed with its own ServiceAccount token, and no more', async (t) => {
+  const agent = new KubeClient({ url: cp.url, caPem: cp.caPem, token: await serviceAccountToken(admin, NS, 'lbnodeagent') });
+  await ensureNamespace(admin, APPS_NS);
+  await admin.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'netbox-client' }, stringData: { 'user-token': 'x' } });
+  const node = lab.nodes[0]!.name;
+  const lease = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-agent-${node}`;
+  const allowed: [string, string, unknown?, string?][] = [
+    ['GET', '/api/v1/services?limit=5'],
+    ['GET', '/api/v1/services?watch=1&timeoutSeconds=1'],
+    ['GET', '/apis/discovery.k8s.io/v1/endpointslices?limit=5'],
+    ['GET', '/api/v1/nodes'],
+    ['GET', `/api/v1/nodes/${node}`],
+    ['GET', `/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents`],
+    ['GET', `/apis/purelb.io/v1/namespaces/${NS}/servicegroups`],
+    ['GET', `/api/v1/namespaces/${NS}/secrets/purelb-memberlist`],
+    ['GET', `/api/v1/namespaces/${NS}/secrets?fieldSelector=metadata.name%3Dpurelb-memberlist`],
+    ['PATCH', `/api/v1/namespaces/${APPS_NS}/services/web`, { metadata: { annotations: { 'purelb.io/announcing-IPv4': `${node},eth0` } } }, 'application/merge-patch+json'],
+    ['POST', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `purelb-agent-${node}` }, spec: { holderIdentity: node, leaseDurationSeconds: 10 } }],
+    ['GET', lease],
+    ['POST', `/api/v1/namespaces/${APPS_NS}/events`, { apiVersion: 'v1', kind: 'Event', metadata: { name: 'web.agent-test' }, involvedObject: { kind: 'Service', namespace: APPS_NS, name: 'web' }, reason: 'AnnouncingLocal', message: 'test', type: 'Normal', source: { component: 'purelb-lbnodeagent' } }],
+    ['PATCH', `/api/v1/namespaces/${APPS_NS}/events/web.agent-test`, { count: 2 }, 'application/merge-patch+json'],
+  ];
+  for (const [method, path, body, ct] of allowed) {
+    const r = await agent.raw(method, path, body, ct);
+    t.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status}`);
+  }
+  const current = await agent.get<Record<string, unknown>>(lease);
+  t.equal((await agent.raw('PUT', lease, current)).status, 200, 'it renews (updates) its Lease');
+  const refused: [string, string, unknown?, string?][] = [
+    ['GET', `/api/v1/namespaces/${NS}/secrets/netbox-client`],
+    ['GET', `/api/v1/namespaces/${NS}/secrets`],
+    ['GET', '/api/v1/secrets'],
+    ['PUT', `/api/v1/namespaces/${NS}/secrets/purelb-memberlist`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'purelb-memberlist' }, data: {} }],
+    ['POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' } }],
+    ['DELETE', `/api/v1/namespaces/${APPS_NS}/services/web`],
+    ['PATCH', `/api/v1/namespaces/${APPS_NS}/services/web/status`, { status: { loadBalancer: { ingress: [] } } }, 'application/merge-patch+json'],
+    ['PATCH', `/api/v1/nodes/${node}`, { metadata: { labels: { x: 'y' } } }, 'application/merge-patch+json'],
+    ['POST', `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases`, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'x' }, spec: {} }],
+    ['GET', `/apis/coordination.k8s.io/v1/namespaces/${APPS_NS}/leases`],
+    ['DELETE', lease],
+    ['POST', `/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents`, { apiVersion: 'purelb.io/v1', kind: 'LBNodeAgent', metadata: { name: 'x' }, spec: { local: {} } }],
+    ['PATCH', `/apis/purelb.io/v1/namespaces/${NS}/servicegroups/default/status`, { status: {} }, 'application/merge-patch+json'],
+    ['GET', `/apis/purelb.io/v1/namespaces/${APPS_NS}/servicegroups`],
+    ['GET', '/api/v1/pods'],
+  ];
+  for (const [method, path, body, ct] of refused) {
+    t.equal((await agent.raw(method, path, body, ct)).status, 403, `${method} ${path} is forbidden`);
+  }
+});
+
+t.test('kubectl auth can-i matrix of both ServiceAccounts', async (t) => {
+  const allocatorKc = tokenKubeconfig(cp, dir, 'allocator-cani', await serviceAccountToken(admin, NS, 'allocator'));
+  const agentKc = tokenKubeconfig(cp, dir, 'lbnodeagent-cani', await serviceAccountToken(admin, NS, 'lbnodeagent'));
+  // [who, expected, can-i arguments]
+  const matrix: ['allocator' | 'lbnodeagent', 'yes' | 'no', string][] = [
+    ['allocator', 'yes', 'list services -A'],
+    ['allocator', 'yes', 'watch services -A'],
+    ['allocator', 'yes', 'get services -n default'],
+    ['allocator', 'yes', 'patch services --subresource=status -n default'],
+    ['allocator', 'yes', 'create events -n default'],
+    ['allocator', 'yes', 'patch events -n default'],
+    ['allocator', 'yes', 'list servicegroups.purelb.io -n purelb'],
+    ['allocator', 'yes', 'watch servicegroups.purelb.io -n purelb'],
+    ['allocator', 'yes', 'patch servicegroups.purelb.io --subresource=status -n purelb'],
+    ['allocator', 'yes', 'create leases.coordination.k8s.io -n purelb'],
+    ['allocator', 'yes', 'get leases.coordination.k8s.io/purelb-allocator -n purelb'],
+    ['allocator', 'yes', 'update leases.coordination.k8s.io/purelb-allocator -n purelb'],
+    ['allocator', 'no', 'update leases.coordination.k8s.io/someone-else -n purelb'],
+    ['allocator', 'no', 'get leases.coordination.k8s.io -n kube-system'],
+    ['allocator', 'no', 'create leases.coordination.k8s.io -n kube-system'],
+    ['allocator', 'no', 'delete leases.coordination.k8s.io/purelb-allocator -n purelb'],
+    ['allocator', 'no', 'patch services -n default'],
+    ['allocator', 'no', 'update services -n default'],
+    ['allocator', 'no', 'update services --subresource=status -n default'],
+    ['allocator', 'no', 'create services -n default'],
+    ['allocator', 'no', 'delete services -n default'],
+    ['allocator', 'no', 'get secrets -n purelb'],
+    ['allocator', 'no', 'get secrets/purelb-memberlist -n purelb'],
+    ['allocator', 'no', 'list secrets -A'],
+    ['allocator', 'no', 'get nodes'],
+    ['allocator', 'no', 'update nodes'],
+    ['allocator', 'no', 'create servicegroups.purelb.io -n purelb'],
+    ['allocator', 'no', 'update servicegroups.purelb.io -n purelb'],
+    ['allocator', 'no', 'delete servicegroups.purelb.io -n purelb'],
+    ['allocator', 'no', 'list servicegroups.purelb.io -n default'],
+    ['allocator', 'no', 'patch lbnodeagents.purelb.io -n purelb'],
+    ['allocator', 'no', 'create pods -n purelb'],
+    ['allocator', 'no', 'list endpointslices.discovery.k8s.io -A'],
+    ['allocator', 'no', '* *'],
+    ['lbnodeagent', 'yes', 'list services -A'],
+    ['lbnodeagent', 'yes', 'watch services -A'],
+    ['lbnodeagent', 'yes', 'patch services -n default'],
+    ['lbnodeagent', 'yes', 'list endpointslices.discovery.k8s.io -A'],
+    ['lbnodeagent', 'yes', 'watch endpointslices.discovery.k8s.io -A'],
+    ['lbnodeagent', 'yes', 'get nodes'],
+    ['lbnodeagent', 'yes', 'watch nodes'],
+    ['lbnodeagent', 'yes', 'create events -n default'],
+    ['lbnodeagent', 'yes', 'patch events -n default'],
+    ['lbnodeagent', 'yes', 'list lbnodeagents.purelb.io -n purelb'],
+    ['lbnodeagent', 'yes', 'watch lbnodeagents.purelb.io -n purelb'],
+    ['lbnodeagent', 'yes', 'list servicegroups.purelb.io -n purelb'],
+    ['lbnodeagent', 'yes', 'get secrets/purelb-memberlist -n purelb'],
+    ['lbnodeagent', 'yes', 'watch secrets/purelb-memberlist -n purelb'],
+    ['lbnodeagent', 'yes', 'get leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'yes', 'create leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'yes', 'update leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'no', 'get secrets -n purelb'],
+    ['lbnodeagent', 'no', 'get secrets/netbox-client -n purelb'],
+    ['lbnodeagent', 'no', 'list secrets -n purelb'],
+    ['lbnodeagent', 'no', 'get secrets/purelb-memberlist -n default'],
+    ['lbnodeagent', 'no', 'update secrets/purelb-memberlist -n purelb'],
+    ['lbnodeagent', 'no', 'create secrets -n purelb'],
+    ['lbnodeagent', 'no', 'delete services -n default'],
+    ['lbnodeagent', 'no', 'create services -n default'],
+    ['lbnodeagent', 'no', 'patch services --subresource=status -n default'],
+    ['lbnodeagent', 'no', 'update nodes'],
+    ['lbnodeagent', 'no', 'patch nodes'],
+    ['lbnodeagent', 'no', 'delete nodes'],
+    ['lbnodeagent', 'no', 'patch nodes --subresource=status'],
+    ['lbnodeagent', 'no', 'delete leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'no', 'update leases.coordination.k8s.io -n kube-node-lease'],
+    ['lbnodeagent', 'no', 'get leases.coordination.k8s.io -n default'],
+    ['lbnodeagent', 'no', 'create lbnodeagents.purelb.io -n purelb'],
+    ['lbnodeagent', 'no', 'update lbnodeagents.purelb.io -n purelb'],
+    ['lbnodeagent', 'no', 'patch servicegroups.purelb.io --subresource=status -n purelb'],
+    ['lbnodeagent', 'no', 'list lbnodeagents.purelb.io -n default'],
+    ['lbnodeagent', 'no', 'create pods -n purelb'],
+    ['lbnodeagent', 'no', 'update endpointslices.discovery.k8s.io -n default'],
+    ['lbnodeagent', 'no', '* *'],
+  ];
+  const results = await inBatches(matrix, 6, async ([who, , args]) => {
+    const r = await tools.kubectlStatus(['auth', 'can-i', ...args.split(' ')], { kubeconfig: who === 'allocator' ? allocatorKc : agentKc });
+    // can-i prints yes/no and exits 0/1; anything else is an error, not an answer.
+    const answer = r.stdout.trim();
+    return (answer === 'yes' && r.code === 0) || (answer === 'no' && r.code === 1) ? answer : `error (exit ${r.code}): ${r.stdout}${r.stderr}`;
+  });
+  matrix.forEach(([who, want, args], i) => t.equal(results[i], want, `${who}: can-i ${args} -> ${want}`));
+});
+
+function writeValues(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function inBatches<T, R>(items: readonly T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
+}
