@@ -97,10 +97,10 @@ function copyWithDependencies(name: string, from: string, dest: string, seen: Ma
 }
 
 /**
- * Bundles one app. `spec` overrides the app's entry in APP_BUNDLES (tests bundle
- * fixtures with it); relative paths are taken from the repository root.
+ * Bundles one app: an AppName, or any name with `spec`, which overrides the entry in
+ * APP_BUNDLES (tests bundle fixtures with it). Relative paths are from the repository root.
  */
-export async function bundleApp(name: AppName | string, spec?: AppBundleSpec): Promise<BundleResult> {
+export async function bundleApp(name: string, spec?: AppBundleSpec): Promise<BundleResult> {
   const s: AppBundleSpec | undefined = spec ?? (APP_BUNDLES as Record<string, AppBundleSpec>)[name];
   if (!s) throw new Error(`unknown app "${name}"; known: ${Object.keys(APP_BUNDLES).join(', ')}`);
   const entry = resolve(root, s.entry);

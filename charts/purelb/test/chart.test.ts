@@ -200,7 +200,8 @@ t.test('bootstrap=apps: no custom resource and no Secret; the apps get them as J
   const sg = JSON.parse(env(alloc, 'PURELB_DEFAULT_SERVICEGROUP') ?? 'null') as KObject & { spec: unknown };
   t.equal(sg.kind, 'ServiceGroup');
   t.equal(sg.metadata.name, 'default');
-  t.same(sg.spec, parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')).serviceGroup.spec, 'the spec from values');
+  const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { serviceGroup: { spec: unknown } };
+  t.same(sg.spec, values.serviceGroup.spec, 'the spec from values');
   const agent = pick<Workload>(objs, 'DaemonSet/lbnodeagent').spec.template.spec.containers[0]!;
   const lbna = JSON.parse(env(agent, 'PURELB_DEFAULT_LBNODEAGENT') ?? 'null') as KObject & { spec: unknown };
   t.same(lbna.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: true } });
