@@ -22,7 +22,7 @@ export const MANIFEST_RELEASE = { name: 'purelb', namespace: 'purelb' } as const
 /** Runs a command; resolves with stdout, rejects with the exit code and stderr's tail. */
 export function runTool(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
@@ -38,8 +38,8 @@ export function runTool(cmd: string, args: readonly string[], opts: { env?: Node
       else reject(new Error(`${cmd} ${args.join(' ')}: ${signal ? `killed by ${signal} (timeout?)` : `exit ${code}`}\n${err.trim().split('\n').slice(-20).join('\n')}`));
     });
     // A command that exits without reading its input must not fail the caller (EPIPE).
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(opts.input);
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input);
   });
 }
 

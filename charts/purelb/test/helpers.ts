@@ -65,7 +65,7 @@ export class Tools {
   /** Like kubectl() but resolves with the exit code and both streams instead of rejecting. Bounded by 60 s. */
   kubectlStatus(args: readonly string[], opts: { kubeconfig: string; input?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn('kubectl', args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: this.env(opts.kubeconfig) });
+      const child = spawn('kubectl', args, { stdio: ['pipe', 'pipe', 'pipe'], env: this.env(opts.kubeconfig) });
       let stdout = '';
       let stderr = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -79,8 +79,8 @@ export class Tools {
         clearTimeout(timer);
         resolve({ code: code ?? -1, stdout, stderr });
       });
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(opts.input);
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
     });
   }
 
