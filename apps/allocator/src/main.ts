@@ -8,18 +8,19 @@ import {
   LeaderElector,
   type Service,
   type ServiceGroup,
+  SettingsError,
   loadKubeConfig,
   onShutdown,
+  settingsHelp,
   startHealthServer,
   trimService,
 } from '@purelb/k8s-glue';
-import { SETTINGS, ConfigError, loadConfig } from './config.ts';
+import { SETTINGS, loadConfig } from './config.ts';
 import { AllocatorController } from './controller.ts';
 import { createMetrics } from './metrics.ts';
 
 if (process.argv.includes('--help')) {
-  console.log('allocator: gives LoadBalancer Services addresses from PureLB ServiceGroups\n');
-  for (const [flag, env, dflt, what] of SETTINGS) console.log(`  ${flag.padEnd(30)} ${what}\n  ${''.padEnd(30)} env ${env}, default ${dflt}`);
+  console.log(settingsHelp('allocator: gives LoadBalancer Services addresses from PureLB ServiceGroups', SETTINGS));
   process.exit(0);
 }
 
@@ -27,7 +28,7 @@ let config;
 try {
   config = loadConfig(process.argv.slice(2), process.env);
 } catch (e) {
-  if (e instanceof ConfigError || (e instanceof Error && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+  if (e instanceof SettingsError) {
     console.error(`allocator: ${e.message}`);
     process.exit(2);
   }
