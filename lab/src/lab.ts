@@ -38,6 +38,12 @@ export interface Lab {
   probe(netns: string, urls: readonly string[], timeoutMs?: number): Promise<ProbeResult[]>;
   /** MACs that answer an ARP request for the (IPv4) address, asked from the client namespace. */
   arpWhoHas(address: string, timeoutMs?: number): Promise<string[]>;
+  /**
+   * Listens in the client namespace for gratuitous ARP for the address; resolves `ready`
+   * once listening. `heard()` returns what was heard so far (MAC and capture time, ms on
+   * the machine's monotonic clock in the capture process: compare only within one watch).
+   */
+  watchGratuitousArp(address: string, timeoutMs: number): { ready: Promise<void>; heard(): { mac: string; atMs: number }[]; stop(): Promise<void> };
   /** The MAC of each node's LAN interface. */
   nodeMacs(): Promise<Map<string, string>>;
   /** The nodes that have the address on any interface, with the interface. */
@@ -177,6 +183,13 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       createDemoService: (name, o) => createDemoService(cp, network.nodes, name, o ?? {}),
       arpWhoHas: async (address, timeoutMs = 500) =>
         JSON.parse(await run('ip', ['netns', 'exec', network.clientNetns, process.execPath, '--conditions=@purelb/source', join(srcDir, 'arp-probe.ts'), 'eth0', LAN.clientV4, address, String(timeoutMs)], { timeoutMs: timeoutMs + 15_000 })) as string[],
+      watchGratuitousArp: (address, timeoutMs) => {
+        const p = new ManagedProcess(`garp watch ${address}`, 'ip', ['netns', 'exec', network.clientNetns, process.execPath, '--conditions=@purelb/source', join(srcDir, 'arp-probe.ts'), '--listen', 'eth0', address, String(timeoutMs)]);
+        const heard = (): { mac: string; atMs: number }[] =>
+          p.tail(1000).split('\n').map((l) => /^([0-9a-f:]{17}) ([\d.]+)$/.exec(l.trim())).filter((m) => m !== null).map((m) => ({ mac: m[1]!, atMs: Number(m[2]) }));
+        const ready = waitFor('the ARP listener', () => (p.tail(50).includes('listening') ? true : undefined), 10_000, 10).then(() => undefined);
+        return { ready, heard, stop: () => p.stop(1000) };
+      },
       nodeMacs: async () => {
         const out = new Map<string, string>();
         for (const n of network.nodes) out.set(n.name, (JSON.parse(await ip('-n', n.netns, '-j', 'link', 'show', 'eth0')) as { address: string }[])[0]!.address);

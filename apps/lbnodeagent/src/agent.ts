@@ -92,8 +92,6 @@ export class NodeAgent {
   #localSubnets: LocalSubnet[] = [];
   /** Addresses this process put on a link: always ours to remove. */
   readonly #added = new Set<string>();
-  /** Announcing annotations as this node last wrote them: service -> family -> value. */
-  readonly #announced = new Map<string, Map<Family, string>>();
   /** When this agent last saw each peer's Lease renewTime change (local clock: skew-safe). */
   readonly #leaseSeen = new Map<string, { renewTime: string; at: number }>();
   #leaseRenewedAt: number | undefined;
@@ -198,7 +196,13 @@ export class NodeAgent {
       if (!this.#managed(p.address, p.link)) continue;
       await this.#d.netlink.deleteAddress(p.link, p.address).catch(() => false);
     }
-    for (const [service, fams] of this.#announced) for (const [f, value] of fams) await this.#clearAnnouncing(service, f, value);
+    const prefix = `${this.#s.node},`;
+    for (const svc of this.#d.services.list()) {
+      for (const f of ['IPv4', 'IPv6'] as const) {
+        const value = svc.metadata.annotations?.[f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
+        if (value?.startsWith(prefix)) await this.#clearAnnouncing(serviceKey(svc), f, value);
+      }
+    }
     await this.#d.membership.leave().catch(() => undefined);
     if (this.#createdVirtualLink) await this.#d.netlink.deleteLink(this.#createdVirtualLink).catch(() => false);
     await this.#d.client.delete(`/apis/coordination.k8s.io/v1/namespaces/${this.#s.namespace}/leases/${LEASE_PREFIX}${this.#s.node}`, { ignoreNotFound: true }).catch(() => undefined);
@@ -246,11 +250,11 @@ export class NodeAgent {
       holdDownMs: HOLD_DOWN_MS,
     });
     this.#swimSince = decision.swimSince;
-    if (decision.mode !== this.#mode) {
-      this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
-      this.#mode = decision.mode;
-      void this.#renewLease();
-    }
+    // A new mode is published on the Lease only after this reconcile has applied it: a
+    // peer that reads "cut off" from our Lease must be able to rely on our withdrawals
+    // having happened already.
+    const modeChanged = decision.mode !== this.#mode;
+    if (modeChanged) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
     const swimSubnets = new Map(members.map((m) => [m.name, m.subnets]));
     const selfSubnets = this.#localSubnets.map((s) => s.cidr);
     const { candidates, basis } = effectiveCandidates(this.#s.node, decision, swimSubnets, selfSubnets, peers);
@@ -273,6 +277,7 @@ export class NodeAgent {
     }
     const lifetime = this.#s.addressLifetimeS === 0 ? {} : { validLifetime: this.#s.addressLifetimeS, preferredLifetime: this.#s.addressLifetimeS };
     for (const w of changes.add) {
+      if (w.kind === 'local' && !(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) continue;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...(w.kind === 'virtual' ? { noprefixroute: false } : {}), ...lifetime });
       this.#added.add(w.address);
       this.#d.log.info({ address: w.address, link: w.link, kind: w.kind, basis }, 'announcing');
@@ -292,6 +297,10 @@ export class NodeAgent {
       for (const w of plan.wanted.values()) {
         if (!added.has(w.address)) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...lifetime });
       }
+    }
+    if (modeChanged) {
+      this.#mode = decision.mode;
+      await this.#renewLease();
     }
     await this.#syncAnnouncing(plan);
     for (const n of plan.notes) this.#event(n.service, 'Warning', n.reason, n.message);
@@ -349,7 +358,9 @@ export class NodeAgent {
       for (const ip of ingressIPs(svc)) {
         const a = parseAddress(ip);
         if (!a) continue;
+        const announced = svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         out.push({
+          announcedBy: announced ? announced.split(',')[0] : undefined,
           service: key,
           address: ip,
           family: a.family,
@@ -401,31 +412,56 @@ export class NodeAgent {
 
   // --- the announcing annotations ---------------------------------------------
 
+  /**
+   * Writes the announcing annotations this node owns and removes every one that names
+   * this node but should not (read from the Services themselves, so a restart leaves none
+   * behind). Runs after the address changes: a removal tells the next winner that this
+   * node has withdrawn.
+   */
   async #syncAnnouncing(plan: NodePlan): Promise<void> {
-    for (const [service, fams] of plan.announcing) {
-      const svc = this.#d.services.get(service);
-      if (!svc) continue;
+    const prefix = `${this.#s.node},`;
+    for (const svc of this.#d.services.list()) {
+      const key = serviceKey(svc);
+      const mine = plan.announcing.get(key);
       const patch: Record<string, string> = {};
-      for (const [f, value] of fams) {
+      for (const f of ['IPv4', 'IPv6'] as const) {
         const name = f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
-        if (svc.metadata.annotations?.[name] !== value) patch[name] = value;
+        const current = svc.metadata.annotations?.[name];
+        const want = mine?.get(f);
+        if (want !== undefined && current !== want) patch[name] = want;
+        else if (want === undefined && current?.startsWith(prefix)) await this.#clearAnnouncing(key, f, current);
       }
       if (Object.keys(patch).length > 0) {
-        const [ns, name] = service.split('/');
         await this.#d.client
-          .mergePatch(`/api/v1/namespaces/${ns}/services/${name}`, { metadata: { annotations: patch } })
-          .catch((e: unknown) => this.#d.log.warn({ service, err: e instanceof Error ? e.message : String(e) }, 'announcing annotation write failed'));
+          .mergePatch(`/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`, { metadata: { annotations: patch } })
+          .catch((e: unknown) => this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'announcing annotation write failed'));
       }
-      this.#announced.set(service, new Map(fams));
     }
-    for (const [service, fams] of [...this.#announced]) {
-      const still = plan.announcing.get(service);
-      for (const [f, value] of fams) {
-        if (still?.get(f) === value) continue;
-        await this.#clearAnnouncing(service, f, value);
-        fams.delete(f);
-      }
-      if (fams.size === 0) this.#announced.delete(service);
+  }
+
+  /**
+   * Claims a local address at the API server before adding it: writes this node's
+   * announcement on the Service with the cached resourceVersion as a precondition. The
+   * planner let us claim because our cache shows no other live announcer; if the cache
+   * is stale (another node announced meanwhile, or our own old announcement is not yet
+   * seen removed), the server answers 409 and we wait for the fresh state instead of
+   * holding the address together with that node.
+   */
+  async #claim(services: readonly string[], family: Family, value: string): Promise<boolean> {
+    const key = [...services].sort()[0]!;
+    const svc = this.#d.services.get(key);
+    if (!svc) return false;
+    const name = family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
+    if (svc.metadata.annotations?.[name] === value) return true;
+    try {
+      await this.#d.client.mergePatch(`/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`, {
+        metadata: { resourceVersion: svc.metadata.resourceVersion, annotations: { [name]: value } },
+      });
+      return true;
+    } catch (e) {
+      if (!(e instanceof KubeApiError && e.status === 409)) this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'claim failed');
+      else this.#d.log.debug({ service: key }, 'claim raced a newer Service; waiting for the fresh state');
+      return false;
     }
   }
 

@@ -15,6 +15,8 @@ export interface ServiceAddress {
   readonly endpointNodes: ReadonlySet<string>;
   /** Prefix length for the virtual interface (the pool's aggregation), if the address lies in a known pool. */
   readonly aggregation: number | undefined;
+  /** The node the Service's announcing annotation of this family names, if any. */
+  readonly announcedBy?: string | undefined;
 }
 
 /** A subnet this node has on one of its local interfaces (matching `localint`). */
@@ -64,6 +66,8 @@ export interface NodePlan {
   readonly announcing: ReadonlyMap<string, ReadonlyMap<Family, string>>;
   /** Local addresses and who wins them (for metrics and logs). */
   readonly elections: ReadonlyMap<string, string | undefined>;
+  /** Local addresses this node won but waits for: a live node still announces them. */
+  readonly awaitingHandover: ReadonlyMap<string, string>;
   readonly notes: readonly Note[];
 }
 
@@ -87,7 +91,9 @@ export function planNode(s: NodeSnapshot): NodePlan {
   const wanted = new Map<string, WantedAddress>();
   const announcing = new Map<string, Map<Family, string>>();
   const elections = new Map<string, string | undefined>();
+  const awaitingHandover = new Map<string, string>();
   const notes: Note[] = [];
+  const candidateNames = new Set(s.candidates.map((c) => c.name));
   const want = (w: Omit<WantedAddress, 'services'>, service: string): void => {
     const prev = wanted.get(w.address);
     wanted.set(w.address, { ...w, services: prev ? [...prev.services, service] : [service] });
@@ -105,6 +111,14 @@ export function planNode(s: NodeSnapshot): NodePlan {
         elections.set(a.address, w);
       }
       if (w !== s.node) continue;
+      // Break before make: while another live candidate still announces the address, it
+      // has not withdrawn it yet; claim once it has (its announcement is removed only
+      // after its withdrawal) or once it is no longer a candidate (dead: claim at once).
+      if (a.announcedBy && a.announcedBy !== s.node && candidateNames.has(a.announcedBy)) {
+        awaitingHandover.set(a.address, a.announcedBy);
+        continue;
+      }
+      if (awaitingHandover.has(a.address)) continue;
       want({ address: a.address, family: a.family, link: local.link, prefixLength: local.prefixLength, kind: 'local' }, a.service);
       let m = announcing.get(a.service);
       if (!m) announcing.set(a.service, (m = new Map<Family, string>()));
@@ -117,7 +131,15 @@ export function planNode(s: NodeSnapshot): NodePlan {
       want({ address: a.address, family: a.family, link: s.virtualLink, prefixLength: a.aggregation ?? max, kind: 'virtual' }, a.service);
     }
   }
-  return { wanted, announcing, elections, notes };
+  // One Service of a shared address still announced by another node holds it for all.
+  for (const address of awaitingHandover.keys()) {
+    if (!wanted.has(address)) continue;
+    const w = wanted.get(address)!;
+    wanted.delete(address);
+    for (const service of w.services) announcing.get(service)?.delete(w.family);
+  }
+  for (const [service, m] of [...announcing]) if (m.size === 0) announcing.delete(service);
+  return { wanted, announcing, elections, awaitingHandover, notes };
 }
 
 /** An address currently on one of the links the agent manages. */

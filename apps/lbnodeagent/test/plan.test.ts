@@ -104,3 +104,23 @@ t.test('address changes: add the missing, remove only what is ours', async (t) =
   t.same(c.add.map((w) => `${w.address}/${w.prefixLength}`), ['203.0.113.5/32']);
   t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [] }, 'nothing to do');
 });
+
+t.test('break before make: a winner waits while a live node still announces the address', async (t) => {
+  const winnerOf = (address: string): string => planNode(snap('node-1', [addr(address)])).elections.get(address)!;
+  const a = '192.0.2.200';
+  const w = winnerOf(a);
+  const other = nodes.find((n) => n !== w)!;
+  const waiting = planNode(snap(w, [addr(a, { announcedBy: other })]));
+  t.notOk(waiting.wanted.has(a), 'the winner does not claim yet');
+  t.equal(waiting.awaitingHandover.get(a), other);
+  t.notOk(waiting.announcing.has('default/web'));
+  const released = planNode(snap(w, [addr(a, { announcedBy: undefined })]));
+  t.ok(released.wanted.has(a), 'it claims once the announcement is gone');
+  const dead = planNode(snap(w, [addr(a, { announcedBy: other })], { candidates: everyone.filter((c) => c.name !== other) }));
+  t.ok(dead.wanted.has(a), 'it claims at once when the announcer is no longer a candidate (failover)');
+  const self = planNode(snap(w, [addr(a, { announcedBy: w })]));
+  t.ok(self.wanted.has(a), 'its own announcement does not hold it back');
+  const shared = planNode(snap(w, [addr(a, { service: 'default/x', shared: true }), addr(a, { service: 'default/y', shared: true, announcedBy: other })]));
+  t.notOk(shared.wanted.has(a), 'one Service of a shared address still announced elsewhere holds it for all');
+  t.equal(shared.announcing.size, 0);
+});
