@@ -1,12 +1,12 @@
 // The node agents in the lab: real netlink in node namespaces, real gossip between them,
 // a real API server, and a client namespace that asks the addresses.
 import t from 'tap';
-import { PURELB_NAMESPACE, withLab } from '@purelb/lab';
+import { PURELB_NAMESPACE, startAgent, withLab } from '@purelb/lab';
 import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
 
 const lab = await withLab(t, { nodes: 3 });
 const admin = lab.controlPlane.admin;
-await startCluster(lab, t);
+const cluster = await startCluster(lab, t);
 const macs = await lab.nodeMacs();
 
 t.test('a local v4 address: one node holds it on its LAN interface, and it answers', async (t) => {
@@ -112,4 +112,29 @@ t.test('an LBNodeAgent edit is applied: a new virtual interface', async (t) => {
     'virtual addresses moved to kube-lb1',
   );
   t.equal(h.length, 3);
+});
+
+t.test('a restarted agent keeps the addresses it holds: no flap', async (t) => {
+  await lab.createDemoService('steady', { annotations: { 'purelb.io/service-group': 'virtual' } });
+  const [a] = await addressesOf(lab, 'steady', 1);
+  await waitForHolders(lab, a!, (x) => x.length === 3, 'everywhere');
+  const node = lab.nodes[1]!;
+  const old = cluster.agents.get(node.name)!;
+  let missing = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    for (let i = 0; sampling && i < 5000; i++) {
+      if (!(await lab.holders(a!)).some((h) => h.node === node.name)) missing++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  old.child.kill('SIGKILL');
+  await old.exited();
+  const fresh = await startAgent(lab.controlPlane, node);
+  cluster.agents.set(node.name, fresh);
+  await new Promise((r) => setTimeout(r, 3000));
+  sampling = false;
+  await sampler;
+  t.equal(missing, 0, `${a} never left ${node.name} while its agent was killed and restarted`);
+  t.equal((await lab.holders(a!)).length, 3);
 });
