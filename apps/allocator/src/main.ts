@@ -8,10 +8,9 @@ import {
   LeaderElector,
   type Service,
   type ServiceGroup,
-  SettingsError,
   loadKubeConfig,
+  loadSettingsOrExit,
   onShutdown,
-  settingsHelp,
   startHealthServer,
   trimService,
 } from '@purelb/k8s-glue';
@@ -19,21 +18,7 @@ import { SETTINGS, loadConfig } from './config.ts';
 import { AllocatorController } from './controller.ts';
 import { createMetrics } from './metrics.ts';
 
-if (process.argv.includes('--help')) {
-  console.log(settingsHelp('allocator: gives LoadBalancer Services addresses from PureLB ServiceGroups', SETTINGS));
-  process.exit(0);
-}
-
-let config;
-try {
-  config = loadConfig(process.argv.slice(2), process.env);
-} catch (e) {
-  if (e instanceof SettingsError) {
-    console.error(`allocator: ${e.message}`);
-    process.exit(2);
-  }
-  throw e;
-}
+const config = loadSettingsOrExit('allocator', 'gives LoadBalancer Services addresses from PureLB ServiceGroups', SETTINGS, loadConfig);
 const log = pino({ name: 'allocator', level: config.logLevel });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-allocator/${config.identity}` });
 const metrics = createMetrics();

@@ -8,6 +8,7 @@ import {
   type EventRecorder,
   type Informer,
   type KubeClient,
+  type Logger,
   type LBNodeAgent,
   type Service,
   type ServiceGroup,
@@ -23,13 +24,6 @@ import type { InterfaceAddress, NetlinkHandle } from '@purelb/linux-net';
 import { type GossipMode, type PeerLease, effectiveCandidates } from './candidates.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, addressChanges, planNode } from './plan.ts';
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
 
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {

@@ -9,10 +9,9 @@ import {
   type LBNodeAgent,
   type Service,
   type ServiceGroup,
-  SettingsError,
   loadKubeConfig,
+  loadSettingsOrExit,
   onShutdown,
-  settingsHelp,
   startHealthServer,
   trimService,
 } from '@purelb/k8s-glue';
@@ -21,20 +20,7 @@ import { SETTINGS, loadConfig } from './config.ts';
 import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
 
-if (process.argv.includes('--help')) {
-  console.log(settingsHelp('lbnodeagent: puts LoadBalancer addresses on this node when it should have them', SETTINGS));
-  process.exit(0);
-}
-let config;
-try {
-  config = loadConfig(process.argv.slice(2), process.env);
-} catch (e) {
-  if (e instanceof SettingsError) {
-    console.error(`lbnodeagent: ${e.message}`);
-    process.exit(2);
-  }
-  throw e;
-}
+const config = loadSettingsOrExit('lbnodeagent', 'puts LoadBalancer addresses on this node when it should have them', SETTINGS, loadConfig);
 const log = pino({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-lbnodeagent/${config.nodeName}` });
 const ns = config.namespace;

@@ -60,3 +60,31 @@ export function settingsHelp(title: string, table: readonly Setting[]): string {
 export function settingsMarkdown(table: readonly Setting[]): string {
   return ['| flag | environment | default | meaning |', '| --- | --- | --- | --- |', ...table.map(([f, e, d, m]) => `| \`${f}\` | \`${e}\` | \`${d}\` | ${m} |`)].join('\n');
 }
+
+/** The logger the daemons hand to their controllers (pino's shape). */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/**
+ * A daemon's start: `--help` prints the settings and exits 0; settings that do not parse
+ * are printed, naming the setting, and exit 2; otherwise the loaded configuration.
+ */
+export function loadSettingsOrExit<C>(program: string, title: string, table: readonly Setting[], load: (argv: readonly string[], env: NodeJS.ProcessEnv) => C): C {
+  if (process.argv.includes('--help')) {
+    process.stdout.write(`${settingsHelp(`${program}: ${title}`, table)}\n`);
+    process.exit(0);
+  }
+  try {
+    return load(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (e instanceof SettingsError) {
+      process.stderr.write(`${program}: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
