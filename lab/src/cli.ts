@@ -1,12 +1,17 @@
-// npm run lab [-- --nodes N] [-- --once] [-- --clean [--force]]
-// Brings the lab up, shows what to try, and tears everything down on Ctrl-C.
+// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --clean [--force]]
+// Brings the lab up with PureLB running in it, shows a LoadBalancer Service answering,
+// and tears everything down on Ctrl-C.
 import { parseArgs } from 'node:util';
+import { type DaemonProcess, installPureLB, startAgent, startAllocator } from './purelb.ts';
 import { cleanLabs, startLab } from './lab.ts';
 import { LAN } from './network.ts';
+import { waitFor } from './exec.ts';
 
 const HELP = `usage: npm run lab -- [options]
   --nodes N     node namespaces to create (default 3)
   --once        bring the lab up, show it working, tear it down (default: keep it running until Ctrl-C)
+  --failover    also kill the announcing node's agent (and cut its link, as a dead node would)
+                and print how long until the address answered again from another node
   --clean       remove what a crashed lab left behind (processes, namespaces, state) and exit
   --force       with --clean: also remove labs whose owner process is still running
   --help        this text`;
@@ -15,6 +20,7 @@ const { values } = parseArgs({
   options: {
     nodes: { type: 'string', default: '3' },
     once: { type: 'boolean', default: false },
+    failover: { type: 'boolean', default: false },
     clean: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -32,54 +38,91 @@ if (values.clean) {
   process.exit(0);
 }
 
-const nodes = Number(values.nodes);
+const say = (line: string): void => console.log(`[lab] ${line}`);
 const t0 = Date.now();
-const lab = await startLab({ nodes, onProgress: (line) => console.log(`[lab] ${line}`) });
+const lab = await startLab({ nodes: Number(values.nodes), onProgress: say });
+const daemons: DaemonProcess[] = [];
 let stopping = false;
 const shutdown = async (code: number): Promise<void> => {
   if (stopping) {
-    console.log('[lab] second signal: exiting now; run `npm run lab -- --clean` to remove leftovers');
+    say('second signal: exiting now; run `npm run lab -- --clean` to remove leftovers');
     process.exit(1);
   }
   stopping = true;
-  console.log('\n[lab] tearing down');
+  say('tearing down');
+  for (const d of daemons.reverse()) await d.stop(3000);
   await lab.stop();
-  console.log('[lab] everything removed');
+  say('everything removed');
   process.exit(code);
 };
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
-await lab.createDemoService('demo', { families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' });
-const answers = await lab.probe(
-  lab.network.clientNetns,
-  lab.nodes.flatMap((n) => [`http://${n.v4}/`, `http://[${n.v6}]/`]),
-);
+try {
+  say('installing PureLB: CRDs, the purelb namespace, the gossip Secret, a default ServiceGroup and LBNodeAgent');
+  await installPureLB(lab.controlPlane.admin, { sendgarp: true });
+  say('starting the allocator and one node agent per node');
+  daemons.push(await startAllocator(lab.controlPlane, { identity: 'allocator-0' }));
+  for (const n of lab.nodes) daemons.push(await startAgent(lab.controlPlane, n));
+  await lab.createDemoService('demo', { families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' });
+} catch (e) {
+  console.error(e instanceof Error ? e.message : String(e));
+  await shutdown(1);
+}
+
+interface Svc {
+  metadata: { annotations?: Record<string, string> };
+  status?: { loadBalancer?: { ingress?: { ip: string }[] } };
+}
+const svcPath = '/api/v1/namespaces/default/services/demo';
+const ips = await waitFor('the demo Service to get its addresses', async () => {
+  const s = await lab.controlPlane.admin.get<Svc>(svcPath);
+  const got = (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip);
+  return got.length === 2 ? got : undefined;
+}, 20_000);
+const url = (ip: string): string => (ip.includes(':') ? `http://[${ip}]/` : `http://${ip}/`);
+const answers = await waitFor('the demo Service to answer', async () => {
+  const r = await lab.probe(lab.network.clientNetns, ips.map(url), 500);
+  return r.every((x) => x.ok) ? r : undefined;
+}, 20_000, 100);
+const ann = (await lab.controlPlane.admin.get<Svc>(svcPath)).metadata.annotations ?? {};
 const c = lab.network.clientNetns;
+const n1 = lab.nodes[0]!;
 console.log(`
 [lab] up in ${((Date.now() - t0) / 1000).toFixed(1)} s: kube-apiserver ${lab.controlPlane.url}, ${lab.nodes.length} nodes on ${LAN.v4Subnet} and ${LAN.v6Subnet}
 
-  nodes (network namespace, LAN addresses, backend answer from the client namespace):
-${lab.nodes
-  .map((n) => {
-    const a = answers.filter((r) => r.url.includes(n.v4) || r.url.includes(n.v6)).map((r) => (r.ok ? r.body : `FAILED ${r.error ?? ''}`));
-    return `    ${n.name.padEnd(8)} ${n.netns.padEnd(14)} ${n.v4.padEnd(12)} ${n.v6.padEnd(16)} ${a.join(' / ')}`;
-  })
-  .join('\n')}
+  the demo LoadBalancer Service (dual stack), asked from the client namespace:
+${ips.map((ip, i) => `    ${url(ip).padEnd(24)} answered by ${answers[i]?.body ?? '?'}   (announcing-${ip.includes(':') ? 'IPv6' : 'IPv4'}: ${ann[ip.includes(':') ? 'purelb.io/announcing-IPv6' : 'purelb.io/announcing-IPv4'] ?? '-'})`).join('\n')}
+
+  nodes (network namespace, LAN addresses):
+${lab.nodes.map((n) => `    ${n.name.padEnd(8)} ${n.netns.padEnd(14)} ${n.v4.padEnd(12)} ${n.v6}`).join('\n')}
     client   ${c.padEnd(14)} ${LAN.clientV4.padEnd(12)} ${LAN.clientV6}
 
   try:
     export KUBECONFIG=${lab.kubeconfigPath}
-    kubectl get nodes -o wide
-    kubectl get svc demo            # the demo LoadBalancer Service (dual stack)
-    kubectl get endpointslices      # written by the lab: one endpoint per node backend
-    ip netns exec ${c} curl -s http://${lab.nodes[0]?.v4 ?? ''}/
-    ip netns exec ${c} curl -s 'http://[${lab.nodes[0]?.v6 ?? ''}]/'
-    ip netns exec ${lab.nodes[0]?.netns ?? ''} ip addr show eth0
-
-  The allocator and the node agents are not part of the lab yet: the demo Service has
-  ClusterIPs but no external address until they are.
+    kubectl get svc demo -o wide              # its external addresses
+    kubectl get servicegroups -n purelb        # pools, in use / size
+    kubectl describe svc demo                  # AddressAssigned, AnnouncingLocal events
+    ip netns exec ${c} curl -s ${url(ips[0]!)}
+    ip netns exec ${n1.netns} ip addr show eth0
+    kubectl create service loadbalancer web --tcp=80   # another Service: watch it get an address
 `);
 
+if (values.failover) {
+  const v4 = ips.find((ip) => !ip.includes(':'))!;
+  const holder = (await lab.probe(c, [url(v4)], 500))[0]!.body;
+  const node = lab.nodes.find((n) => n.name === holder)!;
+  const agent = daemons.find((d) => d.name === `agent ${holder}`)!;
+  say(`failover: killing ${holder}'s agent with SIGKILL and cutting its link, as a dead node`);
+  const killedAt = Date.now();
+  agent.child.kill('SIGKILL');
+  await lab.setLinkUp(node, false);
+  const next = await waitFor(`${v4} to answer from another node`, async () => {
+    const [r] = await lab.probe(c, [url(v4)], 200);
+    return r?.ok && r.body !== holder ? r.body : undefined;
+  }, 30_000, 10);
+  say(`failover: ${v4} answered again from ${next} ${Date.now() - killedAt} ms after ${holder} died`);
+}
+
 if (values.once) await shutdown(answers.every((a) => a.ok) ? 0 : 1);
-else console.log('[lab] running; Ctrl-C tears everything down');
+else say('running; Ctrl-C tears everything down');

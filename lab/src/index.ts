@@ -4,4 +4,16 @@ export { KubeClient, type KubeClientOptions, type RawResponse } from './kube-cli
 export { type LabNode, type LabNetwork, LAB_PREFIX, labNamespaces, inNetns } from './network.ts';
 export { LabError, ManagedProcess, waitFor, run, ip, isAlive, killAndWait } from './exec.ts';
 export { withLab } from './tap.ts';
-export { type DaemonProcess, PURELB_NAMESPACE, CRD_DIR, DEFAULT_SERVICE_GROUP, installCrds, installPureLB, parseYamlObjects, startAllocator } from './purelb.ts';
+export {
+  type DaemonProcess,
+  PURELB_NAMESPACE,
+  MEMBERLIST_SECRET,
+  LAB_VIRTUAL_LINK_KIND,
+  CRD_DIR,
+  DEFAULT_SERVICE_GROUP,
+  installCrds,
+  installPureLB,
+  parseYamlObjects,
+  startAllocator,
+  startAgent,
+} from './purelb.ts';

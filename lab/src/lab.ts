@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
-import { LabError, ManagedProcess, isAlive, killAndWait, waitFor, run } from './exec.ts';
+import { LabError, ManagedProcess, ip, ipBatch, isAlive, killAndWait, waitFor, run } from './exec.ts';
 import { type LabNetwork, type LabNode, LAN, LAB_PREFIX, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
 
 /** Where lab state lives; one folder per lab, removed on stop. */
@@ -36,6 +36,25 @@ export interface Lab {
   readonly kubeconfigPath: string;
   /** GET each URL from inside a namespace; bounded by timeoutMs per URL. */
   probe(netns: string, urls: readonly string[], timeoutMs?: number): Promise<ProbeResult[]>;
+  /** MACs that answer an ARP request for the (IPv4) address, asked from the client namespace. */
+  arpWhoHas(address: string, timeoutMs?: number): Promise<string[]>;
+  /**
+   * Listens in the client namespace for gratuitous ARP for the address; resolves `ready`
+   * once listening. `heard()` returns what was heard so far (MAC and capture time, ms on
+   * the machine's monotonic clock in the capture process: compare only within one watch).
+   */
+  watchGratuitousArp(address: string, timeoutMs: number): { ready: Promise<void>; heard(): { mac: string; atMs: number }[]; stop(): Promise<void> };
+  /** The MAC of each node's LAN interface. */
+  nodeMacs(): Promise<Map<string, string>>;
+  /** The nodes that have the address on any interface, with the interface. */
+  holders(address: string): Promise<{ node: string; link: string; prefixLength: number }[]>;
+  /**
+   * Blocks (or unblocks) IP between the given nodes with blackhole routes: the membership
+   * cannot reach them, while ARP, the client and the API server still do.
+   */
+  setNodeToNodeBlocked(nodes: readonly LabNode[], blocked: boolean): Promise<void>;
+  /** Takes a node's LAN interface down or up (a cut cable). */
+  setLinkUp(node: LabNode, up: boolean): Promise<void>;
   /** Creates a LoadBalancer Service with EndpointSlices to the backend of every node. */
   createDemoService(name: string, opts?: DemoServiceOptions): Promise<void>;
   stop(): Promise<void>;
@@ -162,6 +181,37 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       kubeconfigPath: cp.kubeconfigPath,
       probe: (netns, urls, timeoutMs = 2000) => probe(netns, urls, timeoutMs),
       createDemoService: (name, o) => createDemoService(cp, network.nodes, name, o ?? {}),
+      arpWhoHas: async (address, timeoutMs = 500) =>
+        JSON.parse(await run('ip', ['netns', 'exec', network.clientNetns, process.execPath, '--conditions=@purelb/source', join(srcDir, 'arp-probe.ts'), 'eth0', LAN.clientV4, address, String(timeoutMs)], { timeoutMs: timeoutMs + 15_000 })) as string[],
+      watchGratuitousArp: (address, timeoutMs) => {
+        const p = new ManagedProcess(`garp watch ${address}`, 'ip', ['netns', 'exec', network.clientNetns, process.execPath, '--conditions=@purelb/source', join(srcDir, 'arp-probe.ts'), '--listen', 'eth0', address, String(timeoutMs)]);
+        const heard = (): { mac: string; atMs: number }[] =>
+          p.tail(1000).split('\n').map((l) => /^([0-9a-f:]{17}) ([\d.]+)$/.exec(l.trim())).filter((m) => m !== null).map((m) => ({ mac: m[1]!, atMs: Number(m[2]) }));
+        const ready = waitFor('the ARP listener', () => (p.tail(50).includes('listening') ? true : undefined), 10_000, 10).then(() => undefined);
+        return { ready, heard, stop: () => p.stop(1000) };
+      },
+      nodeMacs: async () => {
+        const out = new Map<string, string>();
+        for (const n of network.nodes) out.set(n.name, (JSON.parse(await ip('-n', n.netns, '-j', 'link', 'show', 'eth0')) as { address: string }[])[0]!.address);
+        return out;
+      },
+      holders: async (address) => {
+        const out: { node: string; link: string; prefixLength: number }[] = [];
+        for (const n of network.nodes) {
+          const links = JSON.parse(await ip('-n', n.netns, '-j', 'addr', 'show')) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
+          for (const l of links) for (const a of l.addr_info) if (a.local === address) out.push({ node: n.name, link: l.ifname, prefixLength: a.prefixlen });
+        }
+        return out;
+      },
+      setNodeToNodeBlocked: async (nodes, blocked) => {
+        for (const n of nodes) {
+          const lines = nodes.filter((o) => o !== n).flatMap((o) => [`route ${blocked ? 'replace' : 'del'} blackhole ${o.v4}/32`, `route ${blocked ? 'replace' : 'del'} blackhole ${o.v6}/128`]);
+          if (lines.length) await ipBatch(lines, n.netns);
+        }
+      },
+      setLinkUp: async (node, up) => {
+        await ip('-n', node.netns, 'link', 'set', 'eth0', up ? 'up' : 'down');
+      },
       stop,
     };
     return lab;

@@ -1,15 +1,20 @@
 // Installing and running PureLB in the lab: CRDs, the install namespace, default
 // configuration, and the daemons as real processes (started by path, like a container
 // would run them).
+import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from './control-plane.ts';
 import { LabError, ManagedProcess, waitFor } from './exec.ts';
 import type { KubeClient } from './kube-client.ts';
+import type { LabNode } from './network.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 export const PURELB_NAMESPACE = 'purelb';
+export const MEMBERLIST_SECRET = 'purelb-memberlist';
+/** The kernel here has no dummy driver; a bridge with no ports serves as the virtual interface. */
+export const LAB_VIRTUAL_LINK_KIND = 'bridge';
 export const CRD_DIR = join(repoRoot, 'charts', 'purelb', 'crds');
 
 /** The lab's default pools: local addresses on the LAN, and a virtual range off it. */
@@ -50,10 +55,19 @@ export async function installCrds(admin: KubeClient): Promise<string[]> {
 }
 
 /** CRDs, the purelb namespace, and (unless `defaults: false`) a default ServiceGroup and LBNodeAgent. */
-export async function installPureLB(admin: KubeClient, opts: { defaults?: boolean } = {}): Promise<void> {
+export async function installPureLB(admin: KubeClient, opts: { defaults?: boolean; sendgarp?: boolean } = {}): Promise<void> {
   await installCrds(admin);
   const r = await admin.raw('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: PURELB_NAMESPACE } });
   if (r.status !== 201 && r.status !== 409) throw new LabError('LAB_API_ERROR', `create namespace ${PURELB_NAMESPACE}: HTTP ${r.status} ${r.body}`);
+  // The gossip key, as the chart generates it: 32 random bytes, base64, under "key".
+  const key = Buffer.from(randomBytes(32).toString('base64')).toString('base64');
+  await admin.apply(`/api/v1/namespaces/${PURELB_NAMESPACE}/secrets/${MEMBERLIST_SECRET}`, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: MEMBERLIST_SECRET, namespace: PURELB_NAMESPACE },
+    type: 'Opaque',
+    data: { key },
+  });
   if (opts.defaults === false) return;
   await admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/default`, {
     apiVersion: 'purelb.io/v1',
@@ -65,7 +79,7 @@ export async function installPureLB(admin: KubeClient, opts: { defaults?: boolea
     apiVersion: 'purelb.io/v1',
     kind: 'LBNodeAgent',
     metadata: { name: 'default', namespace: PURELB_NAMESPACE },
-    spec: { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false } },
+    spec: { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: opts.sendgarp ?? true } },
   });
 }
 
@@ -96,6 +110,42 @@ export async function startAllocator(cp: ControlPlane, opts: { identity: string;
       if (!p.running) throw new LabError('LAB_DAEMON_EXITED', `allocator ${opts.identity} exited:\n${p.tail(30)}`);
       const log = p.tail(200);
       if (!log.includes('caches synced')) return undefined;
+      const m = /"port":(\d+)[^\n]*serving \/metrics/.exec(log);
+      return m ? Number(m[1]) : undefined;
+    },
+    30_000,
+    25,
+  );
+  return Object.assign(p, { metricsPort: port });
+}
+
+/**
+ * Starts a node agent inside a lab node's network namespace (as a DaemonSet Pod with
+ * hostNetwork would run on that node) and waits until it has synced and started.
+ */
+export async function startAgent(cp: ControlPlane, node: LabNode, opts: { args?: readonly string[] } = {}): Promise<DaemonProcess> {
+  const args = [
+    'netns',
+    'exec',
+    node.netns,
+    process.execPath,
+    '--conditions=@purelb/source',
+    join(repoRoot, 'apps', 'lbnodeagent', 'src', 'main.ts'),
+    `--kubeconfig=${cp.kubeconfigPath}`,
+    `--namespace=${PURELB_NAMESPACE}`,
+    `--node-name=${node.name}`,
+    `--virtual-link-kind=${LAB_VIRTUAL_LINK_KIND}`,
+    '--metrics-host=127.0.0.1',
+    '--metrics-port=0',
+    ...(opts.args ?? []),
+  ];
+  const p = new ManagedProcess(`agent ${node.name}`, 'ip', args);
+  const port = await waitFor(
+    `agent ${node.name} to start`,
+    () => {
+      if (!p.running) throw new LabError('LAB_DAEMON_EXITED', `agent ${node.name} exited:\n${p.tail(30)}`);
+      const log = p.tail(200);
+      if (!log.includes('agent started')) return undefined;
       const m = /"port":(\d+)[^\n]*serving \/metrics/.exec(log);
       return m ? Number(m[1]) : undefined;
     },

@@ -1,6 +1,8 @@
 // The allocator's configuration: flags, each with an environment variable as fallback.
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
+import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, readSettings } from '@purelb/k8s-glue';
+
+export { SettingsError as ConfigError, parseDuration };
 
 export interface AllocatorConfig {
   /** kubeconfig path; absent: $KUBECONFIG, in-cluster, ~/.kube/config. */
@@ -22,7 +24,7 @@ export interface AllocatorConfig {
 }
 
 /** Every setting: flag, environment variable, default, meaning. Rendered into --help and the README. */
-export const SETTINGS = [
+export const SETTINGS: readonly Setting[] = [
   ['--kubeconfig', 'KUBECONFIG', '(in-cluster)', 'kubeconfig to use; absent: in-cluster service account, then ~/.kube/config'],
   ['--namespace', 'PURELB_NAMESPACE / POD_NAMESPACE', 'purelb', 'namespace of the ServiceGroups and of the leader Lease'],
   ['--identity', 'POD_NAME', '<hostname>-<pid>', 'this replica\'s name in the Lease'],
@@ -36,66 +38,28 @@ export const SETTINGS = [
   ['--write-concurrency', 'PURELB_WRITE_CONCURRENCY', '16', 'Service status writes in flight at once'],
   ['--group-status-interval', 'PURELB_GROUP_STATUS_INTERVAL', '1s', 'ServiceGroup status (in use/size) is written at most this often'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
-] as const;
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'ALLOCATOR_BAD_CONFIG';
-}
-
-/** `250ms`, `2s`, `1m` or a bare number of milliseconds. */
-export function parseDuration(setting: string, text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${setting}: "${text}" is not a duration like 500ms, 2s or 1m`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n);
-}
-
-function parseInteger(setting: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${setting}: "${text}" is not a whole number in ${min}-${max}`);
-  return n;
-}
-
-function parseBool(setting: string, text: string): boolean {
-  if (/^(true|1|yes)$/i.test(text)) return true;
-  if (/^(false|0|no|)$/i.test(text)) return false;
-  throw new ConfigError(`${setting}: "${text}" is not true or false`);
-}
+];
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AllocatorConfig {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: Object.fromEntries(SETTINGS.map(([flag]) => [flag.slice(2), { type: 'string' as const }])),
-    strict: true,
-  });
-  const get = (flag: string, envNames: string, dflt: string): string => {
-    const v = values[flag.slice(2)];
-    if (typeof v === 'string') return v;
-    for (const e of envNames.split(' / ')) if (env[e] !== undefined && env[e] !== '') return env[e];
-    return dflt;
-  };
-  const c = (i: number): [string, string, string] => {
-    const s = SETTINGS[i]!;
-    return [s[0], s[1], s[2]];
-  };
+  const v = readSettings(SETTINGS, argv, env);
+  const get = (flag: string): string => v.get(flag)!;
   const config: AllocatorConfig = {
-    kubeconfig: get(...c(0)) === '(in-cluster)' ? undefined : get(...c(0)),
-    namespace: get(...c(1)),
-    identity: get(c(2)[0], c(2)[1], `${hostname()}-${process.pid}`),
-    leaseName: get(...c(3)),
-    leaseDurationMs: parseDuration('--lease-duration', get(...c(4))),
-    renewDeadlineMs: parseDuration('--renew-deadline', get(...c(5))),
-    retryPeriodMs: parseDuration('--retry-period', get(...c(6))),
-    requireLoadBalancerClass: parseBool('--require-loadbalancer-class', get(...c(7))),
-    metricsHost: get(...c(8)),
-    metricsPort: parseInteger('--metrics-port', get(...c(9)), 0, 65535),
-    writeConcurrency: parseInteger('--write-concurrency', get(...c(10)), 1, 256),
-    groupStatusIntervalMs: parseDuration('--group-status-interval', get(...c(11))),
-    logLevel: get(...c(12)),
+    kubeconfig: get('--kubeconfig') === '(in-cluster)' ? undefined : get('--kubeconfig'),
+    namespace: get('--namespace'),
+    identity: get('--identity') === '<hostname>-<pid>' ? `${hostname()}-${process.pid}` : get('--identity'),
+    leaseName: get('--lease-name'),
+    leaseDurationMs: parseDuration('--lease-duration', get('--lease-duration')),
+    renewDeadlineMs: parseDuration('--renew-deadline', get('--renew-deadline')),
+    retryPeriodMs: parseDuration('--retry-period', get('--retry-period')),
+    requireLoadBalancerClass: parseBool('--require-loadbalancer-class', get('--require-loadbalancer-class')),
+    metricsHost: get('--metrics-host'),
+    metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
+    writeConcurrency: parseInteger('--write-concurrency', get('--write-concurrency'), 1, 256),
+    groupStatusIntervalMs: parseDuration('--group-status-interval', get('--group-status-interval')),
+    logLevel: get('--log-level'),
   };
   if (!(config.retryPeriodMs < config.renewDeadlineMs && config.renewDeadlineMs < config.leaseDurationMs)) {
-    throw new ConfigError('--retry-period < --renew-deadline < --lease-duration must hold, or two replicas could both believe they lead');
+    throw new SettingsError('--retry-period < --renew-deadline < --lease-duration must hold, or two replicas could both believe they lead');
   }
   return config;
 }

@@ -5,6 +5,7 @@ import {
   type EventRecorder,
   type Informer,
   type KubeClient,
+  type Logger,
   type Service,
   type ServiceGroup,
   Annotation,
@@ -19,13 +20,6 @@ import { allocatedByUs, servicePatch } from './desired.ts';
 import { type ClassPolicy, serviceIntent } from './intent.ts';
 import type { AllocatorMetrics } from './metrics.ts';
 import { KeyQueue } from './queue.ts';
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
 
 export interface ControllerOptions extends ClassPolicy {
   /** Namespace of the ServiceGroups. */

@@ -9,30 +9,16 @@ import {
   type Service,
   type ServiceGroup,
   loadKubeConfig,
+  loadSettingsOrExit,
   onShutdown,
   startHealthServer,
   trimService,
 } from '@purelb/k8s-glue';
-import { SETTINGS, ConfigError, loadConfig } from './config.ts';
+import { SETTINGS, loadConfig } from './config.ts';
 import { AllocatorController } from './controller.ts';
 import { createMetrics } from './metrics.ts';
 
-if (process.argv.includes('--help')) {
-  console.log('allocator: gives LoadBalancer Services addresses from PureLB ServiceGroups\n');
-  for (const [flag, env, dflt, what] of SETTINGS) console.log(`  ${flag.padEnd(30)} ${what}\n  ${''.padEnd(30)} env ${env}, default ${dflt}`);
-  process.exit(0);
-}
-
-let config;
-try {
-  config = loadConfig(process.argv.slice(2), process.env);
-} catch (e) {
-  if (e instanceof ConfigError || (e instanceof Error && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
-    console.error(`allocator: ${e.message}`);
-    process.exit(2);
-  }
-  throw e;
-}
+const config = loadSettingsOrExit('allocator', 'gives LoadBalancer Services addresses from PureLB ServiceGroups', SETTINGS, loadConfig);
 const log = pino({ name: 'allocator', level: config.logLevel });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-allocator/${config.identity}` });
 const metrics = createMetrics();

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, parseDuration } from '../src/config.ts';
 
 t.test('durations', async (t) => {
   t.same(['250ms', '2s', '1.5s', '1m', '40'].map((x) => parseDuration('--x', x)), [250, 2000, 1500, 60_000, 40]);
-  t.throws(() => parseDuration('--lease-duration', '2 hours'), { name: 'ConfigError', message: /--lease-duration: "2 hours"/ });
+  t.throws(() => parseDuration('--lease-duration', '2 hours'), { name: 'SettingsError', message: /--lease-duration: "2 hours"/ });
 });
 
 t.test('flags win over the environment, which wins over defaults', async (t) => {

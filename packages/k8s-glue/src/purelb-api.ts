@@ -1,6 +1,6 @@
 // The PureLB API as TypeScript: the purelb.io/v1 kinds, the Service fields PureLB reads and
 // writes, and the annotation names. Compatible with PureLB v1 manifests.
-import type { GroupSpec, PoolSpec } from '@purelb/ipam-core';
+import type { GroupSpec } from '@purelb/ipam-core';
 import type { Condition } from './status.ts';
 
 export const PURELB_API_GROUP = 'purelb.io';
@@ -42,15 +42,8 @@ export interface ObjectMeta {
 
 // --- ServiceGroup -------------------------------------------------------------
 
-export interface LocalPoolsSpec {
-  readonly v4pools?: readonly PoolSpec[] | undefined;
-  readonly v6pools?: readonly PoolSpec[] | undefined;
-  readonly v4pool?: PoolSpec | undefined;
-  readonly v6pool?: PoolSpec | undefined;
-  readonly subnet?: string | undefined;
-  readonly pool?: string | undefined;
-  readonly aggregation?: string | undefined;
-}
+/** `spec.local`: the pool forms ipam-core accepts, without the name (that is the object's). */
+export type LocalPoolsSpec = Omit<GroupSpec, 'name'>;
 
 export interface NetboxSpec {
   readonly url: string;
@@ -173,15 +166,5 @@ export function serviceKey(svc: { metadata: ObjectMeta }): string {
 
 /** The ipam-core group for a ServiceGroup with `spec.local` (unchecked: see parseServiceGroup). */
 export function localGroupSpec(sg: ServiceGroup): GroupSpec {
-  const l = sg.spec.local ?? {};
-  return {
-    name: sg.metadata.name,
-    v4pools: l.v4pools,
-    v6pools: l.v6pools,
-    v4pool: l.v4pool,
-    v6pool: l.v6pool,
-    subnet: l.subnet,
-    pool: l.pool,
-    aggregation: l.aggregation,
-  };
+  return { ...(sg.spec.local ?? {}), name: sg.metadata.name };
 }

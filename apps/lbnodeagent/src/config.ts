@@ -1,0 +1,63 @@
+// The node agent's settings: flags, each with environment variables as fallback.
+import { type Setting, SettingsError, parseDuration, parseInteger, readSettings } from '@purelb/k8s-glue';
+
+export interface AgentConfig {
+  readonly kubeconfig: string | undefined;
+  readonly namespace: string;
+  readonly nodeName: string;
+  readonly memberlistPort: number;
+  /** Undefined: the node's InternalIP of the family of the first one listed. */
+  readonly memberlistBind: string | undefined;
+  readonly memberlistSecret: string;
+  readonly virtualLinkKind: string;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+  readonly leaseDurationMs: number;
+  readonly renewPeriodMs: number;
+  readonly addressLifetimeS: number;
+  readonly resyncMs: number;
+  readonly logLevel: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  ['--kubeconfig', 'KUBECONFIG', '(in-cluster)', 'kubeconfig to use; absent: in-cluster service account, then ~/.kube/config'],
+  ['--namespace', 'PURELB_NAMESPACE / POD_NAMESPACE', 'purelb', 'namespace of the LBNodeAgent configuration, the gossip Secret and the agents\' Leases'],
+  ['--node-name', 'NODE_NAME', '', 'this node\'s name (required; from the downward API spec.nodeName)'],
+  ['--memberlist-port', 'PURELB_MEMBERLIST_PORT', '7934', 'UDP and TCP port of the membership protocol'],
+  ['--memberlist-bind', 'PURELB_MEMBERLIST_BIND', '(node InternalIP)', 'address the membership protocol binds and advertises'],
+  ['--memberlist-secret', 'PURELB_MEMBERLIST_SECRET', 'purelb-memberlist', 'Secret holding the gossip keys: `key` (base64, 32 bytes) seals, `keys` (comma-separated) are also accepted'],
+  ['--virtual-link-kind', 'PURELB_VIRTUAL_LINK_KIND', 'dummy', 'link kind of the virtual interface (extlbint) when the agent creates it; another kind where the kernel lacks dummy'],
+  ['--metrics-host', 'PURELB_METRICS_HOST', '0.0.0.0', 'address of the /metrics, /healthz, /readyz server'],
+  ['--metrics-port', 'PURELB_METRICS_PORT', '7473', 'port of that server (0: any free port)'],
+  ['--lease-duration', 'PURELB_LEASE_DURATION', '10s', 'duration of this agent\'s Lease (purelb-agent-<node>): the split-brain guard\'s view of who is alive'],
+  ['--renew-period', 'PURELB_RENEW_PERIOD', '2s', 'how often the Lease is renewed'],
+  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds an address lives on an interface unless renewed (it is renewed every 2 s): a killed agent\'s addresses go away by themselves; 0: forever'],
+  ['--resync', 'PURELB_RESYNC', '500ms', 'at least this often the agent recomputes and re-checks its addresses'],
+  ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+];
+
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
+  const v = readSettings(SETTINGS, argv, env);
+  const get = (flag: string): string => v.get(flag)!;
+  const nodeName = get('--node-name');
+  if (!nodeName) throw new SettingsError('--node-name (or NODE_NAME) is required');
+  const c: AgentConfig = {
+    kubeconfig: get('--kubeconfig') === '(in-cluster)' ? undefined : get('--kubeconfig'),
+    namespace: get('--namespace'),
+    nodeName,
+    memberlistPort: parseInteger('--memberlist-port', get('--memberlist-port'), 0, 65535),
+    memberlistBind: get('--memberlist-bind') === '(node InternalIP)' ? undefined : get('--memberlist-bind'),
+    memberlistSecret: get('--memberlist-secret'),
+    virtualLinkKind: get('--virtual-link-kind'),
+    metricsHost: get('--metrics-host'),
+    metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
+    leaseDurationMs: parseDuration('--lease-duration', get('--lease-duration')),
+    renewPeriodMs: parseDuration('--renew-period', get('--renew-period')),
+    addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 86_400),
+    resyncMs: parseDuration('--resync', get('--resync')),
+    logLevel: get('--log-level'),
+  };
+  if (c.renewPeriodMs * 2 > c.leaseDurationMs) throw new SettingsError('--renew-period must be at most half of --lease-duration, or a healthy agent\'s Lease could lapse');
+  if (c.addressLifetimeS !== 0 && c.addressLifetimeS < 5) throw new SettingsError('--address-lifetime: at least 5 seconds (renewals run every 2 s), or 0');
+  return c;
+}

@@ -1,0 +1,128 @@
+// The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
+// membership, delete the virtual link it created, exit.
+import { pino } from 'pino';
+import { Keyring, Membership, UdpTransport } from '@purelb/election';
+import {
+  EventRecorder,
+  Informer,
+  KubeClient,
+  type LBNodeAgent,
+  type Service,
+  type ServiceGroup,
+  loadKubeConfig,
+  loadSettingsOrExit,
+  onShutdown,
+  startHealthServer,
+  trimService,
+} from '@purelb/k8s-glue';
+import { openNetlinkHandle } from '@purelb/linux-net';
+import { SETTINGS, loadConfig } from './config.ts';
+import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
+import { createMetrics } from './metrics.ts';
+
+const config = loadSettingsOrExit('lbnodeagent', 'puts LoadBalancer addresses on this node when it should have them', SETTINGS, loadConfig);
+const log = pino({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
+const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-lbnodeagent/${config.nodeName}` });
+const ns = config.namespace;
+
+// The gossip keys: one seals, all open (rotation without a gap).
+const secret = await client.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/${config.memberlistSecret}`).catch((e: unknown) => {
+  log.error({ err: e instanceof Error ? e.message : String(e) }, `cannot read the gossip Secret ${ns}/${config.memberlistSecret} (keys "key", optional "keys")`);
+  process.exit(1);
+});
+const decode = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8').trim();
+const sealKey = secret.data?.key ? decode(secret.data.key) : undefined;
+if (!sealKey) {
+  log.error({}, `the gossip Secret ${ns}/${config.memberlistSecret} has no "key"`);
+  process.exit(1);
+}
+const extra = secret.data?.keys ? decode(secret.data.keys).split(',').map((k) => k.trim()).filter(Boolean) : [];
+const keyring = Keyring.fromBase64([sealKey, ...extra.filter((k) => k !== sealKey)]);
+
+// Where peers reach this member: the flag, else this node's first InternalIP.
+let bind = config.memberlistBind;
+if (!bind) {
+  const node = await client.get<{ status?: { addresses?: { type: string; address: string }[] } }>(`/api/v1/nodes/${config.nodeName}`);
+  bind = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  if (!bind) {
+    log.error({}, `node ${config.nodeName} has no InternalIP; set --memberlist-bind`);
+    process.exit(1);
+  }
+}
+const transport = await UdpTransport.open({ bindAddress: bind, port: config.memberlistPort });
+const membership = new Membership({ name: config.nodeName, transport, keyring });
+const netlink = openNetlinkHandle({ virtualLinkKind: config.virtualLinkKind });
+const metrics = createMetrics(membership);
+
+const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });
+const slices = new Informer<SliceView>(client, {
+  path: '/apis/discovery.k8s.io/v1/endpointslices',
+  transform: (raw) => {
+    const r = raw as { metadata: SliceView['metadata']; endpoints?: { nodeName?: string; conditions?: { ready?: boolean } }[] };
+    return {
+      metadata: { name: r.metadata.name, namespace: r.metadata.namespace, resourceVersion: r.metadata.resourceVersion, labels: { 'kubernetes.io/service-name': r.metadata.labels?.['kubernetes.io/service-name'] ?? '' } },
+      endpoints: (r.endpoints ?? []).map((e) => ({ ...(e.nodeName ? { nodeName: e.nodeName } : {}), ready: e.conditions?.ready !== false })),
+    };
+  },
+});
+const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${ns}/servicegroups` });
+const agents = new Informer<LBNodeAgent>(client, { path: `/apis/purelb.io/v1/namespaces/${ns}/lbnodeagents` });
+const leases = new Informer<LeaseView>(client, { path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, labelSelector: 'purelb.io/component=lbnodeagent' });
+const events = new EventRecorder(client, { component: 'purelb-lbnodeagent', host: config.nodeName });
+const informers = [services, slices, groups, agents, leases];
+for (const inf of informers) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
+
+const agent = new NodeAgent(
+  {
+    node: config.nodeName,
+    namespace: ns,
+    leaseDurationMs: config.leaseDurationMs,
+    renewPeriodMs: config.renewPeriodMs,
+    addressLifetimeS: config.addressLifetimeS,
+    resyncMs: config.resyncMs,
+    memberlistAddress: transport.address,
+  },
+  { client, netlink, membership, services, slices, groups, agents, leases, events, metrics, log },
+);
+
+const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => agent.ready });
+log.info({ port: health.port, memberlist: transport.address }, 'serving /metrics, /healthz, /readyz');
+
+let stopping = false;
+onShutdown(
+  async () => {
+    stopping = true;
+    log.info({}, 'shutting down: withdrawing, leaving the membership');
+    await agent.stop();
+    await events.flush();
+    await membership.shutdown();
+    await Promise.all(informers.map((i) => i.stop()));
+    netlink.close();
+    await health.close();
+  },
+  { timeoutMs: 10_000 },
+);
+
+for (const inf of informers) inf.start();
+await Promise.all(informers.map((i) => i.synced()));
+membership.start();
+await agent.start();
+log.info({ services: services.size, peers: agent.seeds().length }, 'caches synced; agent started');
+
+// Join through the peers the other agents' Leases name; keep trying until one answers
+// (the first agent of a cluster has nobody to join, and that is fine).
+const joinLoop = async (): Promise<void> => {
+  for (let attempt = 0; attempt < 86_400 && !stopping; attempt++) {
+    const seeds = agent.seeds();
+    if (seeds.length > 0) {
+      const answered = await membership.join(seeds).catch(() => 0);
+      if (answered > 0) {
+        log.info({ seeds, answered }, 'joined the membership');
+        return;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    if (membership.liveMembers().length > 1) return;
+  }
+};
+void joinLoop();

@@ -1,0 +1,172 @@
+// What this node must hold: a pure function of a snapshot of the cluster and the node.
+import { type Family, parseAddress, parseSubnet } from '@purelb/ipam-core';
+import { winner } from '@purelb/election';
+
+/** A Service address as the agent sees it. */
+export interface ServiceAddress {
+  /** `namespace/name` of the Service. */
+  readonly service: string;
+  readonly address: string;
+  readonly family: Family;
+  /** `spec.externalTrafficPolicy`; shared addresses are treated as Cluster. */
+  readonly trafficPolicy: 'Cluster' | 'Local';
+  readonly shared: boolean;
+  /** Nodes with a ready endpoint of the Service. */
+  readonly endpointNodes: ReadonlySet<string>;
+  /** Prefix length for the virtual interface (the pool's aggregation), if the address lies in a known pool. */
+  readonly aggregation: number | undefined;
+  /** The node the Service's announcing annotation of this family names, if any. */
+  readonly announcedBy?: string | undefined;
+}
+
+/** A subnet this node has on one of its local interfaces (matching `localint`). */
+export interface LocalSubnet {
+  readonly family: Family;
+  /** CIDR text with host bits cleared. */
+  readonly cidr: string;
+  readonly prefixLength: number;
+  readonly link: string;
+}
+
+export interface Member {
+  readonly name: string;
+  readonly subnets: readonly string[];
+}
+
+export interface NodeSnapshot {
+  readonly node: string;
+  readonly addresses: readonly ServiceAddress[];
+  readonly localSubnets: readonly LocalSubnet[];
+  /** The virtual interface (`extlbint`). */
+  readonly virtualLink: string;
+  /** Who may win local addresses (the guard's candidates, this node included when it may). */
+  readonly candidates: readonly Member[];
+}
+
+/** One address this node must have. */
+export interface WantedAddress {
+  readonly address: string;
+  readonly family: Family;
+  readonly link: string;
+  readonly prefixLength: number;
+  readonly kind: 'local' | 'virtual';
+  readonly services: readonly string[];
+}
+
+export interface Note {
+  readonly service: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface NodePlan {
+  /** Keyed by address text. */
+  readonly wanted: ReadonlyMap<string, WantedAddress>;
+  /** `announcing-IPv4/IPv6` this node should carry: service -> family -> `node,link`. */
+  readonly announcing: ReadonlyMap<string, ReadonlyMap<Family, string>>;
+  /** Local addresses and who wins them (for metrics and logs). */
+  readonly elections: ReadonlyMap<string, string | undefined>;
+  /** Local addresses this node won but waits for: a live node still announces them. */
+  readonly awaitingHandover: ReadonlyMap<string, string>;
+  readonly notes: readonly Note[];
+}
+
+/** The local subnet (of this node) that holds the address, longest prefix first. */
+export function localSubnetOf(address: string, subnets: readonly LocalSubnet[]): LocalSubnet | undefined {
+  const a = parseAddress(address);
+  if (!a) return undefined;
+  let best: LocalSubnet | undefined;
+  for (const s of subnets) {
+    if (s.family !== a.family) continue;
+    const sub = parseSubnet(s.cidr);
+    if (!sub) continue;
+    const bits = a.family === 'IPv4' ? 32n : 128n;
+    const mask = ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(sub.prefixLength))) - 1n);
+    if ((a.value & mask) === sub.network && (!best || s.prefixLength > best.prefixLength)) best = s;
+  }
+  return best;
+}
+
+export function planNode(s: NodeSnapshot): NodePlan {
+  const wanted = new Map<string, WantedAddress>();
+  const announcing = new Map<string, Map<Family, string>>();
+  const elections = new Map<string, string | undefined>();
+  const awaitingHandover = new Map<string, string>();
+  const notes: Note[] = [];
+  const candidateNames = new Set(s.candidates.map((c) => c.name));
+  const want = (w: Omit<WantedAddress, 'services'>, service: string): void => {
+    const prev = wanted.get(w.address);
+    wanted.set(w.address, { ...w, services: prev ? [...prev.services, service] : [service] });
+  };
+  for (const a of s.addresses) {
+    const local = localSubnetOf(a.address, s.localSubnets);
+    if (local) {
+      // Local: exactly one node of the subnet holds it, on its interface in that subnet.
+      if (a.trafficPolicy === 'Local' && !a.shared) {
+        notes.push({ service: a.service, reason: 'TrafficPolicyNotSupported', message: `externalTrafficPolicy Local is not supported on local address ${a.address}; treated as Cluster` });
+      }
+      let w = elections.get(a.address);
+      if (!elections.has(a.address)) {
+        w = winner(a.address, s.candidates);
+        elections.set(a.address, w);
+      }
+      if (w !== s.node) continue;
+      // Break before make: while another live candidate still announces the address, it
+      // has not withdrawn it yet; claim once it has (its announcement is removed only
+      // after its withdrawal) or once it is no longer a candidate (dead: claim at once).
+      if (a.announcedBy && a.announcedBy !== s.node && candidateNames.has(a.announcedBy)) {
+        awaitingHandover.set(a.address, a.announcedBy);
+        continue;
+      }
+      if (awaitingHandover.has(a.address)) continue;
+      want({ address: a.address, family: a.family, link: local.link, prefixLength: local.prefixLength, kind: 'local' }, a.service);
+      let m = announcing.get(a.service);
+      if (!m) announcing.set(a.service, (m = new Map<Family, string>()));
+      m.set(a.family, `${s.node},${local.link}`);
+    } else {
+      // Virtual: every node holds it on the virtual interface, unless the Service keeps
+      // traffic local and this node has no ready endpoint.
+      if (a.trafficPolicy === 'Local' && !a.shared && !a.endpointNodes.has(s.node)) continue;
+      const max = a.family === 'IPv4' ? 32 : 128;
+      want({ address: a.address, family: a.family, link: s.virtualLink, prefixLength: a.aggregation ?? max, kind: 'virtual' }, a.service);
+    }
+  }
+  // One Service of a shared address still announced by another node holds it for all.
+  for (const address of awaitingHandover.keys()) {
+    if (!wanted.has(address)) continue;
+    const w = wanted.get(address)!;
+    wanted.delete(address);
+    for (const service of w.services) announcing.get(service)?.delete(w.family);
+  }
+  for (const [service, m] of [...announcing]) if (m.size === 0) announcing.delete(service);
+  return { wanted, announcing, elections, awaitingHandover, notes };
+}
+
+/** An address currently on one of the links the agent manages. */
+export interface PresentAddress {
+  readonly address: string;
+  readonly link: string;
+  readonly prefixLength: number;
+}
+
+export interface AddressChanges {
+  readonly add: readonly WantedAddress[];
+  readonly remove: readonly PresentAddress[];
+}
+
+/**
+ * The changes that turn what is present into what is wanted. Only addresses for which
+ * `managed` is true are ever removed: a node's own addresses are never touched.
+ */
+export function addressChanges(present: readonly PresentAddress[], wanted: ReadonlyMap<string, WantedAddress>, managed: (address: string, link: string) => boolean): AddressChanges {
+  const add: WantedAddress[] = [];
+  const remove: PresentAddress[] = [];
+  const have = new Set<string>();
+  for (const p of present) {
+    const w = wanted.get(p.address);
+    if (w && w.link === p.link && w.prefixLength === p.prefixLength) have.add(p.address);
+    else if (managed(p.address, p.link)) remove.push(p);
+  }
+  for (const w of wanted.values()) if (!have.has(w.address)) add.push(w);
+  return { add, remove };
+}

@@ -1,0 +1,140 @@
+// The node agents in the lab: real netlink in node namespaces, real gossip between them,
+// a real API server, and a client namespace that asks the addresses.
+import t from 'tap';
+import { PURELB_NAMESPACE, startAgent, withLab } from '@purelb/lab';
+import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
+
+const lab = await withLab(t, { nodes: 3 });
+const admin = lab.controlPlane.admin;
+const cluster = await startCluster(lab, t);
+const macs = await lab.nodeMacs();
+
+t.test('a local v4 address: one node holds it on its LAN interface, and it answers', async (t) => {
+  await lab.createDemoService('web4');
+  const [a] = await addressesOf(lab, 'web4', 1);
+  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  t.same([h!.link, h!.prefixLength], ['eth0', 24], 'on eth0 with the subnet prefix');
+  t.equal(await answeredBy(lab, a!), h!.node, 'the client reaches that node');
+  const ann = await annotations(lab, 'web4');
+  t.equal(ann['purelb.io/announcing-IPv4'], `${h!.node},eth0`, 'the winner writes announcing-IPv4');
+  t.same(await lab.arpWhoHas(a!), [macs.get(h!.node)], 'exactly one MAC answers ARP: the holder\'s');
+});
+
+t.test('local v6 and dual stack: each family has one holder, possibly different nodes', async (t) => {
+  await lab.createDemoService('web6', { families: ['IPv6'] });
+  const [a6] = await addressesOf(lab, 'web6', 1);
+  const [h6] = await waitForHolders(lab, a6!, (x) => x.length === 1, 'one holder');
+  t.equal(await answeredBy(lab, a6!), h6!.node);
+  t.equal((await annotations(lab, 'web6'))['purelb.io/announcing-IPv6'], `${h6!.node},eth0`);
+
+  await lab.createDemoService('dual', { families: ['IPv4', 'IPv6'] });
+  const [d4, d6] = await addressesOf(lab, 'dual', 2);
+  const [x4] = await waitForHolders(lab, d4!, (x) => x.length === 1, 'one v4 holder');
+  const [x6] = await waitForHolders(lab, d6!, (x) => x.length === 1, 'one v6 holder');
+  t.equal(await answeredBy(lab, d4!), x4!.node);
+  t.equal(await answeredBy(lab, d6!), x6!.node);
+  const ann = await annotations(lab, 'dual');
+  t.equal(ann['purelb.io/announcing-IPv4'], `${x4!.node},eth0`);
+  t.equal(ann['purelb.io/announcing-IPv6'], `${x6!.node},eth0`);
+});
+
+t.test('a virtual address: every node holds it on the virtual interface with the aggregation', async (t) => {
+  await lab.createDemoService('virt', { families: ['IPv4', 'IPv6'], annotations: { 'purelb.io/service-group': 'virtual' } });
+  const [v4, v6] = await addressesOf(lab, 'virt', 2);
+  const h4 = await waitForHolders(lab, v4!, (x) => x.length === 3, 'all three nodes');
+  const h6 = await waitForHolders(lab, v6!, (x) => x.length === 3, 'all three nodes');
+  t.same([...new Set(h4.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/32']);
+  t.same([...new Set(h6.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/128']);
+  const ann = await annotations(lab, 'virt');
+  t.equal(ann['purelb.io/announcing-IPv4'], undefined, 'no single node announces a virtual address');
+});
+
+t.test('externalTrafficPolicy Local on a virtual address: only nodes with a ready endpoint', async (t) => {
+  await lab.createDemoService('etp-local', { annotations: { 'purelb.io/service-group': 'virtual' }, externalTrafficPolicy: 'Local', endpointNodes: ['node-2'] });
+  const [a] = await addressesOf(lab, 'etp-local', 1);
+  const h = await waitForHolders(lab, a!, (x) => x.join() === 'node-2', 'only node-2');
+  t.same(h.map((x) => x.node), ['node-2']);
+  // The endpoint moves: node-3 becomes ready, node-2 does not.
+  await admin.mergePatch(`/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/etp-local-ipv4`, {
+    endpoints: [{ addresses: ['192.0.2.13'], nodeName: 'node-3', conditions: { ready: true } }],
+  });
+  const moved = await waitForHolders(lab, a!, (x) => x.join() === 'node-3', 'only node-3');
+  t.same(moved.map((x) => x.node), ['node-3'], 'follows the ready endpoints');
+});
+
+t.test('two Services sharing an address: one holder, both announced', async (t) => {
+  const share = { 'purelb.io/allow-shared-ip': 'pair' };
+  await lab.createDemoService('pair-a', { annotations: share });
+  const [a] = await addressesOf(lab, 'pair-a', 1);
+  await lab.controlPlane.admin.create('/api/v1/namespaces/default/services', {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'pair-b', annotations: share },
+    spec: { type: 'LoadBalancer', ports: [{ port: 8443, protocol: 'TCP' }], allocateLoadBalancerNodePorts: false },
+  });
+  const [b] = await addressesOf(lab, 'pair-b', 1);
+  t.equal(b, a, 'the same address');
+  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  await t.resolves(
+    (async () => {
+      for (let i = 0; i < 200; i++) {
+        const x = await annotations(lab, 'pair-b');
+        if (x['purelb.io/announcing-IPv4'] === `${h!.node},eth0`) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('pair-b was never announced');
+    })(),
+    'both Services carry the holder\'s announcing annotation',
+  );
+});
+
+t.test('deleting a Service withdraws its address from every node', async (t) => {
+  await lab.createDemoService('gone', { annotations: { 'purelb.io/service-group': 'virtual' } });
+  const [a] = await addressesOf(lab, 'gone', 1);
+  await waitForHolders(lab, a!, (x) => x.length === 3, 'everywhere');
+  await admin.delete('/api/v1/namespaces/default/services/gone');
+  t.same(await waitForHolders(lab, a!, (x) => x.length === 0, 'nowhere'), []);
+});
+
+t.test('an LBNodeAgent edit is applied: a new virtual interface', async (t) => {
+  await admin.mergePatch(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/lbnodeagents/default`, { spec: { local: { extlbint: 'kube-lb1' } } });
+  const [v4] = await addressesOf(lab, 'virt', 2);
+  const h = await waitForHolders(lab, v4!, (x) => x.length === 3, 'on all nodes again');
+  await t.resolves(
+    (async () => {
+      for (let i = 0; i < 400; i++) {
+        const now = await lab.holders(v4!);
+        if (now.length === 3 && now.every((x) => x.link === 'kube-lb1')) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`still on ${JSON.stringify(await lab.holders(v4!))}`);
+    })(),
+    'virtual addresses moved to kube-lb1',
+  );
+  t.equal(h.length, 3);
+});
+
+t.test('a restarted agent keeps the addresses it holds: no flap', async (t) => {
+  await lab.createDemoService('steady', { annotations: { 'purelb.io/service-group': 'virtual' } });
+  const [a] = await addressesOf(lab, 'steady', 1);
+  await waitForHolders(lab, a!, (x) => x.length === 3, 'everywhere');
+  const node = lab.nodes[1]!;
+  const old = cluster.agents.get(node.name)!;
+  let missing = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    for (let i = 0; sampling && i < 5000; i++) {
+      if (!(await lab.holders(a!)).some((h) => h.node === node.name)) missing++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  old.child.kill('SIGKILL');
+  await old.exited();
+  const fresh = await startAgent(lab.controlPlane, node);
+  cluster.agents.set(node.name, fresh);
+  await new Promise((r) => setTimeout(r, 3000));
+  sampling = false;
+  await sampler;
+  t.equal(missing, 0, `${a} never left ${node.name} while its agent was killed and restarted`);
+  t.equal((await lab.holders(a!)).length, 3);
+});

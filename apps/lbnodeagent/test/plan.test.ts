@@ -1,0 +1,126 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { type LocalSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, localSubnetOf, planNode } from '../src/plan.ts';
+
+const lan4: LocalSubnet = { family: 'IPv4', cidr: '192.0.2.0/24', prefixLength: 24, link: 'eth0' };
+const lan6: LocalSubnet = { family: 'IPv6', cidr: '2001:db8::/64', prefixLength: 64, link: 'eth0' };
+const nodes = ['node-1', 'node-2', 'node-3'];
+const everyone = nodes.map((name) => ({ name, subnets: ['192.0.2.0/24', '2001:db8::/64'] }));
+const addr = (address: string, o: Partial<ServiceAddress> = {}): ServiceAddress => ({
+  service: 'default/web',
+  address,
+  family: address.includes(':') ? 'IPv6' : 'IPv4',
+  trafficPolicy: 'Cluster',
+  shared: false,
+  endpointNodes: new Set(),
+  aggregation: undefined,
+  ...o,
+});
+const snap = (node: string, addresses: ServiceAddress[], over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
+  node,
+  addresses,
+  localSubnets: [lan4, lan6],
+  virtualLink: 'kube-lb0',
+  candidates: everyone,
+  ...over,
+});
+
+t.test('local subnet lookup takes the longest prefix', async (t) => {
+  const narrow: LocalSubnet = { family: 'IPv4', cidr: '192.0.2.192/26', prefixLength: 26, link: 'eth1' };
+  t.equal(localSubnetOf('192.0.2.200', [lan4, narrow])?.link, 'eth1');
+  t.equal(localSubnetOf('192.0.2.10', [lan4, narrow])?.link, 'eth0');
+  t.equal(localSubnetOf('203.0.113.1', [lan4, narrow]), undefined);
+  t.equal(localSubnetOf('2001:db8::5', [lan4, lan6])?.cidr, '2001:db8::/64');
+});
+
+t.test('a local address: exactly one node of the subnet holds it, on its interface, with the subnet prefix', async (t) => {
+  const plans = nodes.map((n) => planNode(snap(n, [addr('192.0.2.200')])));
+  const holders = plans.filter((p) => p.wanted.has('192.0.2.200'));
+  t.equal(holders.length, 1, 'one holder');
+  const w = holders[0]!.wanted.get('192.0.2.200')!;
+  t.same([w.link, w.prefixLength, w.kind], ['eth0', 24, 'local']);
+  const winner = nodes[plans.indexOf(holders[0]!)]!;
+  t.same([...holders[0]!.announcing.get('default/web')!], [['IPv4', `${winner},eth0`]], 'the winner announces node,interface');
+  for (const p of plans) t.equal(p.elections.get('192.0.2.200'), winner, 'every node computes the same winner');
+});
+
+t.test('a node that is not a candidate never holds a local address', async (t) => {
+  for (const n of nodes) {
+    const p = planNode(snap(n, [addr('192.0.2.200'), addr('2001:db8::200')], { candidates: everyone.filter((c) => c.name !== n) }));
+    t.equal(p.wanted.size, 0, `${n}`);
+  }
+});
+
+t.test('v4 and v6 are elected independently; property: exactly one holder per local address', async (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: 250 }), { minLength: 1, maxLength: 30 }), fc.subarray(nodes, { minLength: 1 }), (hosts, live) => {
+      const addresses = hosts.flatMap((h) => [addr(`192.0.2.${h}`), addr(`2001:db8::${h.toString(16)}`)]);
+      const cands = everyone.filter((c) => live.includes(c.name));
+      const plans = live.map((n) => planNode(snap(n, addresses, { candidates: cands })));
+      for (const a of addresses) if (plans.filter((p) => p.wanted.has(a.address)).length !== 1) return false;
+      return true;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass('no counterexample');
+});
+
+t.test('a virtual address: every node, on the virtual link, with the aggregation', async (t) => {
+  for (const n of nodes) {
+    const p = planNode(snap(n, [addr('203.0.113.5', { aggregation: 32 }), addr('2001:db8:1::5')]));
+    t.same([p.wanted.get('203.0.113.5')?.link, p.wanted.get('203.0.113.5')?.prefixLength, p.wanted.get('203.0.113.5')?.kind], ['kube-lb0', 32, 'virtual']);
+    t.equal(p.wanted.get('2001:db8:1::5')?.prefixLength, 128, 'no known pool: a host prefix');
+    t.equal(p.announcing.size, 0, 'virtual addresses are not announced by one node');
+  }
+});
+
+t.test('externalTrafficPolicy Local', async (t) => {
+  const local = addr('203.0.113.5', { trafficPolicy: 'Local', endpointNodes: new Set(['node-2']) });
+  t.same(nodes.map((n) => planNode(snap(n, [local])).wanted.has('203.0.113.5')), [false, true, false], 'virtual: only nodes with a ready endpoint');
+  const shared = { ...local, shared: true };
+  t.same(nodes.map((n) => planNode(snap(n, [shared])).wanted.has('203.0.113.5')), [true, true, true], 'a shared address ignores it');
+  const onLocal = planNode(snap('node-1', [addr('192.0.2.200', { trafficPolicy: 'Local', endpointNodes: new Set(['node-3']) })]));
+  t.equal(onLocal.notes[0]?.reason, 'TrafficPolicyNotSupported', 'local addresses treat it as Cluster, with a note');
+});
+
+t.test('two Services sharing an address are held together', async (t) => {
+  const a = addr('192.0.2.201', { service: 'default/http', shared: true });
+  const b = addr('192.0.2.201', { service: 'default/https', shared: true });
+  const holders = nodes.map((n) => planNode(snap(n, [a, b]))).filter((p) => p.wanted.has('192.0.2.201'));
+  t.equal(holders.length, 1);
+  t.same(holders[0]!.wanted.get('192.0.2.201')!.services, ['default/http', 'default/https']);
+  t.same([...holders[0]!.announcing.keys()].sort(), ['default/http', 'default/https']);
+});
+
+t.test('address changes: add the missing, remove only what is ours', async (t) => {
+  const plan = planNode(snap('node-1', [addr('203.0.113.5', { aggregation: 32 })]));
+  const present = [
+    { address: '192.0.2.11', link: 'eth0', prefixLength: 24 },
+    { address: '203.0.113.9', link: 'kube-lb0', prefixLength: 32 },
+    { address: '203.0.113.5', link: 'kube-lb0', prefixLength: 28 },
+  ];
+  const c = addressChanges(present, plan.wanted, (a, l) => l === 'kube-lb0' || a === '192.0.2.200');
+  t.same(c.remove.map((r) => r.address).sort(), ['203.0.113.5', '203.0.113.9'], 'stale and wrong-prefix addresses go; the node\'s own stays');
+  t.same(c.add.map((w) => `${w.address}/${w.prefixLength}`), ['203.0.113.5/32']);
+  t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [] }, 'nothing to do');
+});
+
+t.test('break before make: a winner waits while a live node still announces the address', async (t) => {
+  const winnerOf = (address: string): string => planNode(snap('node-1', [addr(address)])).elections.get(address)!;
+  const a = '192.0.2.200';
+  const w = winnerOf(a);
+  const other = nodes.find((n) => n !== w)!;
+  const waiting = planNode(snap(w, [addr(a, { announcedBy: other })]));
+  t.notOk(waiting.wanted.has(a), 'the winner does not claim yet');
+  t.equal(waiting.awaitingHandover.get(a), other);
+  t.notOk(waiting.announcing.has('default/web'));
+  const released = planNode(snap(w, [addr(a, { announcedBy: undefined })]));
+  t.ok(released.wanted.has(a), 'it claims once the announcement is gone');
+  const dead = planNode(snap(w, [addr(a, { announcedBy: other })], { candidates: everyone.filter((c) => c.name !== other) }));
+  t.ok(dead.wanted.has(a), 'it claims at once when the announcer is no longer a candidate (failover)');
+  const self = planNode(snap(w, [addr(a, { announcedBy: w })]));
+  t.ok(self.wanted.has(a), 'its own announcement does not hold it back');
+  const shared = planNode(snap(w, [addr(a, { service: 'default/x', shared: true }), addr(a, { service: 'default/y', shared: true, announcedBy: other })]));
+  t.notOk(shared.wanted.has(a), 'one Service of a shared address still announced elsewhere holds it for all');
+  t.equal(shared.announcing.size, 0);
+});
