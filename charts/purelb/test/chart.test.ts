@@ -134,11 +134,18 @@ t.test('default render: RBAC is least privilege', async (t) => {
   const agentRole = rules('Role/lbnodeagent');
   const secretRules = agentRole.filter((r) => r.resources.includes('secrets'));
   t.same(secretRules, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['purelb-memberlist'], verbs: ['get', 'list', 'watch'] }], 'the agent reads one Secret, by name');
+  t.same(
+    agentRole.filter((r) => r.resources.includes('leases')),
+    [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+    'agents: Leases in the namespace only (the Role), names vary by node',
+  );
   for (const [key, o] of objs) {
     if (o.kind !== 'ClusterRole' && o.kind !== 'Role') continue;
     for (const r of (o as KObject & { rules: Rule[] }).rules) {
       t.notOk(r.verbs.includes('*') || r.resources.includes('*') || r.apiGroups.includes('*'), `${key}: no wildcards`);
-      t.notOk(r.verbs.includes('delete') || r.verbs.includes('deletecollection'), `${key}: deletes nothing`);
+      // The one delete: an agent removes its own Lease on a clean shutdown.
+      const ownLease = key === 'Role/lbnodeagent' && r.resources.join() === 'leases';
+      t.notOk(r.verbs.includes('deletecollection') || (r.verbs.includes('delete') && !ownLease), `${key}: deletes nothing (but an agent's Lease)`);
       if (o.kind === 'ClusterRole') t.notOk(r.resources.includes('secrets') || r.resources.includes('leases'), `${key}: Secrets and Leases only in the namespace`);
     }
   }
@@ -151,8 +158,8 @@ t.test('default render: default LBNodeAgent, sample ServiceGroup, metrics Servic
   const lbna = pick<KObject & { spec: unknown }>(objs, 'LBNodeAgent/default');
   t.same(lbna.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false } });
   const sg = pick<KObject & { spec: { local: { v4pools: unknown[]; v6pools: unknown[] } } }>(objs, 'ServiceGroup/default');
-  t.same(sg.spec.local.v4pools, [{ subnet: '192.0.2.0/24', pool: '192.0.2.100-192.0.2.109', aggregation: 'default' }], 'documentation addresses only');
-  t.same(sg.spec.local.v6pools, [{ subnet: '2001:db8::/64', pool: '2001:db8::100-2001:db8::109', aggregation: 'default' }]);
+  t.same(sg.spec.local.v4pools, [{ subnet: '192.0.2.0/24', pool: '192.0.2.240-192.0.2.249', aggregation: 'default' }], 'documentation addresses only');
+  t.same(sg.spec.local.v6pools, [{ subnet: '2001:db8::/64', pool: '2001:db8::240-2001:db8::249', aggregation: 'default' }]);
   for (const app of ['allocator', 'lbnodeagent']) {
     const svc = pick<KObject & { spec: { clusterIP: string; ports: { name: string; port: number }[]; selector: Record<string, string> } }>(objs, `Service/${app}-metrics`);
     t.equal(svc.spec.ports[0]?.name, 'metrics');

@@ -2,11 +2,12 @@
 // helm install and upgrade (the gossip key survives), the allocator run with its own
 // ServiceAccount's token, the agent's API calls made with its token, and a can-i matrix
 // showing neither ServiceAccount can do more than it needs.
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { KubeClient, type Lab, installCrds, startAllocator, waitFor, withLab } from '@purelb/lab';
-import { CHART_DIR, Tools, ensureNamespace, objects, serviceAccountToken, serviceAddress, tempDir, tokenKubeconfig } from './helpers.ts';
+import { KubeClient, LAB_VIRTUAL_LINK_KIND, type Lab, ManagedProcess, installCrds, startAllocator, waitFor, withLab } from '@purelb/lab';
+import { APP_BUNDLES, bundleApp } from '../../../tools/bundle.ts';
+import { CHART_DIR, Tools, ensureNamespace, objects, serviceAccountToken, serviceAddress, tempDir, tokenKubeconfig, type KObject } from './helpers.ts';
 
 const NS = 'purelb';
 const APPS_NS = 'chart-apps';
@@ -18,6 +19,7 @@ const cp = lab.controlPlane;
 const admin = cp.admin;
 const dir = tempDir(t);
 const kc = cp.kubeconfigPath;
+const rootTeardown = (fn: () => Promise<void>): void => t.teardown(fn);
 
 interface Secret {
   data: Record<string, string>;
@@ -103,9 +105,10 @@ t.test('the allocator runs with its own ServiceAccount token and allocates an ad
   const token = await serviceAccountToken(admin, NS, 'allocator');
   const path = tokenKubeconfig(cp, dir, 'allocator', token);
   const alloc = await startAllocator({ ...cp, kubeconfigPath: path }, { identity: 'chart-sa-allocator' });
-  t.teardown(() => alloc.stop());
+  // Kept running for the agent's test below; stopped with the file.
+  rootTeardown(() => alloc.stop());
   await ensureNamespace(admin, APPS_NS);
-  t.same(await serviceAddress(admin, APPS_NS, 'web'), ['192.0.2.100'], 'the first address of the sample group');
+  t.same(await serviceAddress(admin, APPS_NS, 'web'), ['192.0.2.240'], 'the first address of the sample group');
   const lease = await admin.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-allocator`);
   t.equal(lease.spec.holderIdentity, 'chart-sa-allocator', 'it created and holds the leader Lease');
   const sg = await waitFor(
@@ -120,6 +123,56 @@ t.test('the allocator runs with its own ServiceAccount token and allocates an ad
   const events = await admin.get<{ items: { reason: string }[] }>(`/api/v1/namespaces/${APPS_NS}/events`);
   t.ok(events.items.some((e) => e.reason === 'AddressAssigned'), 'it recorded an Event');
   t.notMatch(alloc.tail(200), /forbidden/i, 'no request was refused (a 403 always says Forbidden)');
+});
+
+t.test('the agent, bundled, runs in a node namespace on its own ServiceAccount token and announces the address', async (t) => {
+  const work = tempDir(t, 'plb-agent-bundle-');
+  const built = await bundleApp('lbnodeagent', { ...APP_BUNDLES.lbnodeagent, outfile: join(work, 'dist', 'lbnodeagent.mjs') });
+  // Laid out as the image has it: the bundle and the native addons beside it, nothing else.
+  const app = tempDir(t, 'plb-agent-app-');
+  copyFileSync(built.outfile, join(app, 'lbnodeagent.mjs'));
+  cpSync(join(work, 'dist', 'node_modules'), join(app, 'node_modules'), { recursive: true });
+  const node = lab.nodes[0]!;
+  const kubeconfigPath = tokenKubeconfig(cp, dir, 'lbnodeagent', await serviceAccountToken(admin, NS, 'lbnodeagent'));
+  // Settings as the DaemonSet passes them (env), except the lab's link kind and a free metrics port.
+  const agent = new ManagedProcess(
+    `agent ${node.name}`,
+    'ip',
+    ['netns', 'exec', node.netns, process.execPath, join(app, 'lbnodeagent.mjs'), '--lease-duration=10s', '--renew-period=2s'],
+    {
+      PATH: process.env.PATH,
+      KUBECONFIG: kubeconfigPath,
+      NODE_NAME: node.name,
+      POD_NAMESPACE: NS,
+      PURELB_MEMBERLIST_PORT: '7934',
+      PURELB_MEMBERLIST_SECRET: 'purelb-memberlist',
+      PURELB_VIRTUAL_LINK_KIND: LAB_VIRTUAL_LINK_KIND,
+      PURELB_METRICS_HOST: '127.0.0.1',
+      PURELB_METRICS_PORT: '0',
+    },
+  );
+  t.teardown(() => agent.stop());
+  await waitFor(
+    'the bundled agent to start',
+    () => {
+      if (!agent.running) throw new Error(`the agent exited:\n${agent.tail(30)}`);
+      return agent.tail(200).includes('agent started') ? true : undefined;
+    },
+    30_000,
+    25,
+  );
+  const announcing = await waitFor(
+    'the agent to announce web\'s address',
+    async () => (await admin.get<KObject>(`/api/v1/namespaces/${APPS_NS}/services/web`)).metadata.annotations?.['purelb.io/announcing-IPv4'],
+    20_000,
+    50,
+  );
+  t.match(announcing, new RegExp(`^${node.name},`), `announced by ${node.name} (${announcing})`);
+  t.equal((await admin.raw('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-agent-${node.name}`)).status, 200, 'it keeps its own Lease');
+  t.notMatch(agent.tail(200), /forbidden/i, 'no request was refused');
+  await agent.stop(10_000);
+  t.notOk((await admin.get<KObject>(`/api/v1/namespaces/${APPS_NS}/services/web`)).metadata.annotations?.['purelb.io/announcing-IPv4'], 'on shutdown it removed its annotation');
+  t.equal((await admin.raw('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-agent-${node.name}`)).status, 404, 'and deleted its Lease');
 });
 
 t.test('the agent\'s calls succeed with its own ServiceAccount token, and no more', async (t) => {
@@ -150,6 +203,9 @@ t.test('the agent\'s calls succeed with its own ServiceAccount token, and no mor
   }
   const current = await agent.get<Record<string, unknown>>(lease);
   t.equal((await agent.raw('PUT', lease, current)).status, 200, 'it renews (updates) its Lease');
+  t.equal((await agent.raw('PATCH', lease, { spec: { renewTime: new Date().toISOString().replace('Z', '000Z') } }, 'application/merge-patch+json')).status, 200, 'or patches it');
+  t.equal((await agent.raw('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases?labelSelector=purelb.io%2Fcomponent%3Dlbnodeagent&watch=1&timeoutSeconds=1`)).status, 200, 'it watches its peers\' Leases');
+  t.equal((await agent.raw('DELETE', lease)).status, 200, 'it deletes its Lease on shutdown');
   const refused: [string, string, unknown?, string?][] = [
     ['GET', `/api/v1/namespaces/${NS}/secrets/netbox-client`],
     ['GET', `/api/v1/namespaces/${NS}/secrets`],
@@ -161,7 +217,6 @@ t.test('the agent\'s calls succeed with its own ServiceAccount token, and no mor
     ['PATCH', `/api/v1/nodes/${node}`, { metadata: { labels: { x: 'y' } } }, 'application/merge-patch+json'],
     ['POST', `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases`, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'x' }, spec: {} }],
     ['GET', `/apis/coordination.k8s.io/v1/namespaces/${APPS_NS}/leases`],
-    ['DELETE', lease],
     ['POST', `/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents`, { apiVersion: 'purelb.io/v1', kind: 'LBNodeAgent', metadata: { name: 'x' }, spec: { local: {} } }],
     ['PATCH', `/apis/purelb.io/v1/namespaces/${NS}/servicegroups/default/status`, { status: {} }, 'application/merge-patch+json'],
     ['GET', `/apis/purelb.io/v1/namespaces/${APPS_NS}/servicegroups`],
@@ -241,7 +296,11 @@ t.test('kubectl auth can-i matrix of both ServiceAccounts', async (t) => {
     ['lbnodeagent', 'no', 'patch nodes'],
     ['lbnodeagent', 'no', 'delete nodes'],
     ['lbnodeagent', 'no', 'patch nodes --subresource=status'],
-    ['lbnodeagent', 'no', 'delete leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'yes', 'patch leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'yes', 'watch leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'yes', 'delete leases.coordination.k8s.io -n purelb'],
+    ['lbnodeagent', 'no', 'delete leases.coordination.k8s.io -n kube-system'],
+    ['lbnodeagent', 'no', 'deletecollection leases.coordination.k8s.io -n purelb'],
     ['lbnodeagent', 'no', 'update leases.coordination.k8s.io -n kube-node-lease'],
     ['lbnodeagent', 'no', 'get leases.coordination.k8s.io -n default'],
     ['lbnodeagent', 'no', 'create lbnodeagents.purelb.io -n purelb'],

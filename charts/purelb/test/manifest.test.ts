@@ -98,7 +98,7 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
       25,
     );
     await ensureNamespace(admin, 'bundle-apps');
-    t.same(await serviceAddress(admin, 'bundle-apps', 'web'), ['192.0.2.100'], 'the Service got the first address of the sample group');
+    t.same(await serviceAddress(admin, 'bundle-apps', 'web'), ['192.0.2.240'], 'the Service got the first address of the sample group');
     const lease = await admin.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-allocator`);
     t.equal(lease.spec.holderIdentity, 'bundle-0');
     t.notMatch(p.tail(200), /forbidden/i, 'no request was refused (a 403 always says Forbidden)');
