@@ -89,6 +89,10 @@ t.test("the emulator's bodies have the fixtures' keys and parse the same way", a
   t.same(keys(ip.tenant), keys((fixture('ip-address-created.json') as Record<string, unknown>).tenant), 'nested tenant keys');
   const page = await get('/api/ipam/ip-addresses/?limit=1');
   t.same(keys(page), keys(fixture('ip-addresses-page.json')), 'list keys');
+  const avail = (await get('/api/ipam/prefixes/1/available-ips/?limit=2')) as unknown as Record<string, unknown>[];
+  const documented = fixture('available-ips.json') as Record<string, unknown>[];
+  t.same(keys(avail[0]), keys(documented[0]), 'available-ips item keys');
+  t.same(avail.map((x) => splitCidr(String(x.address), 'available', 'address').ip), ['192.0.2.2', '192.0.2.3'], 'the free addresses, lowest first');
   const tenants = await get('/api/tenancy/tenants/?slug=kubernetes');
   t.same(parsePage(tenants, (x) => parseTenant(x)).results, [{ id: 1, name: 'Kubernetes', slug: 'kubernetes' }]);
 });
