@@ -45,14 +45,15 @@ export interface NetboxAllocationsDeps {
 interface Failure {
   readonly error: NetboxError | IpamError;
   readonly attempt: number;
-  readonly retryAt: number;
+  /** Not asked again before this; 0 once the backoff timer has fired. */
+  retryAt: number;
 }
 
 interface GroupState {
   readonly name: string;
   readonly spec: NetboxSpec;
-  /** Changes when the spec changes: a term's async work for an old spec is dropped. */
-  readonly generation: number;
+  /** Changes with every reset (new spec, new term): async work started under an older one is dropped. */
+  generation: number;
   phase: 'idle' | 'resolving' | 'ready' | 'failed';
   validity: Validity;
   pool: NetboxPool | undefined;
@@ -106,6 +107,8 @@ export class NetboxAllocations {
   readonly #groups = new Map<string, GroupState>();
   #generation = 0;
   #stopped = false;
+  /** Between lead() and standby(): Netbox work may run. */
+  #active = false;
 
   constructor(opts: NetboxAllocationsOptions, deps: NetboxAllocationsDeps) {
     this.#opts = opts;
@@ -141,7 +144,7 @@ export class NetboxAllocations {
         timers: new Set(),
       };
       this.#groups.set(name, g);
-      if (this.#d.leading()) this.#init(g);
+      if (this.#active) this.#init(g);
     }
     for (const [name, g] of this.#groups) {
       if (!seen.has(name)) {
@@ -153,6 +156,7 @@ export class NetboxAllocations {
 
   /** A new term: forget what the last one learnt and ask Netbox again for every group. */
   lead(): void {
+    this.#active = true;
     for (const g of this.#groups.values()) {
       this.#reset(g);
       this.#init(g);
@@ -161,6 +165,7 @@ export class NetboxAllocations {
 
   /** The term ended: no more Netbox work until lead() again. */
   standby(): void {
+    this.#active = false;
     for (const g of this.#groups.values()) this.#reset(g);
   }
 
@@ -209,7 +214,12 @@ export class NetboxAllocations {
     const wanted = this.#families(g, request);
     const holder = holderOf(request);
     const have = g.held.get(holder);
-    const missing = wanted.filter((f) => !have?.has(f));
+    // What the Service already carries from this group counts even if Netbox lost its
+    // record (deleted by hand): a restart never changes a Service's address.
+    const before = this.#d.ipam().get(key);
+    const carried = new Map<Family, string>();
+    for (const a of before?.group === g.name ? before.addresses : []) carried.set(a.includes(':') ? 'IPv6' : 'IPv4', a);
+    const missing = wanted.filter((f) => !have?.has(f) && !carried.has(f));
     if (missing.length > 0) {
       const failure = g.failures.get(holder);
       if (failure && Date.now() < failure.retryAt) {
@@ -220,9 +230,17 @@ export class NetboxAllocations {
       if (!g.inflight.has(holder)) this.#request(g, holder, missing[0]!);
       return undefined;
     }
-    const addresses = wanted.map((f) => have!.get(f)!.address);
-    const before = this.#d.ipam().get(key);
-    const allocation = this.#d.ipam().adopt({ service: key, addresses, group: g.name, sharingKey: request.sharingKey, ports: request.ports });
+    const addresses = wanted.map((f) => have?.get(f)?.address ?? carried.get(f)!);
+    let allocation: Allocation;
+    try {
+      allocation = this.#d.ipam().adopt({ service: key, addresses, group: g.name, sharingKey: request.sharingKey, ports: request.ports });
+    } catch (e) {
+      if (!(e instanceof IpamError) || e.code !== 'IPAM_ADDRESS_IN_USE' || !this.#handOver(g, holder, e.context.address)) throw e;
+      // The address went to the Service that really uses it; ask Netbox for another.
+      this.#wait(g, holder, key);
+      if (!g.inflight.has(holder)) this.#request(g, holder, wanted.find((f) => !g.held.get(holder)?.has(f))!);
+      return undefined;
+    }
     g.failures.delete(holder);
     // A family no longer asked for (dual to single) goes back to Netbox once nobody uses it.
     if (before) this.released(before);
@@ -276,9 +294,10 @@ export class NetboxAllocations {
   }
 
   #later(g: GroupState, ms: number, fn: () => void): void {
+    const gen = g.generation;
     const t = setTimeout(() => {
       g.timers.delete(t);
-      if (this.#current(g)) fn();
+      if (this.#current(g, gen)) fn();
     }, ms);
     g.timers.add(t);
   }
@@ -290,12 +309,13 @@ export class NetboxAllocations {
     return ceiling / 2 + Math.random() * (ceiling / 2);
   }
 
-  /** Work started for a group is still wanted: same spec, still leading, not stopped. */
-  #current(g: GroupState): boolean {
-    return !this.#stopped && this.#d.leading() && this.#groups.get(g.name)?.generation === g.generation;
+  /** Work started for a group under generation `gen` is still wanted: same spec, same term, not stopped. */
+  #current(g: GroupState, gen: number): boolean {
+    return !this.#stopped && this.#active && this.#d.leading() && this.#groups.get(g.name) === g && g.generation === gen;
   }
 
   #reset(g: GroupState): void {
+    g.generation = ++this.#generation;
     for (const t of g.timers) clearTimeout(t);
     g.timers.clear();
     g.held.clear();
@@ -315,9 +335,10 @@ export class NetboxAllocations {
   #init(g: GroupState): void {
     if (g.phase === 'resolving') return;
     g.phase = 'resolving';
-    void this.#initAsync(g).then(
+    const gen = g.generation;
+    void this.#initAsync(g, gen).then(
       () => {
-        if (!this.#current(g)) return;
+        if (!this.#current(g, gen)) return;
         g.phase = 'ready';
         g.initAttempt = 0;
         g.validity = { valid: true };
@@ -326,7 +347,7 @@ export class NetboxAllocations {
         for (const holder of [...g.waiting.keys()]) this.#wake(g, holder);
       },
       (e: unknown) => {
-        if (!this.#current(g)) return;
+        if (!this.#current(g, gen)) return;
         g.phase = 'failed';
         g.initAttempt++;
         const message = e instanceof Error ? e.message : String(e);
@@ -343,15 +364,15 @@ export class NetboxAllocations {
     );
   }
 
-  async #initAsync(g: GroupState): Promise<void> {
+  async #initAsync(g: GroupState, gen: number): Promise<void> {
     const token = await this.#token(g.spec);
-    if (!this.#current(g)) return;
+    if (!this.#current(g, gen)) return;
     void g.client?.close();
     g.client = new NetboxClient({ timeoutMs: 5000, retries: 2, backoffBaseMs: 200, backoffMaxMs: 2000, userAgent: 'purelb-allocator', ...this.#opts.client, url: g.spec.url, token });
     g.pool = new NetboxPool(g.client, { tenant: g.spec.tenant, prefix: g.spec.prefix, prefixId: g.spec.prefixId, ipRangeId: g.spec.ipRangeId, legacyReserved: g.spec.legacyReserved });
     await g.pool.resolve();
     const held = await g.pool.held();
-    if (!this.#current(g)) return;
+    if (!this.#current(g, gen)) return;
     g.held.clear();
     const extra: HeldAddress[] = [];
     for (const h of held) {
@@ -405,9 +426,13 @@ export class NetboxAllocations {
   #request(g: GroupState, holder: string, family: Family): void {
     g.inflight.add(holder);
     const pool = g.pool!;
+    const gen = g.generation;
     pool.allocate(holder, family).then(
       (h) => {
-        if (!this.#current(g)) return;
+        if (!this.#current(g, gen)) {
+          // Taken under an older term or spec: the next adoption finds it by its description.
+          return;
+        }
         g.inflight.delete(holder);
         g.failures.delete(holder);
         let byFamily = g.held.get(holder);
@@ -420,7 +445,7 @@ export class NetboxAllocations {
         this.#wake(g, holder);
       },
       (e: unknown) => {
-        if (!this.#current(g)) return;
+        if (!this.#current(g, gen)) return;
         g.inflight.delete(holder);
         const error = e instanceof NetboxError ? e : new NetboxError(NetboxErrorCode.Unavailable, `Netbox ${g.spec.url}: ${String(e)}`, { service: holder });
         const attempt = (g.failures.get(holder)?.attempt ?? 0) + 1;
@@ -431,10 +456,40 @@ export class NetboxAllocations {
         const waiters = new Set(g.waiting.get(holder) ?? []);
         this.#wake(g, holder);
         this.#later(g, delay, () => {
+          // Timers and Date.now() use different clocks: a timer may fire a little before
+          // retryAt by the wall clock, so the gate is opened here rather than compared again.
+          const f = g.failures.get(holder);
+          if (f) f.retryAt = 0;
           for (const k of waiters) this.#d.requeue(k);
         });
       },
     );
+  }
+
+  /**
+   * Netbox handed `holder` an address another Service already uses (a person deleted that
+   * Service's record in Netbox, so Netbox saw it free). The record now names the Service
+   * that uses it, and `holder` is to get another address. False when the address is not
+   * one Netbox gave `holder`.
+   */
+  #handOver(g: GroupState, holder: string, address: string | undefined): boolean {
+    const byFamily = g.held.get(holder);
+    const entry = [...(byFamily ?? [])].find(([, h]) => h.address === address);
+    const owner = address === undefined ? undefined : this.#d.ipam().holdersOf(address)[0];
+    if (!entry || !byFamily || owner === undefined) return false;
+    const [family, h] = entry;
+    const ownerKey = this.#d.services.get(owner)?.metadata.annotations?.[Annotation.allowSharedIp]?.trim();
+    const ownerHolder = holderOf({ service: owner, sharingKey: ownerKey === '' ? undefined : ownerKey });
+    byFamily.delete(family);
+    if (byFamily.size === 0) g.held.delete(holder);
+    let ownerHeld = g.held.get(ownerHolder);
+    if (!ownerHeld) g.held.set(ownerHolder, (ownerHeld = new Map<Family, HeldAddress>()));
+    ownerHeld.set(family, { ...h, holder: ownerHolder });
+    this.#d.log.warn({ group: g.name, address, holder, owner: ownerHolder }, 'Netbox handed out an address a Service already uses; its record now names that Service');
+    g.pool!.relabel(h, ownerHolder).catch((err: unknown) =>
+      this.#d.log.warn({ group: g.name, address, err: err instanceof Error ? err.message : String(err) }, 'could not correct the Netbox record'),
+    );
+    return true;
   }
 
   #giveBack(g: GroupState, holder: string, family: Family, h: HeldAddress, why: string): void {

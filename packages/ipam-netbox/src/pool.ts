@@ -234,6 +234,16 @@ export class NetboxPool {
     return 'released';
   }
 
+  /**
+   * Records another holder for an address we hold (PATCH of its description): for an
+   * address Netbox handed out again after a person deleted the record of the Service that
+   * still uses it.
+   */
+  async relabel(held: HeldAddress, holder: string): Promise<HeldAddress> {
+    await this.#client.request('PATCH', `/ipam/ip-addresses/${held.id}/`, { body: { description: this.descriptionOf(holder) } });
+    return { ...held, holder };
+  }
+
   /** Every address of this pool's tenant and sources whose description marks it as ours (for adoption after a restart). */
   async held(): Promise<HeldAddress[]> {
     const pool = this.#resolved ?? (await this.resolve());

@@ -70,6 +70,10 @@ t.test('allocate records tenant and Service; release deletes; held() lists what 
   e.addIpAddress({ address: '203.0.113.9/24', tenant: 'k8s', description: 'purelb:elsewhere/x' });
   const held = await pool.held();
   t.same(held.map((h) => [h.address, h.holder]).sort(), [['192.0.2.2', 'shop/web'], ['2001:db8::1', 'shop/db']], 'only ours, only inside our prefixes');
+  const moved = await pool.relabel(b, 'shop/db2');
+  t.equal(moved.holder, 'shop/db2');
+  t.equal(e.ipAddresses().find((x) => x.id === b.id)?.description, 'purelb:shop/db2', 'relabel records another holder');
+  t.equal(await pool.release(b), 'not-ours', 'the old holder no longer owns it');
   t.equal(await pool.release(a), 'released');
   t.notOk(e.ipAddresses().some((x) => x.id === a.id), 'DELETEd');
   t.equal(await pool.release(a), 'already-gone');
