@@ -46,6 +46,8 @@ export interface Lab {
   watchGratuitousArp(address: string, timeoutMs: number): { ready: Promise<void>; heard(): { mac: string; atMs: number }[]; stop(): Promise<void> };
   /** The MAC of each node's LAN interface. */
   nodeMacs(): Promise<Map<string, string>>;
+  /** The link names in a node's namespace. */
+  links(node: LabNode): Promise<string[]>;
   /** The nodes that have the address on any interface, with the interface. */
   holders(address: string): Promise<{ node: string; link: string; prefixLength: number }[]>;
   /**
@@ -190,6 +192,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         const ready = waitFor('the ARP listener', () => (p.tail(50).includes('listening') ? true : undefined), 10_000, 10).then(() => undefined);
         return { ready, heard, stop: () => p.stop(1000) };
       },
+      links: async (node) => (JSON.parse(await ip('-n', node.netns, '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname),
       nodeMacs: async () => {
         const out = new Map<string, string>();
         for (const n of network.nodes) out.set(n.name, (JSON.parse(await ip('-n', n.netns, '-j', 'link', 'show', 'eth0')) as { address: string }[])[0]!.address);

@@ -1,11 +1,13 @@
 // The allocator's shell: read Services and ServiceGroups from the API, call the pure core
 // (serviceIntent, Ipam, servicePatch), write the difference. Only the Lease holder writes.
 import { type Allocation, type GroupSpec, Ipam, IpamError } from '@purelb/ipam-core';
+import { NetboxError } from '@purelb/ipam-netbox';
 import {
   type EventRecorder,
   type Informer,
   type KubeClient,
   type Logger,
+  type NetboxSpec,
   type Service,
   type ServiceGroup,
   Annotation,
@@ -19,6 +21,7 @@ import {
 import { allocatedByUs, servicePatch } from './desired.ts';
 import { type ClassPolicy, serviceIntent } from './intent.ts';
 import type { AllocatorMetrics } from './metrics.ts';
+import { NetboxAllocations, type NetboxAllocationsOptions } from './netbox.ts';
 import { KeyQueue } from './queue.ts';
 
 export interface ControllerOptions extends ClassPolicy {
@@ -28,6 +31,8 @@ export interface ControllerOptions extends ClassPolicy {
   readonly writeConcurrency: number;
   /** ServiceGroup status is written at most this often. */
   readonly groupStatusIntervalMs: number;
+  /** Netbox groups: retry backoff and client settings. */
+  readonly netbox?: Omit<NetboxAllocationsOptions, 'namespace'> | undefined;
 }
 
 interface Deps {
@@ -59,10 +64,24 @@ export class AllocatorController {
   #groupStatusTimer: NodeJS.Timeout | undefined;
   #groupStatusDirty = false;
   #groupWrites: Promise<void> = Promise.resolve();
+  /** Groups with spec.netbox: addresses come from Netbox asynchronously, then are adopted into #ipam. */
+  readonly #netbox: NetboxAllocations;
 
   constructor(opts: ControllerOptions, deps: Deps) {
     this.#opts = opts;
     this.#d = deps;
+    this.#netbox = new NetboxAllocations(
+      { namespace: opts.namespace, ...opts.netbox },
+      {
+        kube: deps.client,
+        services: deps.services,
+        ipam: () => this.#ipam,
+        leading: () => this.#leading,
+        requeue: (key) => this.#queue.add(key),
+        groupStatusChanged: () => this.#markGroupStatusDirty(),
+        log: deps.log,
+      },
+    );
     deps.services.on('add', (s) => this.#queue.add(serviceKey(s)));
     deps.services.on('update', (s) => {
       const key = serviceKey(s);
@@ -106,6 +125,7 @@ export class AllocatorController {
     this.#d.metrics.leader.set(1);
     this.#applyGroups();
     this.#adoptAll();
+    this.#netbox.lead();
     for (const s of this.#d.services.list()) this.#queue.add(serviceKey(s));
     this.#markGroupStatusDirty();
     this.#d.log.info({ services: this.#ipam.serviceCount, groups: this.#ipam.groupNames() }, 'leading: adopted existing allocations');
@@ -116,6 +136,7 @@ export class AllocatorController {
     } finally {
       signal.removeEventListener('abort', onAbort);
       this.#leading = false;
+      this.#netbox.standby();
       this.#d.metrics.leader.set(0);
       // Writes already sent may still land; none is started after this point.
       await Promise.allSettled([...this.#inflight.values()]);
@@ -129,6 +150,7 @@ export class AllocatorController {
     if (this.#groupStatusTimer) clearTimeout(this.#groupStatusTimer);
     await Promise.allSettled([...this.#inflight.values()]);
     await this.#groupWrites;
+    await this.#netbox.stop();
   }
 
   // --- the work loop --------------------------------------------------------
@@ -155,26 +177,28 @@ export class AllocatorController {
   /** Decides for one Service; returns the write to make, if any. Synchronous up to the write. */
   #reconcile(key: string): Promise<void> | undefined {
     const svc = this.#d.services.get(key);
+    const held = this.#ipam.get(key);
     if (!svc) {
       this.#unobserved.delete(key);
       this.#pending.delete(key);
-      if (this.#ipam.release(key)) this.#afterRelease(key, 'the Service was deleted');
+      if (this.#ipam.release(key)) this.#afterRelease(key, 'the Service was deleted', held);
       return undefined;
     }
     const intent = serviceIntent(svc, this.#opts);
     if (intent.kind === 'release') {
       this.#pending.delete(key);
-      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why);
+      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why, held);
       return this.#write(svc, servicePatch(svc, undefined));
     }
     for (const w of intent.warnings) this.#event(svc, 'Warning', w.reason, w.message);
     const before = this.#ipam.get(key);
     let allocation: Allocation | undefined;
     try {
-      allocation = this.#ipam.allocate(intent.request);
+      // A Netbox group answers undefined while Netbox is being asked: keep what is held until then.
+      allocation = this.#netbox.serves(intent.request.group) ? (this.#netbox.allocate(intent.request) ?? before) : this.#ipam.allocate(intent.request);
       this.#pending.delete(key);
     } catch (e) {
-      if (!(e instanceof IpamError)) throw e;
+      if (!(e instanceof IpamError) && !(e instanceof NetboxError)) throw e;
       this.#pending.add(key);
       this.#d.metrics.failures.inc({ reason: e.code });
       this.#event(svc, 'Warning', 'AllocationFailed', e.message);
@@ -182,7 +206,10 @@ export class AllocatorController {
     }
     if (allocation && (before?.addresses.join() !== allocation.addresses.join() || before?.group !== allocation.group)) {
       this.#d.metrics.allocations.inc();
-      if (before && before.addresses.some((a) => !allocation.addresses.includes(a))) this.#retryPending();
+      if (before && before.addresses.some((a) => !allocation.addresses.includes(a))) {
+        this.#netbox.released(before);
+        this.#retryPending();
+      }
       this.#markGroupStatusDirty();
       this.#event(svc, 'Normal', 'AddressAssigned', `Assigned ${allocation.addresses.join(', ')} from ServiceGroup ${allocation.group}`);
     }
@@ -215,7 +242,8 @@ export class AllocatorController {
       });
   }
 
-  #afterRelease(key: string, why: string): void {
+  #afterRelease(key: string, why: string, held: Allocation | undefined): void {
+    if (held) this.#netbox.released(held);
     this.#d.metrics.releases.inc();
     this.#d.log.debug({ service: key, why }, 'released');
     this.#markGroupStatusDirty();
@@ -231,6 +259,7 @@ export class AllocatorController {
   /** ServiceGroups -> ipam groups. An invalid edit keeps the group's last valid pools. */
   #applyGroups(): void {
     const specs: GroupSpec[] = [];
+    const netboxGroups: { name: string; spec: NetboxSpec }[] = [];
     const seen = new Set<string>();
     for (const sg of [...this.#d.groups.list()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))) {
       const name = sg.metadata.name;
@@ -240,7 +269,10 @@ export class AllocatorController {
         this.#lastGood.set(name, parsed.group);
         this.#validity.set(name, { valid: true });
       } else if (parsed.ok) {
-        this.#validity.set(name, { valid: false, reason: 'NetboxNotServed', message: 'this allocator serves spec.local groups; spec.netbox is not served by this version' });
+        // Netbox groups report their own validity once the source resolves (#writeGroupStatuses).
+        netboxGroups.push({ name, spec: sg.spec.netbox! });
+        this.#lastGood.delete(name);
+        this.#validity.delete(name);
       } else {
         const prev = this.#validity.get(name);
         const message = `${parsed.field}: ${parsed.message}`;
@@ -254,8 +286,11 @@ export class AllocatorController {
     }
     for (const name of [...this.#lastGood.keys()]) if (!seen.has(name)) this.#lastGood.delete(name);
     for (const name of [...this.#validity.keys()]) if (!seen.has(name)) this.#validity.delete(name);
+    this.#netbox.setGroups(netboxGroups);
     const { orphans } = this.#ipam.setGroups(specs);
     for (const o of orphans) {
+      // Netbox groups have no pools in #ipam: their adopted addresses are not orphans.
+      if (this.#netbox.serves(o.group)) continue;
       const svc = this.#d.services.get(o.service);
       if (svc) this.#event(svc, 'Warning', 'AddressOutsidePool', `${o.address} is no longer in a pool of ServiceGroup ${o.group}; the Service keeps it`);
     }
@@ -299,8 +334,8 @@ export class AllocatorController {
     const now = new Date().toISOString();
     for (const sg of this.#d.groups.list()) {
       const name = sg.metadata.name;
-      const validity = this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
-      const stats = this.#lastGood.has(name) ? this.#ipam.stats(name) : undefined;
+      const validity = this.#netbox.validity(name) ?? this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
+      const stats = this.#lastGood.has(name) ? this.#ipam.stats(name) : this.#netbox.stats(name);
       const desired = serviceGroupStatus(sg, validity, stats, now);
       const patch = mergePatchIfChanged(sg.status ?? {}, desired);
       if (!patch) continue;

@@ -209,7 +209,18 @@ export class NodeAgent {
     const linkConfig = this.#readLinkConfig();
     if (linkConfig.extlbint !== this.#linkConfig.extlbint || linkConfig.localint !== this.#linkConfig.localint) {
       this.#d.log.info({ linkConfig }, 'LBNodeAgent changed');
+      const previous = this.#linkConfig.extlbint;
       const v = await this.#d.netlink.ensureVirtualLink(linkConfig.extlbint);
+      if (previous !== linkConfig.extlbint) {
+        // The old virtual interface is no longer ours to fill: empty it, and remove it if we made it.
+        for (const a of await this.#d.netlink.listAddresses({ link: previous }).catch(() => [])) {
+          if (!isLinkLocal(a)) await this.#d.netlink.deleteAddress(previous, `${a.address}/${a.prefixLength}`).catch(() => false);
+        }
+        if (this.#createdVirtualLink === previous) {
+          await this.#d.netlink.deleteLink(previous).catch(() => false);
+          this.#createdVirtualLink = undefined;
+        }
+      }
       if (v.created) this.#createdVirtualLink = v.link.name;
       this.#linkConfig = linkConfig;
       this.#localSubnets = await this.#readLocalSubnets();

@@ -112,6 +112,7 @@ t.test('an LBNodeAgent edit is applied: a new virtual interface', async (t) => {
     'virtual addresses moved to kube-lb1',
   );
   t.equal(h.length, 3);
+  for (const n of lab.nodes) t.same(await lab.links(n).then((l) => l.filter((x) => x === 'kube-lb0')), [], `${n.name}: the agent removed the kube-lb0 it had created`);
 });
 
 t.test('a restarted agent keeps the addresses it holds: no flap', async (t) => {

@@ -1,0 +1,434 @@
+// Benchmarks for the node agent (npm run bench -- lbnodeagent), in a 3-node lab with the
+// allocator and one agent per node as real processes (GARP on):
+//   - Service POST to the address on a node's NIC, and to the first HTTP 200 at the client;
+//   - Service DELETE to the address gone from every node;
+//   - the announcing node's agent killed (and its LAN cut, as a dead node) to an answer
+//     from another node;
+//   - the agents' resident memory holding 1,000 Services.
+// Addresses on the nodes are observed through `ip monitor address` in every node
+// namespace (netlink events, timestamped as they reach this process); HTTP through one
+// prober process in the client namespace that keeps connections starting every few ms.
+// The measured Services come from a one-address ServiceGroup (192.0.2.240 on the LAN)
+// so the address is known before the POST.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { KubeClient as GlueClient, loadKubeConfig } from '@purelb/k8s-glue';
+import {
+  type DaemonProcess,
+  type LabNode,
+  LAB_VIRTUAL_LINK_KIND,
+  ManagedProcess,
+  PURELB_NAMESPACE,
+  installPureLB,
+  ip,
+  run,
+  startAgent,
+  startAllocator,
+  startLab,
+  waitFor,
+} from '@purelb/lab';
+import { type BenchSuite, median, nowMs, percentile } from '../../../bench/lib.ts';
+
+const REPS = 12; // recorded repetitions of each timing (after one warm-up)
+const KILL_REPS = 12;
+const BULK_SERVICES = 1000;
+const ADDRESS = '192.0.2.240';
+const BULK_POOL = '2001:db8:6::/112';
+const POST_CONCURRENCY = 16;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const repoRoot = join(import.meta.dirname, '..', '..', '..');
+
+/** Netlink address events of every node, via `ip -n NS monitor address`. */
+class AddressMonitor {
+  /** address -> nodes that hold it now. */
+  readonly #held = new Map<string, Set<string>>();
+  readonly #procs: ChildProcess[] = [];
+  readonly #listeners = new Set<() => void>();
+
+  start(nodes: readonly LabNode[]): void {
+    for (const n of nodes) {
+      const p = spawn('ip', ['-n', n.netns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      this.#procs.push(p);
+      const rl = createInterface({ input: p.stdout });
+      rl.on('line', (line) => {
+        const m = /^(Deleted )?\d+:\s+\S+\s+inet6? ([0-9a-f:.]+)\/\d+/.exec(line);
+        if (!m) return;
+        const address = m[2]!;
+        let set = this.#held.get(address);
+        if (!set) this.#held.set(address, (set = new Set()));
+        if (m[1]) set.delete(n.name);
+        else set.add(n.name);
+        for (const l of this.#listeners) l();
+      });
+    }
+  }
+
+  holders(address: string): string[] {
+    return [...(this.#held.get(address) ?? [])].sort();
+  }
+
+  /** Resolves with nowMs() at the first event after which `pred(holders)` holds (at once if it holds now). */
+  when(address: string, pred: (holders: string[]) => boolean, timeoutMs: number, what: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred(this.holders(address))) return;
+        const t = nowMs();
+        clearTimeout(timer);
+        this.#listeners.delete(check);
+        resolve(t);
+      };
+      const timer = setTimeout(() => {
+        this.#listeners.delete(check);
+        reject(new Error(`${address}: ${what} did not happen in ${timeoutMs} ms (holders now: ${this.holders(address).join(',') || 'none'})`));
+      }, timeoutMs);
+      this.#listeners.add(check);
+      check();
+    });
+  }
+
+  stop(): void {
+    for (const p of this.#procs) p.kill('SIGTERM');
+  }
+}
+
+// The prober runs in the client namespace. On "probe ID URL NOTBODY" it starts a GET
+// (fresh connection, 1 s bound) every 10 ms until one answers 200 with a body other than
+// NOTBODY ("-": any), then prints "ok ID BODY"; "fail ID" after 20 s.
+const PROBER = `
+import { get } from 'node:http';
+import { createInterface } from 'node:readline';
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, id, url, notBody] = line.trim().split(' ');
+  if (cmd !== 'probe') return;
+  let done = false;
+  const finish = (msg) => { if (done) return; done = true; clearInterval(timer); clearTimeout(limit); process.stdout.write(msg + '\\n'); };
+  const attempt = () => {
+    const req = get(url, { timeout: 1000, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => { body = body.trim(); if (res.statusCode === 200 && body !== notBody) finish('ok ' + id + ' ' + body); });
+      res.on('error', () => undefined);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => undefined);
+  };
+  const timer = setInterval(() => { if (!done) attempt(); }, 10);
+  const limit = setTimeout(() => finish('fail ' + id), 20000);
+  attempt();
+});
+process.stdout.write('ready\\n');
+`;
+
+class Prober {
+  readonly #p: ChildProcess;
+  readonly #waiting = new Map<string, { resolve: (v: { at: number; body: string }) => void; reject: (e: Error) => void }>();
+  readonly ready: Promise<void>;
+  #n = 0;
+
+  constructor(netns: string) {
+    this.#p = spawn('ip', ['netns', 'exec', netns, process.execPath, '--input-type=module', '-e', PROBER], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let readyResolve: () => void = () => undefined;
+    this.ready = new Promise((r) => (readyResolve = r));
+    createInterface({ input: this.#p.stdout! }).on('line', (line) => {
+      const at = nowMs();
+      const [kind, id, ...rest] = line.split(' ');
+      if (kind === 'ready') return readyResolve();
+      const w = this.#waiting.get(id ?? '');
+      if (!w) return;
+      this.#waiting.delete(id!);
+      if (kind === 'ok') w.resolve({ at, body: rest.join(' ') });
+      else w.reject(new Error(`no HTTP answer from ${rest.join(' ') || 'the address'} in 20 s`));
+    });
+  }
+
+  /** Starts probing now; resolves with the arrival time of the first good answer. */
+  probe(address: string, notBody = '-'): Promise<{ at: number; body: string }> {
+    const id = String(++this.#n);
+    const p = new Promise<{ at: number; body: string }>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
+    this.#p.stdin!.write(`probe ${id} http://${address}/ ${notBody}\n`);
+    return p;
+  }
+
+  stop(): void {
+    this.#p.stdin!.end();
+    this.#p.kill('SIGTERM');
+  }
+}
+
+function vmRssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** The node process of an agent (started through `ip netns exec`, which execs in place). */
+function agentPid(p: ManagedProcess): number {
+  const pid = p.pid!;
+  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  if (cmd.includes('main')) return pid;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  if (children.length !== 1) throw new Error(`cannot find the agent process under pid ${pid}`);
+  return children[0]!;
+}
+
+function machineLoad(): string {
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  let top = '';
+  try {
+    top = execFileSync('ps', ['-eo', 'pcpu=,comm=', '--sort=-pcpu'], { encoding: 'utf8', timeout: 5000 }).split('\n').slice(0, 6).map((l) => l.trim().replace(/\s+/, '% ')).join('; ');
+  } catch {
+    top = 'ps unavailable';
+  }
+  return `load ${load}; busiest: ${top}`;
+}
+
+const p = (values: readonly number[], q: number): number => Number(percentile(values, q).toFixed(1));
+
+const suite: BenchSuite = {
+  suite: 'lbnodeagent',
+  targets: {
+    create_to_address_on_nic_p95_ms: ['<=', 150],
+    delete_to_withdrawn_everywhere_p95_ms: ['<=', 150],
+    create_to_first_http_answer_p95_ms: ['<=', 300],
+    announcer_killed_to_answer_again_p95_ms: ['<=', 1000],
+    agent_rss_mb: ['<=', 90],
+    agent_rss_mb_built: ['<=', 90],
+  },
+  async run() {
+    const started = nowMs();
+    const notes: Record<string, string | number> = { machine_at_start: machineLoad() };
+    await run(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-b', join(repoRoot, 'apps', 'lbnodeagent', 'tsconfig.lib.json')], { timeoutMs: 300_000 });
+    const lab = await startLab({ nodes: 3 });
+    const monitor = new AddressMonitor();
+    let prober: Prober | undefined;
+    let allocator: DaemonProcess | undefined;
+    const agents = new Map<string, ManagedProcess>();
+    const client = new GlueClient(loadKubeConfig({ kubeconfig: lab.kubeconfigPath }), { maxSockets: POST_CONCURRENCY + 4 });
+    try {
+      const admin = lab.controlPlane.admin;
+      await installPureLB(admin, { sendgarp: true });
+      const group = async (name: string, local: Record<string, unknown>): Promise<void> => {
+        await admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/${name}`, { apiVersion: 'purelb.io/v1', kind: 'ServiceGroup', metadata: { name, namespace: PURELB_NAMESPACE }, spec: { local } });
+      };
+      await group('one', { v4pools: [{ pool: `${ADDRESS}-${ADDRESS}`, subnet: '192.0.2.0/24', aggregation: 'default' }] });
+      await group('bulk', { v6pools: [{ pool: BULK_POOL, subnet: '2001:db8:6::/64', aggregation: '/128' }] });
+      monitor.start(lab.nodes);
+      allocator = await startAllocator(lab.controlPlane, { identity: 'allocator' });
+      await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n))));
+      prober = new Prober(lab.network.clientNetns);
+      await prober.ready;
+      const nodeOf = (name: string): LabNode => lab.nodes.find((n) => n.name === name)!;
+      // A cut cable at the switch: the node's bridge port goes down, so its eth0 loses
+      // carrier but stays up. (Setting eth0 itself down, as lab.setLinkUp does, also makes
+      // the kernel drop the node's default routes, which do not come back with the link;
+      // an agent restarted there then finds no default-route interface.)
+      const setCableCut = (name: string, cut: boolean): Promise<string> => ip('-n', lab.network.lanNetns, 'link', 'set', `n${lab.nodes.indexOf(nodeOf(name)) + 1}`, cut ? 'down' : 'up');
+
+      const allSwim = async (): Promise<boolean> => {
+        const list = await admin.get<{ items: { metadata: { annotations?: Record<string, string> } }[] }>(`/apis/coordination.k8s.io/v1/namespaces/${PURELB_NAMESPACE}/leases?labelSelector=purelb.io%2Fcomponent%3Dlbnodeagent`);
+        return list.items.length === lab.nodes.length && list.items.every((l) => l.metadata.annotations?.['purelb.io/gossip-mode'] === 'swim');
+      };
+      /** One holder of ADDRESS, every agent in swim mode, and the holder answers HTTP. */
+      const settled = async (what: string): Promise<string> => {
+        for (let attempt = 0; attempt < 30; attempt++) {
+          await waitFor(`${what}: every agent in guard mode swim`, async () => ((await allSwim()) ? true : undefined), 60_000, 100);
+          await monitor.when(ADDRESS, (h) => h.length === 1, 30_000, `${what}: one holder`);
+          const holder = monitor.holders(ADDRESS)[0]!;
+          const answer = await prober!.probe(ADDRESS);
+          if (answer.body === holder && monitor.holders(ADDRESS).join() === holder) return holder;
+          await sleep(1000);
+        }
+        throw new Error(`${what}: the cluster did not settle (one holder that answers) in 30 tries`);
+      };
+      const noHolder = (what: string): Promise<number> => monitor.when(ADDRESS, (h) => h.length === 0, 30_000, what);
+
+      await waitFor('every agent in guard mode swim', async () => ((await allSwim()) ? true : undefined), 60_000, 100);
+      notes.agent_rss_mb_idle_0_services = Number(median([...agents.values()].map((a) => vmRssMb(agentPid(a)))).toFixed(1));
+      const demo = (name: string): Promise<void> => lab.createDemoService(name, { annotations: { 'purelb.io/service-group': 'one' } });
+      const removeDemo = async (name: string): Promise<void> => {
+        await client.delete(`/api/v1/namespaces/default/services/${name}`, { ignoreNotFound: true });
+        await client.delete(`/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/${name}-ipv4`, { ignoreNotFound: true });
+      };
+
+      // 1-3. Create -> on a NIC, create -> HTTP 200 at the client, delete -> gone everywhere.
+      const toNic: number[] = [];
+      const toHttp: number[] = [];
+      const toGone: number[] = [];
+      const holdersSeen: string[] = [];
+      for (let i = -1; i < REPS; i++) {
+        const name = `m${i + 1}`;
+        await noHolder(`before ${name}: no holder`);
+        await sleep(300);
+        const answered = prober.probe(ADDRESS);
+        const onNic = monitor.when(ADDRESS, (h) => h.length >= 1, 20_000, `${name}: on a NIC`);
+        // Awaited below; handled now so that one failing first cannot leave the other unhandled.
+        answered.catch(() => undefined);
+        onNic.catch(() => undefined);
+        const t0 = nowMs();
+        await demo(name);
+        const tNic = await onNic;
+        const { at: tHttp, body } = await answered;
+        // Let the announcement settle (annotations, GARP) before taking it away.
+        await sleep(500);
+        const holders = monitor.holders(ADDRESS);
+        const gone = noHolder(`${name}: withdrawn everywhere`);
+        gone.catch(() => undefined);
+        const d0 = nowMs();
+        await client.delete(`/api/v1/namespaces/default/services/${name}`);
+        const tGone = await gone;
+        await removeDemo(name);
+        if (i < 0) continue; // warm-up
+        toNic.push(tNic - t0);
+        toHttp.push(tHttp - t0);
+        toGone.push(tGone - d0);
+        holdersSeen.push(`${holders.join('+')}/${body}`);
+      }
+      notes.create_delete_reps = `${REPS} (after 1 warm-up); holder/HTTP answerer per rep: ${holdersSeen.join(' ')}`;
+
+      // 4. The announcer's agent SIGKILLed and its LAN cut at once.
+      const toAgain: number[] = [];
+      const killNotes: string[] = [];
+      await demo('kill');
+      for (let i = 0; i < KILL_REPS; i++) {
+        const holder = await settled(`kill rep ${i}`);
+        await sleep(1000);
+        const victim = agents.get(holder)!;
+        const answered = prober.probe(ADDRESS, holder);
+        answered.catch(() => undefined);
+        const t0 = nowMs();
+        victim.child.kill('SIGKILL');
+        await setCableCut(holder, true);
+        const linkDownMs = nowMs() - t0;
+        const { at, body } = await answered;
+        toAgain.push(at - t0);
+        killNotes.push(`${holder}->${body} ${(at - t0).toFixed(0)}`);
+        await victim.exited();
+        await setCableCut(holder, false);
+        agents.set(holder, await startAgent(lab.controlPlane, nodeOf(holder)));
+        if (i === 0) notes.kill_link_down_after_ms = Number(linkDownMs.toFixed(1));
+      }
+      await settled('after the kills');
+      await removeDemo('kill');
+      await noHolder('kill Service deleted');
+      notes.kill_reps = `${KILL_REPS}: old->new holder ms: ${killNotes.join(', ')}`;
+
+      // 5. 1,000 Services with virtual IPv6 addresses: every node holds all of them.
+      let next = 0;
+      const b0 = nowMs();
+      const worker = async (): Promise<void> => {
+        while (next < BULK_SERVICES) {
+          const name = `bulk-${next++}`;
+          await client.create('/api/v1/namespaces/default/services', {
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { name, namespace: 'default', annotations: { 'purelb.io/service-group': 'bulk' } },
+            spec: { type: 'LoadBalancer', ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', allocateLoadBalancerNodePorts: false, ports: [{ name: 'http', protocol: 'TCP', port: 80 }] },
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: POST_CONCURRENCY }, worker));
+      const postsDone = nowMs();
+      const bulkCount = async (n: LabNode): Promise<number> => {
+        const links = JSON.parse(await ip('-n', n.netns, '-j', 'addr', 'show', 'dev', 'kube-lb0')) as { addr_info: { local: string }[] }[];
+        return links.flatMap((l) => l.addr_info).filter((a) => a.local.startsWith('2001:db8:6:')).length;
+      };
+      await waitFor(`all nodes to hold ${BULK_SERVICES} virtual addresses`, async () => {
+        const counts = await Promise.all(lab.nodes.map(bulkCount));
+        return counts.every((c) => c === BULK_SERVICES) ? true : undefined;
+      }, 300_000, 500);
+      notes.bulk_announced_seconds = Number(((nowMs() - b0) / 1000).toFixed(1));
+      notes.bulk_posts_seconds = Number(((postsDone - b0) / 1000).toFixed(1));
+      await sleep(5000);
+      const pids = new Map([...agents].map(([n, a]) => [n, agentPid(a)]));
+      const cpu0 = new Map([...pids].map(([n, pid]) => [n, cpuSeconds(pid)]));
+      const w0 = nowMs();
+      const perAgent = new Map<string, number[]>([...pids.keys()].map((n) => [n, []]));
+      for (let i = 0; i < 10; i++) {
+        if (i > 0) await sleep(1000);
+        for (const [n, pid] of pids) perAgent.get(n)!.push(vmRssMb(pid));
+      }
+      const window = (nowMs() - w0) / 1000;
+      notes.agent_cpu_percent_holding_1000 = [...pids].map(([n, pid]) => `${n} ${((100 * (cpuSeconds(pid) - cpu0.get(n)!)) / window).toFixed(0)}%`).join(', ');
+      const agentRss = [...perAgent.values()].map((v) => median(v));
+      notes.agent_rss_mb_per_agent = [...perAgent].map(([n, v]) => `${n} ${median(v).toFixed(1)}`).join(', ');
+      const heap: string[] = [];
+      for (const n of lab.nodes) {
+        const port = (agents.get(n.name) as DaemonProcess).metricsPort;
+        const [r] = await lab.probe(n.netns, [`http://127.0.0.1:${port}/metrics`], 5000);
+        const get = (metric: string): string => (Number(new RegExp(`^${metric}(?:\\{[^}]*\\})?\\s+([0-9.e+]+)`, 'm').exec(r?.body ?? '')?.[1] ?? Number.NaN) / 2 ** 20).toFixed(1);
+        heap.push(`${n.name}: heap used ${get('purelb_lbnodeagent_nodejs_heap_size_used_bytes')} of ${get('purelb_lbnodeagent_nodejs_heap_size_total_bytes')} MB, external ${get('purelb_lbnodeagent_nodejs_external_memory_bytes')} MB`);
+      }
+      notes.agent_memory_from_sources = heap.join('; ');
+
+      // 6. The agent as it ships (compiled dist/, no type stripping) on the last node.
+      const last = lab.nodes[lab.nodes.length - 1]!;
+      await agents.get(last.name)!.stop(5000);
+      const built = new ManagedProcess(`agent ${last.name} (built)`, 'ip', [
+        'netns', 'exec', last.netns, process.execPath, join(repoRoot, 'apps', 'lbnodeagent', 'dist', 'main.js'),
+        `--kubeconfig=${lab.controlPlane.kubeconfigPath}`, `--namespace=${PURELB_NAMESPACE}`, `--node-name=${last.name}`,
+        `--virtual-link-kind=${LAB_VIRTUAL_LINK_KIND}`, '--metrics-host=127.0.0.1', '--metrics-port=0',
+      ]);
+      agents.set(last.name, built);
+      await waitFor('the built agent to start', () => {
+        if (!built.running) throw new Error(`built agent exited:\n${built.tail(30)}`);
+        return built.tail(200).includes('agent started') ? true : undefined;
+      }, 60_000, 50);
+      await waitFor(`the built agent to hold ${BULK_SERVICES} addresses`, async () => ((await bulkCount(last)) === BULK_SERVICES ? true : undefined), 120_000, 500);
+      await sleep(5000);
+      const builtPid = agentPid(built);
+      const builtReads: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        if (i > 0) await sleep(1000);
+        builtReads.push(vmRssMb(builtPid));
+      }
+
+      const metrics = {
+        create_to_address_on_nic_p95_ms: percentile(toNic, 95),
+        delete_to_withdrawn_everywhere_p95_ms: percentile(toGone, 95),
+        create_to_first_http_answer_p95_ms: percentile(toHttp, 95),
+        announcer_killed_to_answer_again_p95_ms: percentile(toAgain, 95),
+        agent_rss_mb: median(agentRss),
+        agent_rss_mb_built: median(builtReads),
+      };
+      notes.p50 = `create->NIC ${p(toNic, 50)} ms, delete->withdrawn ${p(toGone, 50)} ms, create->HTTP ${p(toHttp, 50)} ms, killed->answer ${p(toAgain, 50)} ms`;
+      notes.max = `create->NIC ${p(toNic, 100)} ms, delete->withdrawn ${p(toGone, 100)} ms, create->HTTP ${p(toHttp, 100)} ms, killed->answer ${p(toAgain, 100)} ms`;
+      notes.method = `3-node lab, allocator + 3 agents (default flags, sendgarp true); measured Services: IPv4 ${ADDRESS} from a one-address ServiceGroup (a LAN, i.e. local, address: one elected node holds it on eth0); t0 just before the Service POST / DELETE, NIC times from ip monitor address in each node namespace, HTTP from a prober in the client namespace starting a fresh GET every 10 ms`;
+      notes.kill_method = 'SIGKILL to the holder\'s agent, then its LAN cable cut at the bridge (its port down: a dead node for traffic, otherwise its still-configured address keeps answering); t1 = first HTTP 200 whose body names another node; between reps: link up, agent restarted, waited for one holder, every Lease gossip-mode swim, and the holder answering';
+      notes.rss_method = `${BULK_SERVICES} IPv6 single-stack Services from ${BULK_POOL} (virtual: every node holds every address on kube-lb0); VmRSS read 10 times over 9 s, median per agent, median of the 3 agents (agents run from TypeScript sources through Node type stripping, as the lab starts them); agent_rss_mb_built: ${last.name}'s agent replaced by one started from apps/lbnodeagent/dist (compiled, as shipped), 7 reads`;
+      notes.suite_seconds = Math.round((nowMs() - started) / 1000);
+      notes.machine_at_end = machineLoad();
+      return {
+        metrics,
+        notes,
+        samples: {
+          create_to_address_on_nic_ms: toNic,
+          delete_to_withdrawn_everywhere_ms: toGone,
+          create_to_first_http_answer_ms: toHttp,
+          announcer_killed_to_answer_again_ms: toAgain,
+          agent_rss_mb: agentRss,
+          agent_rss_mb_built: builtReads,
+        },
+      };
+    } finally {
+      prober?.stop();
+      monitor.stop();
+      client.close();
+      for (const a of agents.values()) await a.stop(3000).catch(() => undefined);
+      await allocator?.stop().catch(() => undefined);
+      await lab.stop();
+    }
+  },
+};
+
+export default suite;
