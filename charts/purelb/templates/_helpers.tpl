@@ -1,13 +1,18 @@
-{{/* Labels every object carries. */}}
-{{- define "purelb.labels" -}}
+{{/* Labels every object carries, but the instance (selector labels add it). */}}
+{{- define "purelb.baseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/part-of: purelb
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* Labels of objects that belong to no one component. */}}
+{{- define "purelb.labels" -}}
+{{ include "purelb.baseLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* Selector labels of one component ("allocator" or "lbnodeagent"); never change on upgrade. */}}
@@ -18,7 +23,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 
 {{/* All labels of one component's objects. */}}
 {{- define "purelb.componentLabels" -}}
-{{ include "purelb.labels" .root }}
+{{ include "purelb.baseLabels" .root }}
 {{ include "purelb.selectorLabels" . }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}

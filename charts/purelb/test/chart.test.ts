@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { MANIFEST_PATH, renderManifest } from '../../../tools/manifest.ts';
 import { APP_BUNDLES } from '../../../tools/bundle.ts';
 import { CHART_DIR, REPO_ROOT, Tools, objects, pick, type KObject } from './helpers.ts';
@@ -48,6 +48,14 @@ t.test('helm lint --strict passes with default and with other values', async (t)
   t.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   const other = await tools.helm(['lint', '--strict', CHART_DIR, '--set=lbnodeagent.sendgarp=true,allocator.replicas=3,serviceGroup.create=false,metrics.serviceMonitor.enabled=true,bootstrap=apps,createNamespace=true']);
   t.match(other, /0 chart\(s\) failed/);
+});
+
+t.test('every render is clean YAML (no duplicate keys, no warnings)', async (t) => {
+  for (const set of [[], ['bootstrap=apps', 'createNamespace=true', 'metrics.serviceMonitor.enabled=true', 'commonLabels.team=net']]) {
+    const docs = parseAllDocuments(await tools.template({ set, includeCrds: true }));
+    const problems = docs.flatMap((d) => [...d.errors, ...d.warnings].map((e) => e.message.split('\n')[0]));
+    t.same(problems, [], `--set ${set.join(',') || '(defaults)'}: ${docs.length} documents`);
+  }
 });
 
 t.test('default render: the allocator Deployment', async (t) => {
@@ -128,6 +136,7 @@ t.test('default render: RBAC is least privilege', async (t) => {
   t.same(rules('Role/allocator'), [
     { apiGroups: ['purelb.io'], resources: ['servicegroups'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['purelb.io'], resources: ['servicegroups/status'], verbs: ['patch'] },
+    { apiGroups: [''], resources: ['secrets'], resourceNames: ['netbox-client'], verbs: ['get'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['purelb-allocator'], verbs: ['get', 'update'] },
   ]);
@@ -149,6 +158,11 @@ t.test('default render: RBAC is least privilege', async (t) => {
       if (o.kind === 'ClusterRole') t.notOk(r.resources.includes('secrets') || r.resources.includes('leases'), `${key}: Secrets and Leases only in the namespace`);
     }
   }
+  const noNetbox = objects(await tools.template({ values: ['allocator:\n  netboxSecretNames: []\n'] }));
+  t.notOk(
+    pick<KObject & { rules: Rule[] }>(noNetbox, 'Role/allocator').rules.some((r) => r.resources.includes('secrets')),
+    'netboxSecretNames: [] leaves the Secret rule out (an empty resourceNames would mean every Secret)',
+  );
   const crb = pick<KObject & { subjects: { kind: string; name: string; namespace: string }[] }>(objs, 'ClusterRoleBinding/purelb:lbnodeagent');
   t.same(crb.subjects, [{ kind: 'ServiceAccount', name: 'lbnodeagent', namespace: 'purelb' }]);
 });

@@ -70,7 +70,7 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
     await admin.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'netbox-client' }, stringData: { 'user-token': 'x' } });
     t.equal((await agent.raw('GET', `/api/v1/namespaces/${NS}/secrets/netbox-client`)).status, 403, 'but still reads no other Secret');
     t.equal((await agent.raw('GET', `/api/v1/namespaces/${NS}/secrets`)).status, 403, 'nor lists them');
-    t.equal((await allocator.raw('GET', `/api/v1/namespaces/${NS}/secrets/purelb-memberlist`)).status, 403, 'the allocator reads no Secret');
+    t.equal((await allocator.raw('GET', `/api/v1/namespaces/${NS}/secrets/purelb-memberlist`)).status, 403, 'the allocator may not read the gossip Secret');
   });
 
   t.test('the allocator bundle, alone in a directory, allocates on its ServiceAccount token', async (t) => {
