@@ -214,6 +214,19 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       },
       setLinkUp: async (node, up) => {
         await ip('-n', node.netns, 'link', 'set', 'eth0', up ? 'up' : 'down');
+        // Taking a link down drops its routes and its IPv6 addresses (keep_addr_on_down is
+        // off); a node whose cable comes back has its configuration again.
+        if (up) {
+          await ipBatch(
+            [
+              `addr replace ${node.v4}/${LAN.v4Prefix} dev eth0`,
+              `addr replace ${node.v6}/${LAN.v6Prefix} dev eth0 nodad`,
+              `route replace default via ${LAN.gatewayV4}`,
+              `route replace default via ${LAN.gatewayV6}`,
+            ],
+            node.netns,
+          );
+        }
       },
       stop,
     };

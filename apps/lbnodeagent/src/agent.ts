@@ -76,7 +76,8 @@ interface LinkConfig {
 }
 
 const HOLD_DOWN_MS = 500;
-const REFRESH_EVERY_MS = 2000;
+/** A full pass (address dumps, local subnets, lifetimes) runs at least this often. */
+const FULL_PASS_MS = 5000;
 
 export class NodeAgent {
   readonly #s: AgentSettings;
@@ -92,6 +93,9 @@ export class NodeAgent {
   #mode: GossipMode = 'lease';
   #swimSince: number | undefined;
   #lastRefresh = 0;
+  #lastFull = 0;
+  /** Mode and candidates of the last reconcile: the tick reconciles when they change. */
+  #lastSignature = '';
   #timer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -137,7 +141,7 @@ export class NodeAgent {
     this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
     await this.#renewLease();
     this.#renewTimer = setInterval(() => void this.#renewLease(), this.#s.renewPeriodMs);
-    this.#timer = setInterval(() => this.schedule(), this.#s.resyncMs);
+    this.#timer = setInterval(() => this.#tick(), this.#s.resyncMs);
     this.#ready = true;
     this.schedule();
   }
@@ -150,6 +154,19 @@ export class NodeAgent {
       if (l.metadata.name.startsWith(LEASE_PREFIX) && l.spec.holderIdentity !== this.#s.node && addr) out.push(addr);
     }
     return out;
+  }
+
+  /**
+   * The periodic check: cheap unless something changed. Lease freshness and gossip health
+   * change with time alone, so the guard is re-evaluated every tick; the full reconcile
+   * runs only when its outcome (mode, candidates) changed, when address lifetimes need
+   * renewing, or every FULL_PASS_MS.
+   */
+  #tick(): void {
+    if (!this.#ready || this.#stopped) return;
+    const now = Date.now();
+    const refreshDue = this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= (this.#s.addressLifetimeS * 1000) / 3;
+    if (refreshDue || now - this.#lastFull >= FULL_PASS_MS || this.#decide(now).signature !== this.#lastSignature) this.schedule();
   }
 
   /** Runs a reconcile soon; calls made while one runs coalesce into one more. */
@@ -228,41 +245,24 @@ export class NodeAgent {
     }
     this.#linkConfig = linkConfig;
 
-    const members = this.#d.membership.members();
-    const leaseMap = new Map<string, { renewedAt: number; leaseDurationMs: number }>();
-    const peers: PeerLease[] = [];
-    for (const l of this.#d.leases.list()) {
-      const node = l.spec.holderIdentity;
-      if (!node || !l.metadata.name.startsWith(LEASE_PREFIX)) continue;
-      const durationMs = (l.spec.leaseDurationSeconds ?? 10) * 1000;
-      const renewedAt = node === this.#s.node ? (this.#leaseRenewedAt ?? 0) : (this.#leaseSeen.get(node)?.at ?? 0);
-      leaseMap.set(node, { renewedAt, leaseDurationMs: durationMs });
-      const mode = l.metadata.annotations?.[LeaseAnnotation.gossipMode];
-      peers.push({
-        node,
-        fresh: now - renewedAt < durationMs,
-        mode: mode === 'swim' || mode === 'lease' || mode === 'fenced' ? mode : undefined,
-        subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
-      });
-    }
-    const decision = guard(members, leaseMap, {
-      self: this.#s.node,
-      canGossip: this.#d.membership.canGossip(),
-      leaseRenewedAt: this.#leaseRenewedAt,
-      leaseDurationMs: this.#s.leaseDurationMs,
-      now,
-      swimSince: this.#swimSince,
-      holdDownMs: HOLD_DOWN_MS,
-    });
+    const { decision, candidates, basis, signature } = this.#decide(now);
     this.#swimSince = decision.swimSince;
+    this.#lastSignature = signature;
     // A new mode is published on the Lease only after this reconcile has applied it: a
     // peer that reads "cut off" from our Lease must be able to rely on our withdrawals
     // having happened already.
     const modeChanged = decision.mode !== this.#mode;
     if (modeChanged) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
-    const swimSubnets = new Map(members.map((m) => [m.name, m.subnets]));
-    const selfSubnets = this.#localSubnets.map((s) => s.cidr);
-    const { candidates, basis } = effectiveCandidates(this.#s.node, decision, swimSubnets, selfSubnets, peers);
+    if (now - this.#lastFull >= FULL_PASS_MS) {
+      this.#lastFull = now;
+      const subnets = await this.#readLocalSubnets();
+      if (subnets.map((x) => x.cidr).join() !== this.#localSubnets.map((x) => x.cidr).join()) {
+        this.#d.log.info({ subnets: subnets.map((x) => x.cidr) }, 'local subnets changed');
+        this.#localSubnets = subnets;
+        this.#d.membership.setSubnets(subnets.map((x) => x.cidr));
+      }
+    }
+    const members = this.#d.membership.members();
 
     const plan = planNode({
       node: this.#s.node,
@@ -296,7 +296,7 @@ export class NodeAgent {
         this.#event(service, 'Normal', w.kind === 'local' ? 'AnnouncingLocal' : 'AnnouncingNonLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
       }
     }
-    if (this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= REFRESH_EVERY_MS) {
+    if (this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= (this.#s.addressLifetimeS * 1000) / 3) {
       this.#lastRefresh = now;
       const added = new Set(changes.add.map((w) => w.address));
       for (const w of plan.wanted.values()) {
@@ -310,6 +310,39 @@ export class NodeAgent {
     await this.#syncAnnouncing(plan);
     for (const n of plan.notes) this.#event(n.service, 'Warning', n.reason, n.message);
     this.#d.metrics.update(plan, decision.mode, members.filter((m) => m.status === 'alive' || m.status === 'suspect').length, this.#s.node);
+  }
+
+  /** The guard's decision and the candidates for the election, from the current views. */
+  #decide(now: number): { decision: ReturnType<typeof guard>; candidates: ReturnType<typeof effectiveCandidates>['candidates']; basis: string; signature: string } {
+    const members = this.#d.membership.members();
+    const leaseMap = new Map<string, { renewedAt: number; leaseDurationMs: number }>();
+    const peers: PeerLease[] = [];
+    for (const l of this.#d.leases.list()) {
+      const node = l.spec.holderIdentity;
+      if (!node || !l.metadata.name.startsWith(LEASE_PREFIX)) continue;
+      const durationMs = (l.spec.leaseDurationSeconds ?? 10) * 1000;
+      const renewedAt = node === this.#s.node ? (this.#leaseRenewedAt ?? 0) : (this.#leaseSeen.get(node)?.at ?? 0);
+      leaseMap.set(node, { renewedAt, leaseDurationMs: durationMs });
+      const mode = l.metadata.annotations?.[LeaseAnnotation.gossipMode];
+      peers.push({
+        node,
+        fresh: now - renewedAt < durationMs,
+        mode: mode === 'swim' || mode === 'lease' || mode === 'fenced' ? mode : undefined,
+        subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
+      });
+    }
+    const decision = guard(members, leaseMap, {
+      self: this.#s.node,
+      canGossip: this.#d.membership.canGossip(),
+      leaseRenewedAt: this.#leaseRenewedAt,
+      leaseDurationMs: this.#s.leaseDurationMs,
+      now,
+      swimSince: this.#swimSince,
+      holdDownMs: HOLD_DOWN_MS,
+    });
+    const swimSubnets = new Map(members.map((m) => [m.name, m.subnets]));
+    const { candidates, basis } = effectiveCandidates(this.#s.node, decision, swimSubnets, this.#localSubnets.map((x) => x.cidr), peers);
+    return { decision, candidates, basis, signature: `${decision.mode}|${basis}|${candidates.map((c) => c.name).join(',')}` };
   }
 
   // --- reading the world ------------------------------------------------------

@@ -31,8 +31,8 @@ export const SETTINGS: readonly Setting[] = [
   ['--metrics-port', 'PURELB_METRICS_PORT', '7473', 'port of that server (0: any free port)'],
   ['--lease-duration', 'PURELB_LEASE_DURATION', '10s', 'duration of this agent\'s Lease (purelb-agent-<node>): the split-brain guard\'s view of who is alive'],
   ['--renew-period', 'PURELB_RENEW_PERIOD', '2s', 'how often the Lease is renewed'],
-  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds an address lives on an interface unless renewed (it is renewed every 2 s): a killed agent\'s addresses go away by themselves; 0: forever'],
-  ['--resync', 'PURELB_RESYNC', '500ms', 'at least this often the agent recomputes and re-checks its addresses'],
+  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds an address lives on an interface unless renewed (renewed every third of that): a killed agent\'s addresses go away by themselves; 0: forever'],
+  ['--resync', 'PURELB_RESYNC', '500ms', 'how often the guard is re-checked (Leases age, gossip health changes); addresses are re-read and re-applied when its outcome changes, and at least every 5 s'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
 ];
 
@@ -58,6 +58,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     logLevel: get('--log-level'),
   };
   if (c.renewPeriodMs * 2 > c.leaseDurationMs) throw new SettingsError('--renew-period must be at most half of --lease-duration, or a healthy agent\'s Lease could lapse');
-  if (c.addressLifetimeS !== 0 && c.addressLifetimeS < 5) throw new SettingsError('--address-lifetime: at least 5 seconds (renewals run every 2 s), or 0');
+  if (c.addressLifetimeS !== 0 && c.addressLifetimeS < 5) throw new SettingsError('--address-lifetime: at least 5 seconds (renewals run every third of it, and must survive a slow reconcile), or 0');
   return c;
 }

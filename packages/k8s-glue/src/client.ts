@@ -241,11 +241,25 @@ export class KubeClient {
    * expires mid-way (410), the list is read again in one piece, as client-go's pager does.
    */
   async list<T>(path: string, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    return this.listMapped<T, T>(path, (item) => item, opts);
+  }
+
+  /**
+   * `list`, with each item passed through `map` as its page arrives, so a caller that keeps
+   * only part of each object (an informer's transform) never holds every raw page at once.
+   * `map` also gets the list's kind (without `List`) and apiVersion.
+   */
+  async listMapped<T, U>(path: string, map: (item: T, list: { kind: string | undefined; apiVersion: string | undefined }) => U, opts: ListOptions = {}): Promise<ObjectList<U>> {
     const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
     const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
     const query = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
-    if (pageSize <= 0) return this.get<ObjectList<T>>(withQuery(path, query), call);
-    const items: T[] = [];
+    const meta = (l: ObjectList<T>) => ({ kind: l.kind?.endsWith('List') ? l.kind.slice(0, -4) : undefined, apiVersion: l.apiVersion });
+    if (pageSize <= 0) {
+      const whole = await this.get<ObjectList<T>>(withQuery(path, query), call);
+      const m = meta(whole);
+      return { ...whole, items: (whole.items ?? []).map((i) => map(i, m)) };
+    }
+    const items: U[] = [];
     let token: string | undefined;
     let first: ObjectList<T> | undefined;
     for (let page = 0; page < 1_000_000; page++) {
@@ -253,11 +267,12 @@ export class KubeClient {
       try {
         got = await this.get(withQuery(path, { ...query, limit: pageSize, continue: token }), call);
       } catch (e) {
-        if (token !== undefined && e instanceof KubeApiError && e.code === KubeErrorCode.Gone) return this.list<T>(path, { ...opts, pageSize: 0 });
+        if (token !== undefined && e instanceof KubeApiError && e.code === KubeErrorCode.Gone) return this.listMapped<T, U>(path, map, { ...opts, pageSize: 0 });
         throw e;
       }
       first ??= got;
-      for (const item of got.items ?? []) items.push(item);
+      const m = meta(first);
+      for (const item of got.items ?? []) items.push(map(item, m));
       token = got.metadata?.continue;
       if (!token) {
         return {

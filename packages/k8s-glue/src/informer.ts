@@ -214,23 +214,21 @@ export class Informer<T extends KubeObject> {
   }
 
   async #relist(signal: AbortSignal): Promise<void> {
-    const list = await this.#client.list<Record<string, unknown>>(this.#path, {
-      labelSelector: this.#labelSelector,
-      fieldSelector: this.#fieldSelector,
-      pageSize: this.#pageSize,
-      signal,
-    });
+    // Each item is trimmed (transform) as its page arrives: the raw pages are never all held.
+    const list = await this.#client.listMapped<Record<string, unknown>, T>(
+      this.#path,
+      (raw, l) => {
+        // List items come without kind and apiVersion, watch objects with them; fill them
+        // in so handlers see the same shape either way.
+        if (l.kind && raw.kind === undefined) raw.kind = l.kind;
+        if (l.apiVersion && raw.apiVersion === undefined) raw.apiVersion = l.apiVersion;
+        return this.#prepare(raw);
+      },
+      { labelSelector: this.#labelSelector, fieldSelector: this.#fieldSelector, pageSize: this.#pageSize, signal },
+    );
     if (signal.aborted) return;
-    // List items come without kind and apiVersion, watch objects with them; fill them in
-    // so handlers see the same shape either way.
-    const kind = list.kind?.endsWith('List') ? list.kind.slice(0, -4) : undefined;
     const fresh = new Map<string, T>();
-    for (const raw of list.items) {
-      if (kind && raw.kind === undefined) raw.kind = kind;
-      if (list.apiVersion && raw.apiVersion === undefined) raw.apiVersion = list.apiVersion;
-      const obj = this.#prepare(raw);
-      fresh.set(objectKey(obj), obj);
-    }
+    for (const obj of list.items) fresh.set(objectKey(obj), obj);
     const old = this.#store;
     // Unchanged objects keep their identity: a handler's `old` is always the object it was
     // last given.
