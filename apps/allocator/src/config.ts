@@ -1,6 +1,6 @@
 // The allocator's configuration: flags, each with an environment variable as fallback.
 import { hostname } from 'node:os';
-import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, readSettings } from '@purelb/k8s-glue';
+import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, readSettings } from '@purelb/k8s-glue';
 
 export { SettingsError as ConfigError, parseDuration };
 
@@ -21,6 +21,8 @@ export interface AllocatorConfig {
   readonly writeConcurrency: number;
   readonly groupStatusIntervalMs: number;
   readonly logLevel: string;
+  /** A ServiceGroup to create when the namespace has none (first install from the manifest). */
+  readonly defaultServiceGroup: Record<string, unknown> | undefined;
 }
 
 /** Every setting: flag, environment variable, default, meaning. Rendered into --help and the README. */
@@ -38,6 +40,7 @@ export const SETTINGS: readonly Setting[] = [
   ['--write-concurrency', 'PURELB_WRITE_CONCURRENCY', '16', 'Service status writes in flight at once'],
   ['--group-status-interval', 'PURELB_GROUP_STATUS_INTERVAL', '1s', 'ServiceGroup status (in use/size) is written at most this often'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+  ['--default-servicegroup', 'PURELB_DEFAULT_SERVICEGROUP', '', 'a ServiceGroup (JSON) the leader creates once, when its namespace has none: the one-file manifest ships no custom resources, so a first install still gets a default group'],
 ];
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AllocatorConfig {
@@ -57,6 +60,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): All
     writeConcurrency: parseInteger('--write-concurrency', get('--write-concurrency'), 1, 256),
     groupStatusIntervalMs: parseDuration('--group-status-interval', get('--group-status-interval')),
     logLevel: get('--log-level'),
+    defaultServiceGroup: parseJsonObject('--default-servicegroup', get('--default-servicegroup')),
   };
   if (!(config.retryPeriodMs < config.renewDeadlineMs && config.renewDeadlineMs < config.leaseDurationMs)) {
     throw new SettingsError('--retry-period < --renew-deadline < --lease-duration must hold, or two replicas could both believe they lead');

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import {
   EventRecorder,
   Informer,
+  KubeApiError,
   KubeClient,
   LeaderElector,
   type Service,
@@ -64,6 +65,28 @@ onShutdown(
   { timeoutMs: 20_000 },
 );
 
+// First install from the one-file manifest: it ships no custom resources (they cannot be
+// applied before their CRDs are established), so the leader creates the default
+// ServiceGroup once, if its namespace has none. Once per process: deleting every group
+// while it runs does not bring the default back (a restart with none would).
+let defaultCreated = config.defaultServiceGroup === undefined;
+async function createDefaultServiceGroupOnce(): Promise<void> {
+  if (defaultCreated || groups.list().length > 0) {
+    defaultCreated = true;
+    return;
+  }
+  const sg = config.defaultServiceGroup!;
+  const meta = (sg.metadata ?? {}) as Record<string, unknown>;
+  try {
+    await client.create(`/apis/purelb.io/v1/namespaces/${config.namespace}/servicegroups`, { apiVersion: 'purelb.io/v1', kind: 'ServiceGroup', ...sg, metadata: { ...meta, namespace: config.namespace } });
+    log.info({ name: meta.name }, 'created the default ServiceGroup');
+    defaultCreated = true;
+  } catch (e) {
+    if (e instanceof KubeApiError && e.status === 409) defaultCreated = true;
+    else log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not create the default ServiceGroup; retrying at the next term');
+  }
+}
+
 // Campaign until shutdown. Losing the Lease (the API server unreachable past the renew
 // deadline, or another replica took it) ends this term at once: the controller stops
 // taking work, and the next term rebuilds its state from the caches before it writes.
@@ -71,6 +94,7 @@ while (!shuttingDown) {
   await elector.run({
     onStartedLeading: async (signal) => {
       log.info({ identity: config.identity }, 'became leader');
+      await createDefaultServiceGroupOnce();
       await controller.lead(signal);
     },
     onStoppedLeading: () => {

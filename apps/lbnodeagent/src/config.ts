@@ -1,5 +1,5 @@
 // The node agent's settings: flags, each with environment variables as fallback.
-import { type Setting, SettingsError, parseDuration, parseInteger, readSettings } from '@purelb/k8s-glue';
+import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, readSettings } from '@purelb/k8s-glue';
 
 export interface AgentConfig {
   readonly kubeconfig: string | undefined;
@@ -17,6 +17,10 @@ export interface AgentConfig {
   readonly addressLifetimeS: number;
   readonly resyncMs: number;
   readonly logLevel: string;
+  /** Create the gossip Secret (a random key) when it does not exist. */
+  readonly createMemberlistSecret: boolean;
+  /** An LBNodeAgent (JSON) to create when the namespace has none. */
+  readonly defaultLBNodeAgent: Record<string, unknown> | undefined;
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -34,6 +38,8 @@ export const SETTINGS: readonly Setting[] = [
   ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds an address lives on an interface unless renewed (renewed every third of that): a killed agent\'s addresses go away by themselves; 0: forever'],
   ['--resync', 'PURELB_RESYNC', '500ms', 'how often the guard is re-checked (Leases age, gossip health changes); addresses are re-read and re-applied when its outcome changes, and at least every 5 s'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+  ['--create-memberlist-secret', 'PURELB_MEMBERLIST_SECRET_CREATE', 'false', 'create the gossip Secret with a random key when it does not exist (the one-file manifest ships none); an existing Secret is never replaced'],
+  ['--default-lbnodeagent', 'PURELB_DEFAULT_LBNODEAGENT', '', 'an LBNodeAgent (JSON) to create when the namespace has none (first install from the manifest)'],
 ];
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
@@ -56,6 +62,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 86_400),
     resyncMs: parseDuration('--resync', get('--resync')),
     logLevel: get('--log-level'),
+    createMemberlistSecret: parseBool('--create-memberlist-secret', get('--create-memberlist-secret')),
+    defaultLBNodeAgent: parseJsonObject('--default-lbnodeagent', get('--default-lbnodeagent')),
   };
   if (c.renewPeriodMs * 2 > c.leaseDurationMs) throw new SettingsError('--renew-period must be at most half of --lease-duration, or a healthy agent\'s Lease could lapse');
   if (c.addressLifetimeS !== 0 && c.addressLifetimeS < 5) throw new SettingsError('--address-lifetime: at least 5 seconds (renewals run every third of it, and must survive a slow reconcile), or 0');

@@ -1,10 +1,12 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
+import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
 import {
   EventRecorder,
   Informer,
+  KubeApiError,
   KubeClient,
   type LBNodeAgent,
   type Service,
@@ -25,11 +27,27 @@ const log = pino({ name: 'lbnodeagent', level: config.logLevel, base: { node: co
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-lbnodeagent/${config.nodeName}` });
 const ns = config.namespace;
 
-// The gossip keys: one seals, all open (rotation without a gap).
-const secret = await client.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/${config.memberlistSecret}`).catch((e: unknown) => {
-  log.error({ err: e instanceof Error ? e.message : String(e) }, `cannot read the gossip Secret ${ns}/${config.memberlistSecret} (keys "key", optional "keys")`);
-  process.exit(1);
-});
+// The gossip keys: one seals, all open (rotation without a gap). A first install from the
+// one-file manifest has no Secret; with --create-memberlist-secret the first agent makes
+// one with a random key, and the others read that one (an existing Secret is never replaced).
+const secretPath = `/api/v1/namespaces/${ns}/secrets/${config.memberlistSecret}`;
+const readSecret = (): Promise<{ data?: Record<string, string> }> => client.get<{ data?: Record<string, string> }>(secretPath);
+let secret: { data?: Record<string, string> };
+try {
+  secret = await readSecret();
+} catch (e) {
+  if (!(config.createMemberlistSecret && e instanceof KubeApiError && e.status === 404)) {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, `cannot read the gossip Secret ${ns}/${config.memberlistSecret} (keys "key", optional "keys")`);
+    process.exit(1);
+  }
+  try {
+    await client.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: config.memberlistSecret, namespace: ns }, stringData: { key: randomBytes(32).toString('base64') } });
+    log.info({}, `created the gossip Secret ${ns}/${config.memberlistSecret}`);
+  } catch (c) {
+    if (!(c instanceof KubeApiError && c.status === 409)) throw c; // another agent made it first: use theirs
+  }
+  secret = await readSecret();
+}
 const decode = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8').trim();
 const sealKey = secret.data?.key ? decode(secret.data.key) : undefined;
 if (!sealKey) {
@@ -106,6 +124,16 @@ onShutdown(
 for (const inf of informers) inf.start();
 await Promise.all(informers.map((i) => i.synced()));
 membership.start();
+// First install from the manifest: no LBNodeAgent yet; the defaults are created once.
+if (config.defaultLBNodeAgent && agents.list().length === 0) {
+  const meta = (config.defaultLBNodeAgent.metadata ?? {}) as Record<string, unknown>;
+  await client
+    .create(`/apis/purelb.io/v1/namespaces/${ns}/lbnodeagents`, { apiVersion: 'purelb.io/v1', kind: 'LBNodeAgent', ...config.defaultLBNodeAgent, metadata: { ...meta, namespace: ns } })
+    .then(() => log.info({ name: meta.name }, 'created the default LBNodeAgent'))
+    .catch((e: unknown) => {
+      if (!(e instanceof KubeApiError && e.status === 409)) log.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not create the default LBNodeAgent');
+    });
+}
 await agent.start();
 log.info({ services: services.size, peers: agent.seeds().length }, 'caches synced; agent started');
 

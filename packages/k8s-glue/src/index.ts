@@ -52,4 +52,4 @@ export {
   localGroupSpec,
 } from './purelb-api.ts';
 export { type ParsedServiceGroup, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
-export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';
+export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, parseJsonObject, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';

@@ -51,6 +51,19 @@ export function parseBool(setting: string, text: string): boolean {
   throw new SettingsError(`${setting}: "${text}" is not true or false`);
 }
 
+/** An optional JSON object setting; empty means none. */
+export function parseJsonObject(setting: string, text: string): Record<string, unknown> | undefined {
+  if (text.trim() === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new SettingsError(`${setting}: not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SettingsError(`${setting}: must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
 /** --help text for a settings table. */
 export function settingsHelp(title: string, table: readonly Setting[]): string {
   return [title, '', ...table.map(([flag, env, dflt, what]) => `  ${flag.padEnd(30)} ${what}\n  ${''.padEnd(30)} env ${env}, default ${dflt}`)].join('\n');
