@@ -23,7 +23,28 @@ export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): v
     await allocator.stop();
   });
   await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n))));
-  return { lab, allocator, agents };
+  const cluster = { lab, allocator, agents };
+  await waitForSettled(cluster);
+  return cluster;
+}
+
+/**
+ * Waits until every agent's guard is in swim mode with every member, unchanged for
+ * `quietMs`: the steady state the assertions are about (startup and healing go through
+ * brief handovers).
+ */
+export async function waitForSettled(c: Cluster, quietMs = 1500, timeoutMs = 60_000): Promise<void> {
+  const n = c.lab.nodes.length;
+  await waitFor('every agent to settle in swim mode', () => {
+    const now = Date.now();
+    for (const p of c.agents.values()) {
+      const last = p.tail(400).split('\n').filter((l) => l.includes('"guard mode"')).pop();
+      if (!last) return undefined;
+      const j = JSON.parse(last) as { time: number; mode: string; reason: string };
+      if (j.mode !== 'swim' || !j.reason.includes(`${n} of ${n}`) || now - j.time < quietMs) return undefined;
+    }
+    return true;
+  }, timeoutMs, 100);
 }
 
 export interface SvcView {

