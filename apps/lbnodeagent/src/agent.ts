@@ -94,6 +94,7 @@ export class NodeAgent {
   #swimSince: number | undefined;
   #lastRefresh = 0;
   #lastFull = 0;
+  #subscription: { close(): void } | undefined;
   /** Mode and candidates of the last reconcile: the tick reconciles when they change. */
   #lastSignature = '';
   #timer: NodeJS.Timeout | undefined;
@@ -142,8 +143,27 @@ export class NodeAgent {
     await this.#renewLease();
     this.#renewTimer = setInterval(() => void this.#renewLease(), this.#s.renewPeriodMs);
     this.#timer = setInterval(() => this.#tick(), this.#s.resyncMs);
+    this.#watchKernel();
     this.#ready = true;
     this.schedule();
+  }
+
+  /**
+   * Reacts to the kernel: an address or link removed behind our back (or lost
+   * notifications) triggers a full pass at once, which restores what this node should hold.
+   */
+  #watchKernel(): void {
+    const sub = this.#d.netlink.subscribe();
+    this.#subscription = sub;
+    void (async () => {
+      for await (const change of sub) {
+        if (this.#stopped) break;
+        if (change.kind === 'address-removed' || change.kind === 'link-removed' || change.kind === 'resync') {
+          this.#lastFull = 0;
+          this.schedule();
+        }
+      }
+    })().catch((e: unknown) => this.#d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'kernel change subscription ended'));
   }
 
   /** Seeds from the other agents' Leases (`host:port`). */
@@ -199,6 +219,7 @@ export class NodeAgent {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#subscription?.close();
     if (this.#timer) clearInterval(this.#timer);
     if (this.#renewTimer) clearInterval(this.#renewTimer);
     await this.settle();
@@ -255,7 +276,12 @@ export class NodeAgent {
     if (modeChanged) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
     if (now - this.#lastFull >= FULL_PASS_MS) {
       this.#lastFull = now;
-      const subnets = await this.#readLocalSubnets();
+      const read = await this.#readLocalSubnets();
+      // A family whose local interface shows nothing right now (its link down, its default
+      // route gone for a moment) keeps its last known subnets: otherwise this node would
+      // take its local addresses for virtual ones and put them on the virtual interface.
+      const subnets = [...read];
+      for (const f of ['IPv4', 'IPv6'] as const) if (!read.some((x) => x.family === f)) subnets.push(...this.#localSubnets.filter((x) => x.family === f));
       if (subnets.map((x) => x.cidr).join() !== this.#localSubnets.map((x) => x.cidr).join()) {
         this.#d.log.info({ subnets: subnets.map((x) => x.cidr) }, 'local subnets changed');
         this.#localSubnets = subnets;

@@ -1,7 +1,7 @@
 // The node agents in the lab: real netlink in node namespaces, real gossip between them,
 // a real API server, and a client namespace that asks the addresses.
 import t from 'tap';
-import { PURELB_NAMESPACE, startAgent, withLab } from '@purelb/lab';
+import { PURELB_NAMESPACE, run, startAgent, withLab } from '@purelb/lab';
 import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
 
 const lab = await withLab(t, { nodes: 3 });
@@ -138,4 +138,16 @@ t.test('a restarted agent keeps the addresses it holds: no flap', async (t) => {
   await sampler;
   t.equal(missing, 0, `${a} never left ${node.name} while its agent was killed and restarted`);
   t.equal((await lab.holders(a!)).length, 3);
+});
+
+t.test('an address removed behind the agent\'s back is restored', async (t) => {
+  await lab.createDemoService('restore');
+  const [a] = await addressesOf(lab, 'restore', 1);
+  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  const node = lab.nodes.find((n) => n.name === h!.node)!;
+  const t0 = Date.now();
+  await run('ip', ['-n', node.netns, 'addr', 'del', `${a}/24`, 'dev', 'eth0']);
+  const back = await waitForHolders(lab, a!, (x) => x.length === 1, 'restored', 5_000);
+  t.equal(back[0]!.node, h!.node, `restored on ${h!.node} in ${Date.now() - t0} ms`);
+  t.ok(Date.now() - t0 < 2_000, 'within two seconds, not at the next periodic pass');
 });
