@@ -1,5 +1,7 @@
 // Shared pieces for benchmark suites: repeated runs, medians and percentiles, the
 // machine description. A suite reports; it never fails the test run.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem, loadavg, release } from 'node:os';
 
 /** What a suite module exports (as its default export). */
@@ -66,4 +68,23 @@ export function machine(): Record<string, string | number> {
     loadavg_1m: Number(loadavg()[0]!.toFixed(2)),
     date: new Date().toISOString(),
   };
+}
+
+/** A process's resident memory (VmRSS), MB. */
+export function vmRssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+/** What else keeps the machine busy: load average and the busiest processes (for notes). */
+export function machineLoad(): string {
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  let top = '';
+  try {
+    top = execFileSync('ps', ['-eo', 'pcpu=,comm=', '--sort=-pcpu'], { encoding: 'utf8', timeout: 5000 }).split('\n').slice(0, 6).map((l) => l.trim().replace(/\s+/, '% ')).join('; ');
+  } catch {
+    top = 'ps unavailable';
+  }
+  return `load ${load}; busiest: ${top}`;
 }

@@ -8,12 +8,11 @@
 // on Services delivers the Service with an ingress address. Services are IPv6
 // single-stack from 2001:db8:5::/64: the IPv4 documentation ranges hold too few
 // addresses for thousands of Services. No address is ever configured on an interface.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KubeClient as GlueClient, loadKubeConfig } from '@purelb/k8s-glue';
 import { join } from 'node:path';
 import { type DaemonProcess, type Lab, ManagedProcess, PURELB_NAMESPACE, installPureLB, run, startAllocator, startLab, waitFor } from '@purelb/lab';
-import { type BenchSuite, median, nowMs, percentile } from '../../../bench/lib.ts';
+import { type BenchSuite, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
 
 const LATENCY_RUNS = 5;
 const LATENCY_SERVICES = 200;
@@ -184,11 +183,6 @@ function ownWrites(client: GlueClient): number {
   return (c.POST ?? 0) + (c.PUT ?? 0) + (c.PATCH ?? 0);
 }
 
-function vmRssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) / 1024;
-}
 
 async function rssMedian(pid: number, reads: number, everyMs: number): Promise<number> {
   const values: number[] = [];
@@ -199,17 +193,6 @@ async function rssMedian(pid: number, reads: number, everyMs: number): Promise<n
   return median(values);
 }
 
-/** What else keeps the machine busy: load average and the busiest processes (for notes). */
-function machineLoad(): string {
-  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  let top = '';
-  try {
-    top = execFileSync('ps', ['-eo', 'pcpu=,comm=', '--sort=-pcpu'], { encoding: 'utf8', timeout: 5000 }).split('\n').slice(0, 6).map((l) => l.trim().replace(/\s+/, '% ')).join('; ');
-  } catch {
-    top = 'ps unavailable';
-  }
-  return `load ${load}; busiest: ${top}`;
-}
 
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
 

@@ -10,7 +10,7 @@
 // prober process in the client namespace that keeps connections starting every few ms.
 // The measured Services come from a one-address ServiceGroup (192.0.2.240 on the LAN)
 // so the address is known before the POST.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,7 +29,7 @@ import {
   startLab,
   waitFor,
 } from '@purelb/lab';
-import { type BenchSuite, median, nowMs, percentile } from '../../../bench/lib.ts';
+import { type BenchSuite, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
 
 const REPS = 12; // recorded repetitions of each timing (after one warm-up)
 const KILL_REPS = 12;
@@ -159,11 +159,6 @@ class Prober {
   }
 }
 
-function vmRssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) / 1024;
-}
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -182,16 +177,6 @@ function agentPid(p: ManagedProcess): number {
   return children[0]!;
 }
 
-function machineLoad(): string {
-  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  let top = '';
-  try {
-    top = execFileSync('ps', ['-eo', 'pcpu=,comm=', '--sort=-pcpu'], { encoding: 'utf8', timeout: 5000 }).split('\n').slice(0, 6).map((l) => l.trim().replace(/\s+/, '% ')).join('; ');
-  } catch {
-    top = 'ps unavailable';
-  }
-  return `load ${load}; busiest: ${top}`;
-}
 
 const p = (values: readonly number[], q: number): number => Number(percentile(values, q).toFixed(1));
 
