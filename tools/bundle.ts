@@ -31,6 +31,20 @@ export const APP_BUNDLES = {
 /** A name of an app in APP_BUNDLES. */
 export type AppName = keyof typeof APP_BUNDLES;
 
+/**
+ * The Node flags an app's image runs it with: `purelb.nodeFlags` in apps/<app>/package.json,
+ * the one place they are written down. The Dockerfile's ENTRYPOINT repeats them (a chart
+ * test checks that it does) and the lab and the benchmarks start the bundle with them.
+ */
+export function nodeFlagsOf(app: string): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, 'apps', app, 'package.json'), 'utf8')) as { purelb?: { nodeFlags?: unknown } };
+  const flags = pkg.purelb?.nodeFlags ?? [];
+  if (!Array.isArray(flags) || !flags.every((f) => typeof f === 'string' && f.startsWith('--'))) {
+    throw new Error(`apps/${app}/package.json: purelb.nodeFlags must be a list of --flags`);
+  }
+  return flags as string[];
+}
+
 /** A package copied next to a bundle. */
 export interface CopiedPackage {
   readonly name: string;
@@ -119,6 +133,11 @@ export async function bundleApp(name: string, spec?: AppBundleSpec): Promise<Bun
     external: [...s.external],
     banner: { js: BANNER },
     legalComments: 'eof',
+    // Whitespace and syntax minified, names kept: V8 holds every loaded source as a string
+    // (half the size, and one byte per character once comments with non-ASCII text are
+    // gone) while stack traces still name functions and classes.
+    minifyWhitespace: true,
+    minifySyntax: true,
     keepNames: true,
     metafile: true,
     logLevel: 'warning',
@@ -133,7 +152,8 @@ export async function bundleApp(name: string, spec?: AppBundleSpec): Promise<Bun
   const copied = new Map<string, CopiedPackage>();
   for (const ext of s.external) copyWithDependencies(ext, dirname(entry), outdir, copied);
   const base = outfile.slice(0, -'.mjs'.length);
-  const report = { app: name, bundle: relative(outdir, outfile), node: '>=24', copy: [...copied.values()], inlined: [...inlined].sort() };
+  const nodeFlags = name in APP_BUNDLES ? nodeFlagsOf(name) : [];
+  const report = { app: name, bundle: relative(outdir, outfile), node: '>=24', nodeFlags, copy: [...copied.values()], inlined: [...inlined].sort() };
   writeFileSync(`${base}.bundle.json`, JSON.stringify(report, null, 2) + '\n');
   return { outfile, bytes: statSync(outfile).size, copied: report.copy, inlined: report.inlined };
 }

@@ -6,6 +6,8 @@ export { LabError, ManagedProcess, waitFor, run, ip, isAlive, killAndWait } from
 export { withLab } from './tap.ts';
 export {
   type DaemonProcess,
+  type DaemonStartOptions,
+  shippedCommand,
   PURELB_NAMESPACE,
   MEMBERLIST_SECRET,
   LAB_VIRTUAL_LINK_KIND,

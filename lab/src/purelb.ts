@@ -2,7 +2,7 @@
 // configuration, and the daemons as real processes (started by path, like a container
 // would run them).
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from './control-plane.ts';
@@ -83,6 +83,26 @@ export async function installPureLB(admin: KubeClient, opts: { defaults?: boolea
   });
 }
 
+/**
+ * How the image runs an app, with this machine's node: the Node flags and the bundle that
+ * `node tools/bundle.ts <app>` wrote to apps/<app>/dist (its report carries the flags,
+ * which come from the app's package.json).
+ */
+export function shippedCommand(app: 'allocator' | 'lbnodeagent'): string[] {
+  const dist = join(repoRoot, 'apps', app, 'dist');
+  const reportFile = join(dist, `${app}.bundle.json`);
+  if (!existsSync(reportFile)) throw new LabError('LAB_NOT_BUILT', `${reportFile} does not exist: run node tools/bundle.ts ${app}`);
+  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { bundle?: string; nodeFlags?: string[] };
+  if (!report.bundle || !Array.isArray(report.nodeFlags)) throw new LabError('LAB_NOT_BUILT', `${reportFile} names no bundle or nodeFlags: run node tools/bundle.ts ${app}`);
+  return [...report.nodeFlags, join(dist, report.bundle)];
+}
+
+/** How the lab runs a daemon: from its TypeScript sources (default), or `shipped` as its image does. */
+export interface DaemonStartOptions {
+  readonly args?: readonly string[];
+  readonly shipped?: boolean;
+}
+
 export interface DaemonProcess extends ManagedProcess {
   /** Port of its /metrics, /healthz, /readyz server. */
   readonly metricsPort: number;
@@ -92,10 +112,9 @@ export interface DaemonProcess extends ManagedProcess {
  * Starts an allocator replica against the lab's API server and waits until its caches
  * are synced. Extra flags override the lab's (short Lease timings for fast takeover).
  */
-export async function startAllocator(cp: ControlPlane, opts: { identity: string; args?: readonly string[] }): Promise<DaemonProcess> {
+export async function startAllocator(cp: ControlPlane, opts: DaemonStartOptions & { identity: string }): Promise<DaemonProcess> {
   const args = [
-    '--conditions=@purelb/source',
-    join(repoRoot, 'apps', 'allocator', 'src', 'main.ts'),
+    ...(opts.shipped ? shippedCommand('allocator') : ['--conditions=@purelb/source', join(repoRoot, 'apps', 'allocator', 'src', 'main.ts')]),
     `--kubeconfig=${cp.kubeconfigPath}`,
     `--namespace=${PURELB_NAMESPACE}`,
     `--identity=${opts.identity}`,
@@ -123,14 +142,13 @@ export async function startAllocator(cp: ControlPlane, opts: { identity: string;
  * Starts a node agent inside a lab node's network namespace (as a DaemonSet Pod with
  * hostNetwork would run on that node) and waits until it has synced and started.
  */
-export async function startAgent(cp: ControlPlane, node: LabNode, opts: { args?: readonly string[] } = {}): Promise<DaemonProcess> {
+export async function startAgent(cp: ControlPlane, node: LabNode, opts: DaemonStartOptions = {}): Promise<DaemonProcess> {
   const args = [
     'netns',
     'exec',
     node.netns,
     process.execPath,
-    '--conditions=@purelb/source',
-    join(repoRoot, 'apps', 'lbnodeagent', 'src', 'main.ts'),
+    ...(opts.shipped ? shippedCommand('lbnodeagent') : ['--conditions=@purelb/source', join(repoRoot, 'apps', 'lbnodeagent', 'src', 'main.ts')]),
     `--kubeconfig=${cp.kubeconfigPath}`,
     `--namespace=${PURELB_NAMESPACE}`,
     `--node-name=${node.name}`,

@@ -4,7 +4,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { APP_BUNDLES, bundleApp } from '../../../tools/bundle.ts';
+import { APP_BUNDLES, bundleApp, nodeFlagsOf } from '../../../tools/bundle.ts';
 import { runTool } from '../../../tools/manifest.ts';
 import { REPO_ROOT, tempDir } from './helpers.ts';
 
@@ -56,4 +56,20 @@ t.test('the agent bundle is declared with koffi and netlink external', async (t)
     (e: Error) => e.message,
   );
   t.match(err, /unknown app "nope"/);
+});
+
+t.test('each image runs its bundle with the Node flags written in the app\'s package.json', async (t) => {
+  for (const app of Object.keys(APP_BUNDLES)) {
+    const flags = nodeFlagsOf(app);
+    t.ok(flags.length > 0, `${app}: purelb.nodeFlags is set`);
+    const dockerfile = readFileSync(join(REPO_ROOT, 'apps', app, 'Dockerfile'), 'utf8');
+    const m = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+    t.ok(m, `${app}: the Dockerfile has an exec-form ENTRYPOINT`);
+    t.same(JSON.parse(m?.[1] ?? '[]'), ['/nodejs/bin/node', ...flags, `/app/${app}.mjs`], `${app}: ENTRYPOINT is node, the flags, the bundle`);
+    // Node refuses unknown flags at start: run it with them for real.
+    const out = await runTool(process.execPath, [...flags, '-e', 'console.log(process.execArgv.join(" "))'], { timeoutMs: 20_000 });
+    t.equal(out.trim(), flags.join(' '), `${app}: this Node accepts the flags`);
+  }
+  const report = JSON.parse(readFileSync(join(REPO_ROOT, 'apps', 'allocator', 'dist', 'allocator.bundle.json'), 'utf8')) as { nodeFlags: string[] };
+  t.same(report.nodeFlags, nodeFlagsOf('allocator'), 'the bundle report carries the flags');
 });

@@ -2,7 +2,7 @@
 // and bounded retries with exponential backoff and jitter. Everything above it (prefixes,
 // available-ips, adoption) lives in pool.ts.
 import { channel } from 'node:diagnostics_channel';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { NetboxError, NetboxErrorCode } from './errors.ts';
 import { parseErrorBody } from './models.ts';
 
@@ -133,8 +133,10 @@ export class NetboxClient {
   readonly #backoffBaseMs: number;
   readonly #backoffMaxMs: number;
   readonly #userAgent: string;
-  readonly #dispatcher: Dispatcher | undefined;
-  readonly #ownDispatcher: boolean;
+  /** A dispatcher given in the options, or one this client makes on first use (see #connection). */
+  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined;
+  /** TLS settings for the dispatcher this client makes, when it needs its own. */
+  readonly #ownConnect: { ca?: string | Buffer | (string | Buffer)[]; rejectUnauthorized: boolean } | undefined;
   /** Page size of list requests. */
   readonly pageSize: number;
   /** Most pages followed by one list. */
@@ -150,17 +152,24 @@ export class NetboxClient {
     this.pageSize = opts.pageSize ?? 200;
     this.maxPages = opts.maxPages ?? 500;
     this.#userAgent = opts.userAgent ?? 'purelb-ipam-netbox';
-    if (opts.dispatcher) {
-      this.#dispatcher = opts.dispatcher;
-      this.#ownDispatcher = false;
-    } else if (this.apiUrl.startsWith('https:') && (opts.ca !== undefined || opts.verifyTls === false)) {
+    this.#dispatcher = opts.dispatcher;
+    if (!opts.dispatcher && this.apiUrl.startsWith('https:') && (opts.ca !== undefined || opts.verifyTls === false)) {
       const ca = opts.ca === undefined ? undefined : Array.isArray(opts.ca) ? [...(opts.ca as (string | Buffer)[])] : (opts.ca as string | Buffer);
-      this.#dispatcher = new Agent({ connect: { ...(ca !== undefined ? { ca } : {}), rejectUnauthorized: opts.verifyTls !== false } });
-      this.#ownDispatcher = true;
-    } else {
-      this.#dispatcher = undefined;
-      this.#ownDispatcher = false;
+      this.#ownConnect = { ...(ca !== undefined ? { ca } : {}), rejectUnauthorized: opts.verifyTls !== false };
     }
+  }
+
+  /**
+   * The dispatcher for a request: the given one, Node's default (undefined), or this
+   * client's own for a custom CA. undici is imported only then: loading it costs a daemon
+   * that never talks to such a Netbox about 25 MB of resident memory.
+   */
+  async #connection(): Promise<Dispatcher | undefined> {
+    if (this.#dispatcher === undefined && this.#ownConnect) {
+      const connect = this.#ownConnect;
+      this.#dispatcher = import('undici').then(({ Agent }) => new Agent({ connect }));
+    }
+    return this.#dispatcher;
   }
 
   /** The absolute URL of an API path (`/ipam/prefixes/7/`), or the URL itself if absolute (a `next` link). */
@@ -219,7 +228,11 @@ export class NetboxClient {
 
   /** Closes the connection pool this client created (none when a dispatcher was given). */
   async close(): Promise<void> {
-    if (this.#ownDispatcher && this.#dispatcher) await this.#dispatcher.close();
+    if (this.#ownConnect && this.#dispatcher) {
+      const own = await this.#dispatcher;
+      this.#dispatcher = undefined;
+      await own.close();
+    }
   }
 
   #backoff(attempt: number): number {
@@ -301,6 +314,7 @@ export class NetboxClient {
   }
 
   async #send(method: string, url: string, body: unknown): Promise<Answer> {
+    const dispatcher = await this.#connection();
     // undici's own Dispatcher type and the one bundled with Node's fetch types differ only in
     // overload shapes; the object is the same at run time.
     const init = {
@@ -314,7 +328,7 @@ export class NetboxClient {
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
     } as unknown as RequestInit;
     const res = await fetch(url, init);
     const text = await res.text();
