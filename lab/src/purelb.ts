@@ -99,8 +99,11 @@ export function shippedCommand(app: 'allocator' | 'lbnodeagent'): string[] {
 
 /** How the lab runs a daemon: from its TypeScript sources (default), or `shipped` as its image does. */
 export interface DaemonStartOptions {
+  /** The daemon's flags, after the lab's own (which they override). */
   readonly args?: readonly string[];
   readonly shipped?: boolean;
+  /** Extra Node flags (profiling: `--cpu-prof`, `--heapsnapshot-signal=SIGUSR2`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface DaemonProcess extends ManagedProcess {
@@ -114,6 +117,7 @@ export interface DaemonProcess extends ManagedProcess {
  */
 export async function startAllocator(cp: ControlPlane, opts: DaemonStartOptions & { identity: string }): Promise<DaemonProcess> {
   const args = [
+    ...(opts.nodeArgs ?? []),
     ...(opts.shipped ? shippedCommand('allocator') : ['--conditions=@purelb/source', join(repoRoot, 'apps', 'allocator', 'src', 'main.ts')]),
     `--kubeconfig=${cp.kubeconfigPath}`,
     `--namespace=${PURELB_NAMESPACE}`,
@@ -148,6 +152,7 @@ export async function startAgent(cp: ControlPlane, node: LabNode, opts: DaemonSt
     'exec',
     node.netns,
     process.execPath,
+    ...(opts.nodeArgs ?? []),
     ...(opts.shipped ? shippedCommand('lbnodeagent') : ['--conditions=@purelb/source', join(repoRoot, 'apps', 'lbnodeagent', 'src', 'main.ts')]),
     `--kubeconfig=${cp.kubeconfigPath}`,
     `--namespace=${PURELB_NAMESPACE}`,

@@ -1,6 +1,6 @@
 // The allocator's configuration: flags, each with an environment variable as fallback.
 import { hostname } from 'node:os';
-import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, readSettings } from '@purelb/k8s-glue';
+import { type LogLevel, type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
 
 export { SettingsError as ConfigError, parseDuration };
 
@@ -20,7 +20,7 @@ export interface AllocatorConfig {
   readonly metricsPort: number;
   readonly writeConcurrency: number;
   readonly groupStatusIntervalMs: number;
-  readonly logLevel: string;
+  readonly logLevel: LogLevel;
   /** A ServiceGroup to create when the namespace has none (first install from the manifest). */
   readonly defaultServiceGroup: Record<string, unknown> | undefined;
 }
@@ -39,7 +39,7 @@ export const SETTINGS: readonly Setting[] = [
   ['--metrics-port', 'PURELB_METRICS_PORT', '7472', 'port of that server (0: any free port)'],
   ['--write-concurrency', 'PURELB_WRITE_CONCURRENCY', '16', 'Service status writes in flight at once'],
   ['--group-status-interval', 'PURELB_GROUP_STATUS_INTERVAL', '1s', 'ServiceGroup status (in use/size) is written at most this often'],
-  ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+  ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn, error or silent'],
   ['--default-servicegroup', 'PURELB_DEFAULT_SERVICEGROUP', '', 'a ServiceGroup (JSON) the leader creates once, when its namespace has none: the one-file manifest ships no custom resources, so a first install still gets a default group'],
 ];
 
@@ -59,7 +59,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): All
     metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
     writeConcurrency: parseInteger('--write-concurrency', get('--write-concurrency'), 1, 256),
     groupStatusIntervalMs: parseDuration('--group-status-interval', get('--group-status-interval')),
-    logLevel: get('--log-level'),
+    logLevel: parseLogLevel('--log-level', get('--log-level')),
     defaultServiceGroup: parseJsonObject('--default-servicegroup', get('--default-servicegroup')),
   };
   if (!(config.retryPeriodMs < config.renewDeadlineMs && config.renewDeadlineMs < config.leaseDurationMs)) {

@@ -1,6 +1,5 @@
 // The allocator daemon: one replica leads (holds the Lease) and writes; the others keep
 // warm caches and wait. SIGTERM: finish the writes in flight, hand the Lease over, exit.
-import { pino } from 'pino';
 import {
   EventRecorder,
   Informer,
@@ -14,13 +13,14 @@ import {
   onShutdown,
   startHealthServer,
   trimService,
+  createJsonLogger,
 } from '@purelb/k8s-glue';
 import { SETTINGS, loadConfig } from './config.ts';
 import { AllocatorController } from './controller.ts';
 import { createMetrics } from './metrics.ts';
 
 const config = loadSettingsOrExit('allocator', 'gives LoadBalancer Services addresses from PureLB ServiceGroups', SETTINGS, loadConfig);
-const log = pino({ name: 'allocator', level: config.logLevel });
+const log = createJsonLogger({ name: 'allocator', level: config.logLevel });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-allocator/${config.identity}` });
 const metrics = createMetrics();
 const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });

@@ -309,7 +309,7 @@ export class NodeAgent {
     const lifetime = this.#s.addressLifetimeS === 0 ? {} : { validLifetime: this.#s.addressLifetimeS, preferredLifetime: this.#s.addressLifetimeS };
     for (const w of changes.add) {
       if (w.kind === 'local' && !(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) continue;
-      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...(w.kind === 'virtual' ? { noprefixroute: false } : {}), ...lifetime });
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...(w.kind === 'local' ? lifetime : {}) });
       this.#added.add(w.address);
       this.#d.log.info({ address: w.address, link: w.link, kind: w.kind, basis }, 'announcing');
       if (w.kind === 'local' && this.#linkConfig.sendgarp) {
@@ -322,11 +322,15 @@ export class NodeAgent {
         this.#event(service, 'Normal', w.kind === 'local' ? 'AnnouncingLocal' : 'AnnouncingNonLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
       }
     }
+    for (const w of changes.makePermanent) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true });
+    // Only local addresses carry a lifetime: one node at a time may hold one, so a killed
+    // agent's must go away by itself. Every node holds the virtual ones anyway; they stay
+    // until an agent removes them, and renewing thousands of them would keep the agent busy.
     if (this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= (this.#s.addressLifetimeS * 1000) / 3) {
       this.#lastRefresh = now;
       const added = new Set(changes.add.map((w) => w.address));
       for (const w of plan.wanted.values()) {
-        if (!added.has(w.address)) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...lifetime });
+        if (w.kind === 'local' && !added.has(w.address)) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...lifetime });
       }
     }
     if (modeChanged) {
@@ -462,7 +466,7 @@ export class NodeAgent {
       } catch {
         continue; // the link went away; ensureVirtualLink brings the virtual one back
       }
-      for (const a of list) if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength });
+      for (const a of list) if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity });
     }
     return out;
   }

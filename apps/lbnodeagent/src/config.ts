@@ -1,5 +1,5 @@
 // The node agent's settings: flags, each with environment variables as fallback.
-import { type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, readSettings } from '@purelb/k8s-glue';
+import { type LogLevel, type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
 
 export interface AgentConfig {
   readonly kubeconfig: string | undefined;
@@ -16,7 +16,7 @@ export interface AgentConfig {
   readonly renewPeriodMs: number;
   readonly addressLifetimeS: number;
   readonly resyncMs: number;
-  readonly logLevel: string;
+  readonly logLevel: LogLevel;
   /** Create the gossip Secret (a random key) when it does not exist. */
   readonly createMemberlistSecret: boolean;
   /** An LBNodeAgent (JSON) to create when the namespace has none. */
@@ -35,9 +35,9 @@ export const SETTINGS: readonly Setting[] = [
   ['--metrics-port', 'PURELB_METRICS_PORT', '7473', 'port of that server (0: any free port)'],
   ['--lease-duration', 'PURELB_LEASE_DURATION', '10s', 'duration of this agent\'s Lease (purelb-agent-<node>): the split-brain guard\'s view of who is alive'],
   ['--renew-period', 'PURELB_RENEW_PERIOD', '2s', 'how often the Lease is renewed'],
-  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds an address lives on an interface unless renewed (renewed every third of that): a killed agent\'s addresses go away by themselves; 0: forever'],
+  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds a local (elected) address lives on its interface unless renewed (renewed every third of that): a killed agent\'s addresses go away by themselves; virtual addresses are permanent; 0: forever'],
   ['--resync', 'PURELB_RESYNC', '500ms', 'how often the guard is re-checked (Leases age, gossip health changes); addresses are re-read and re-applied when its outcome changes, and at least every 5 s'],
-  ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+  ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn, error or silent'],
   ['--create-memberlist-secret', 'PURELB_MEMBERLIST_SECRET_CREATE', 'false', 'create the gossip Secret with a random key when it does not exist (the one-file manifest ships none); an existing Secret is never replaced'],
   ['--default-lbnodeagent', 'PURELB_DEFAULT_LBNODEAGENT', '', 'an LBNodeAgent (JSON) to create when the namespace has none (first install from the manifest)'],
 ];
@@ -61,7 +61,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     renewPeriodMs: parseDuration('--renew-period', get('--renew-period')),
     addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 86_400),
     resyncMs: parseDuration('--resync', get('--resync')),
-    logLevel: get('--log-level'),
+    logLevel: parseLogLevel('--log-level', get('--log-level')),
     createMemberlistSecret: parseBool('--create-memberlist-secret', get('--create-memberlist-secret')),
     defaultLBNodeAgent: parseJsonObject('--default-lbnodeagent', get('--default-lbnodeagent')),
   };

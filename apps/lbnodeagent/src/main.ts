@@ -1,7 +1,6 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
 import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
 import {
   EventRecorder,
@@ -16,6 +15,7 @@ import {
   onShutdown,
   startHealthServer,
   trimService,
+  createJsonLogger,
 } from '@purelb/k8s-glue';
 import { openNetlinkHandle } from '@purelb/linux-net';
 import { SETTINGS, loadConfig } from './config.ts';
@@ -23,7 +23,7 @@ import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
 
 const config = loadSettingsOrExit('lbnodeagent', 'puts LoadBalancer addresses on this node when it should have them', SETTINGS, loadConfig);
-const log = pino({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
+const log = createJsonLogger({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-lbnodeagent/${config.nodeName}` });
 const ns = config.namespace;
 

@@ -78,13 +78,27 @@ export function localSubnetOf(address: string, subnets: readonly LocalSubnet[]):
   let best: LocalSubnet | undefined;
   for (const s of subnets) {
     if (s.family !== a.family) continue;
-    const sub = parseSubnet(s.cidr);
-    if (!sub) continue;
-    const bits = a.family === 'IPv4' ? 32n : 128n;
-    const mask = ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(sub.prefixLength))) - 1n);
-    if ((a.value & mask) === sub.network && (!best || s.prefixLength > best.prefixLength)) best = s;
+    const sub = subnetMask(s.cidr);
+    if (sub && (a.value & sub.mask) === sub.network && (!best || s.prefixLength > best.prefixLength)) best = s;
   }
   return best;
+}
+
+// A node has a handful of subnets and every address of every Service is checked against
+// them on each pass: parse each CIDR once. Bounded: cleared if it ever grows past 256.
+const masks = new Map<string, { network: bigint; mask: bigint } | undefined>();
+
+function subnetMask(cidr: string): { network: bigint; mask: bigint } | undefined {
+  if (masks.has(cidr)) return masks.get(cidr);
+  const sub = parseSubnet(cidr);
+  let out: { network: bigint; mask: bigint } | undefined;
+  if (sub) {
+    const bits = sub.family === 'IPv4' ? 32n : 128n;
+    out = { network: sub.network, mask: ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(sub.prefixLength))) - 1n) };
+  }
+  if (masks.size >= 256) masks.clear();
+  masks.set(cidr, out);
+  return out;
 }
 
 export function planNode(s: NodeSnapshot): NodePlan {
@@ -147,11 +161,18 @@ export interface PresentAddress {
   readonly address: string;
   readonly link: string;
   readonly prefixLength: number;
+  /** The kernel removes it by itself when its valid lifetime runs out (not forever). */
+  readonly expires?: boolean;
 }
 
 export interface AddressChanges {
   readonly add: readonly WantedAddress[];
   readonly remove: readonly PresentAddress[];
+  /**
+   * Held and wanted, but virtual with a lifetime (only local addresses carry one): to be
+   * replaced as permanent, quietly (they are already announced).
+   */
+  readonly makePermanent: readonly WantedAddress[];
 }
 
 /**
@@ -161,12 +182,15 @@ export interface AddressChanges {
 export function addressChanges(present: readonly PresentAddress[], wanted: ReadonlyMap<string, WantedAddress>, managed: (address: string, link: string) => boolean): AddressChanges {
   const add: WantedAddress[] = [];
   const remove: PresentAddress[] = [];
+  const makePermanent: WantedAddress[] = [];
   const have = new Set<string>();
   for (const p of present) {
     const w = wanted.get(p.address);
-    if (w && w.link === p.link && w.prefixLength === p.prefixLength) have.add(p.address);
-    else if (managed(p.address, p.link)) remove.push(p);
+    if (w && w.link === p.link && w.prefixLength === p.prefixLength) {
+      have.add(p.address);
+      if (w.kind === 'virtual' && p.expires) makePermanent.push(w);
+    } else if (managed(p.address, p.link)) remove.push(p);
   }
   for (const w of wanted.values()) if (!have.has(w.address)) add.push(w);
-  return { add, remove };
+  return { add, remove, makePermanent };
 }

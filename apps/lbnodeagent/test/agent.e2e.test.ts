@@ -1,13 +1,20 @@
 // The node agents in the lab: real netlink in node namespaces, real gossip between them,
 // a real API server, and a client namespace that asks the addresses.
 import t from 'tap';
-import { PURELB_NAMESPACE, run, startAgent, withLab } from '@purelb/lab';
+import { PURELB_NAMESPACE, ip, run, startAgent, withLab } from '@purelb/lab';
 import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
 
 const lab = await withLab(t, { nodes: 3 });
 const admin = lab.controlPlane.admin;
 const cluster = await startCluster(lab, t);
 const macs = await lab.nodeMacs();
+
+/** valid_lft of an address on a node, seconds (4294967295: forever), as `ip -j addr` reports it. */
+async function validLifetime(node: string, link: string, address: string): Promise<number | undefined> {
+  const netns = lab.nodes.find((n) => n.name === node)!.netns;
+  const links = JSON.parse(await ip('-n', netns, '-j', 'addr', 'show', 'dev', link)) as { addr_info: { local: string; valid_life_time: number }[] }[];
+  return links.flatMap((l) => l.addr_info).find((a) => a.local === address)?.valid_life_time;
+}
 
 t.test('a local v4 address: one node holds it on its LAN interface, and it answers', async (t) => {
   await lab.createDemoService('web4');
@@ -18,6 +25,8 @@ t.test('a local v4 address: one node holds it on its LAN interface, and it answe
   const ann = await annotations(lab, 'web4');
   t.equal(ann['purelb.io/announcing-IPv4'], `${h!.node},eth0`, 'the winner writes announcing-IPv4');
   t.same(await lab.arpWhoHas(a!), [macs.get(h!.node)], 'exactly one MAC answers ARP: the holder\'s');
+  const lft = await validLifetime(h!.node, 'eth0', a!);
+  t.ok(lft !== undefined && lft > 0 && lft <= 10, `a local address carries the agent's lifetime (valid_lft ${lft} s)`);
 });
 
 t.test('local v6 and dual stack: each family has one holder, possibly different nodes', async (t) => {
@@ -45,6 +54,7 @@ t.test('a virtual address: every node holds it on the virtual interface with the
   const h6 = await waitForHolders(lab, v6!, (x) => x.length === 3, 'all three nodes');
   t.same([...new Set(h4.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/32']);
   t.same([...new Set(h6.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/128']);
+  for (const [a, hs] of [[v4!, h4], [v6!, h6]] as const) for (const h of hs) t.equal(await validLifetime(h.node, 'kube-lb0', a), 4294967295, `${h.node}: ${a} is permanent (virtual addresses carry no lifetime)`);
   const ann = await annotations(lab, 'virt');
   t.equal(ann['purelb.io/announcing-IPv4'], undefined, 'no single node announces a virtual address');
 });

@@ -102,7 +102,18 @@ t.test('address changes: add the missing, remove only what is ours', async (t) =
   const c = addressChanges(present, plan.wanted, (a, l) => l === 'kube-lb0' || a === '192.0.2.200');
   t.same(c.remove.map((r) => r.address).sort(), ['203.0.113.5', '203.0.113.9'], 'stale and wrong-prefix addresses go; the node\'s own stays');
   t.same(c.add.map((w) => `${w.address}/${w.prefixLength}`), ['203.0.113.5/32']);
-  t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [] }, 'nothing to do');
+  t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [], makePermanent: [] }, 'nothing to do');
+});
+
+t.test('address changes: a held virtual address with a lifetime is made permanent, a local one is left to renewal', async (t) => {
+  const virtual = planNode(snap('node-1', [addr('203.0.113.5', { aggregation: 32 })]));
+  const c = addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32, expires: true }], virtual.wanted, () => true);
+  t.same(c.makePermanent.map((w) => w.address), ['203.0.113.5']);
+  t.same([c.add, c.remove], [[], []], 'neither added again (no new announcement) nor removed');
+  const local = nodes.map((n) => planNode(snap(n, [addr('192.0.2.200')]))).find((p) => p.wanted.has('192.0.2.200'))!;
+  const w = local.wanted.get('192.0.2.200')!;
+  t.equal(w.kind, 'local');
+  t.same(addressChanges([{ address: w.address, link: w.link, prefixLength: w.prefixLength, expires: true }], local.wanted, () => true), { add: [], remove: [], makePermanent: [] });
 });
 
 t.test('break before make: a winner waits while a live node still announces the address', async (t) => {

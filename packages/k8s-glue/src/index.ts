@@ -52,4 +52,5 @@ export {
   localGroupSpec,
 } from './purelb-api.ts';
 export { type ParsedServiceGroup, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
+export { type LogLevel, type JsonLoggerOptions, LOG_LEVELS, createJsonLogger, logLine, parseLogLevel } from './log.ts';
 export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, parseJsonObject, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';
