@@ -28,6 +28,17 @@ export { deepFreeze } from './freeze.ts';
 export { LeaderElector, type LeaderElectorOptions, type LeaderCallbacks, type Lease, microTime } from './leader.ts';
 export { EventRecorder, type EventRecorderOptions, type EventRecorderStats, type ObjectReference } from './events.ts';
 export { type Condition, type ConditionUpdate, mergePatchIfChanged, setCondition, findCondition, jsonEqual, rfc3339Seconds } from './status.ts';
+export {
+  MetricsRegistry,
+  type Metric,
+  Counter,
+  Gauge,
+  type MetricOptions,
+  type LabelValues,
+  MetricsError,
+  MetricsErrorCode,
+} from './metrics.ts';
+export { processMetrics } from './process-metrics.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
 export {
