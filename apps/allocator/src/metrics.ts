@@ -1,8 +1,8 @@
 // The allocator's Prometheus metrics (purelb_*).
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, MetricsRegistry, processMetrics } from '@purelb/k8s-glue';
 
 export interface AllocatorMetrics {
-  readonly registry: Registry;
+  readonly registry: MetricsRegistry;
   readonly poolSize: Gauge<'group' | 'family'>;
   readonly poolInUse: Gauge<'group' | 'family'>;
   readonly allocations: Counter;
@@ -12,15 +12,15 @@ export interface AllocatorMetrics {
 }
 
 export function createMetrics(): AllocatorMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'purelb_allocator_' });
+  const registry = new MetricsRegistry();
+  processMetrics(registry, 'purelb_allocator_');
   return {
     registry,
-    poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registers: [registry] }),
-    poolInUse: new Gauge({ name: 'purelb_address_pool_addresses_in_use', help: 'Addresses of a ServiceGroup held by Services, per family.', labelNames: ['group', 'family'], registers: [registry] }),
-    allocations: new Counter({ name: 'purelb_allocations_total', help: 'Services given new or changed addresses.', registers: [registry] }),
-    releases: new Counter({ name: 'purelb_releases_total', help: 'Services whose addresses were released.', registers: [registry] }),
-    failures: new Counter({ name: 'purelb_allocation_failures_total', help: 'Allocations that failed, by reason (the IPAM error code).', labelNames: ['reason'], registers: [registry] }),
-    leader: new Gauge({ name: 'purelb_allocator_leader', help: '1 while this replica holds the Lease and writes.', registers: [registry] }),
+    poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registry }),
+    poolInUse: new Gauge({ name: 'purelb_address_pool_addresses_in_use', help: 'Addresses of a ServiceGroup held by Services, per family.', labelNames: ['group', 'family'], registry }),
+    allocations: new Counter({ name: 'purelb_allocations_total', help: 'Services given new or changed addresses.', registry }),
+    releases: new Counter({ name: 'purelb_releases_total', help: 'Services whose addresses were released.', registry }),
+    failures: new Counter({ name: 'purelb_allocation_failures_total', help: 'Allocations that failed, by reason (the IPAM error code).', labelNames: ['reason'], registry }),
+    leader: new Gauge({ name: 'purelb_allocator_leader', help: '1 while this replica holds the Lease and writes.', registry }),
   };
 }

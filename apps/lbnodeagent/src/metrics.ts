@@ -1,24 +1,24 @@
 // The node agent's Prometheus metrics (purelb_*).
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, MetricsRegistry, processMetrics } from '@purelb/k8s-glue';
 import type { Membership } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
 import type { GossipMode } from './candidates.ts';
 
 export interface AgentMetrics {
-  readonly registry: Registry;
+  readonly registry: MetricsRegistry;
   readonly garpSent: Counter<'family'>;
   update(plan: NodePlan, mode: GossipMode, liveMembers: number, node: string): void;
 }
 
 export function createMetrics(membership: Membership): AgentMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'purelb_lbnodeagent_' });
-  const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registers: [registry] });
-  const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registers: [registry] });
-  const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registers: [registry] });
-  const members = new Gauge({ name: 'purelb_memberlist_members', help: 'Live members in this node\'s view (itself included).', registers: [registry] });
-  const isolation = new Gauge({ name: 'purelb_guard_mode', help: '1 for the guard mode this node is in: swim (gossip works), lease (cut off from gossip), fenced (cut off from gossip and the API).', labelNames: ['mode'], registers: [registry] });
-  const garpSent = new Counter({ name: 'purelb_garp_sent_total', help: 'Gratuitous ARP / unsolicited neighbour advertisement rounds sent.', labelNames: ['family'], registers: [registry] });
+  const registry = new MetricsRegistry();
+  processMetrics(registry, 'purelb_lbnodeagent_');
+  const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registry });
+  const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
+  const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });
+  const members = new Gauge({ name: 'purelb_memberlist_members', help: 'Live members in this node\'s view (itself included).', registry });
+  const isolation = new Gauge({ name: 'purelb_guard_mode', help: '1 for the guard mode this node is in: swim (gossip works), lease (cut off from gossip), fenced (cut off from gossip and the API).', labelNames: ['mode'], registry });
+  const garpSent = new Counter({ name: 'purelb_garp_sent_total', help: 'Gratuitous ARP / unsolicited neighbour advertisement rounds sent.', labelNames: ['family'], registry });
   const counters = [
     ['probesSent', 'purelb_memberlist_probes_total', 'Membership probes sent.'],
     ['deaths', 'purelb_memberlist_deaths_total', 'Members this node declared dead.'],
@@ -27,13 +27,13 @@ export function createMetrics(membership: Membership): AgentMetrics {
     ['bytesReceived', 'purelb_memberlist_received_bytes_total', 'Membership bytes received.'],
   ] as const;
   for (const [field, name, help] of counters) {
-    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(Number(membership.counters[field])); } });
+    new Counter({ name, help, registry, collect() { this.reset(); this.inc(Number(membership.counters[field])); } });
   }
   new Counter({
     name: 'purelb_memberlist_dropped_total',
     help: 'Membership packets dropped, by reason (unsealed, forged, replayed, oversized, malformed, unexpected).',
     labelNames: ['reason'],
-    registers: [registry],
+    registry,
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(membership.counters.dropped)) this.inc({ reason }, Number(n));

@@ -1,7 +1,8 @@
 // The HTTP endpoints kubelet probes and Prometheus scrapes.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Registry, register as defaultRegistry } from 'prom-client';
+import { MetricsRegistry } from './metrics.ts';
+import { processMetrics } from './process-metrics.ts';
 
 /** Options of startHealthServer. */
 export interface HealthServerOptions {
@@ -9,8 +10,8 @@ export interface HealthServerOptions {
   readonly port: number;
   /** Address to listen on (default: every address, v4 and v6). */
   readonly host?: string | undefined;
-  /** Metrics served at /metrics (default: prom-client's global registry). */
-  readonly registry?: Registry | undefined;
+  /** Metrics served at /metrics (default: a registry of `processMetrics` without a prefix). */
+  readonly registry?: MetricsRegistry | undefined;
   /** /readyz answers 200 while true, 503 otherwise (e.g. informers synced, or this replica leads). */
   readonly ready: () => boolean;
   /** /healthz answers 200 while true, 503 otherwise (default: always true: the event loop answering is the check). */
@@ -26,7 +27,7 @@ export interface HealthServer {
 
 /** Serves GET /metrics, /healthz and /readyz. Resolves once listening. */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
-  const registry = opts.registry ?? defaultRegistry;
+  const registry = opts.registry ?? defaultRegistry();
   const check = (fn: () => boolean): boolean => {
     try {
       return fn();
@@ -47,12 +48,15 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
         return check(opts.live ?? (() => true)) ? reply(200, 'ok\n') : reply(503, 'not live\n');
       case '/readyz':
         return check(opts.ready) ? reply(200, 'ok\n') : reply(503, 'not ready\n');
-      case '/metrics':
-        registry.metrics().then(
-          (text) => reply(200, text, registry.contentType),
-          (e: unknown) => reply(500, `metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
-        );
-        return;
+      case '/metrics': {
+        let text: string;
+        try {
+          text = registry.metrics();
+        } catch (e) {
+          return reply(500, `metrics failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        }
+        return reply(200, text, registry.contentType);
+      }
       default:
         return reply(404, 'not found\n');
     }
@@ -76,4 +80,10 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
         server.closeAllConnections();
       }),
   };
+}
+
+function defaultRegistry(): MetricsRegistry {
+  const registry = new MetricsRegistry();
+  processMetrics(registry);
+  return registry;
 }
