@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse, parseAllDocuments } from 'yaml';
 import { MANIFEST_PATH, renderManifest } from '../../../tools/manifest.ts';
-import { APP_BUNDLES } from '../../../tools/bundle.ts';
+import { APP_BUNDLES, nodeFlagsOf } from '../../../tools/bundle.ts';
 import { CHART_DIR, REPO_ROOT, Tools, objects, pick, type KObject } from './helpers.ts';
 
 const tools = await Tools.create(t);
@@ -301,6 +301,6 @@ t.test('Dockerfiles: multi-stage, Node 24, non-root where possible, copy the bun
     if (app === 'allocator') t.equal(user, 'USER 65532:65532', 'allocator: non-root');
     else t.equal(user, 'USER 0:0', `${app}: root, explicitly (documented: capabilities need UID 0)`);
     const entry = runtimeStage.find((l) => l.startsWith('ENTRYPOINT '));
-    t.same(JSON.parse(entry!.slice('ENTRYPOINT '.length)), ['/nodejs/bin/node', `/app/${bundleName}`], `${app}: exec-form ENTRYPOINT runs the bundle`);
+    t.same(JSON.parse(entry!.slice('ENTRYPOINT '.length)), ['/nodejs/bin/node', ...nodeFlagsOf(app), `/app/${bundleName}`], `${app}: exec-form ENTRYPOINT runs the bundle with the app's Node flags`);
   }
 });
