@@ -63,7 +63,7 @@ export interface BundleResult {
   readonly inlined: readonly string[];
 }
 
-// CommonJS packages (pino, prom-client) call require() for Node built-ins; an ESM bundle
+// CommonJS packages (undici, yaml) call require() for Node built-ins; an ESM bundle
 // has no require of its own, so one is made for them.
 const BANNER = "import { createRequire as __purelbCreateRequire } from 'node:module';\nconst require = __purelbCreateRequire(import.meta.url);";
 

@@ -246,7 +246,7 @@ async function bundleAllocator(): Promise<void> {
   await run(process.execPath, [join(repoRoot, 'tools', 'bundle.ts'), 'allocator'], { timeoutMs: 300_000 });
 }
 
-/** Heap and RSS as the process reports them on its /metrics (prom-client's defaults). */
+/** Heap and RSS as the process reports them on its /metrics (k8s-glue's process metrics). */
 async function memoryBreakdown(port: number): Promise<string> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
   const get = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([0-9.e+]+)`, 'm').exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
