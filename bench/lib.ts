@@ -77,6 +77,13 @@ export function vmRssMb(pid: number): number {
   return Number(m[1]) / 1024;
 }
 
+/** CPU time a process has used (user + system), seconds, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** What else keeps the machine busy: load average and the busiest processes (for notes). */
 export function machineLoad(): string {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { KubeClient as GlueClient, loadKubeConfig } from '@purelb/k8s-glue';
 import { join } from 'node:path';
 import { type DaemonProcess, type Lab, PURELB_NAMESPACE, installPureLB, run, shippedCommand, startAllocator, startLab, waitFor } from '@purelb/lab';
-import { type BenchSuite, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
+import { type BenchSuite, cpuSeconds, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
 
 const LATENCY_RUNS = 5;
 const LATENCY_SERVICES = 200;
@@ -69,6 +69,9 @@ class AllocationWatch {
           if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
             this.#rv = ev.object.metadata.resourceVersion;
             this.#see(ev.object);
+          } else if (ev.type === 'DELETED') {
+            this.#rv = ev.object.metadata.resourceVersion;
+            this.allocatedAt.delete(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
           }
         }
       } catch (e) {
@@ -192,6 +195,24 @@ async function settleWrites(lab: Lab, minMs: number, quietMs: number, maxMs: num
     if (nowMs() - start >= minMs && nowMs() - lastChange >= quietMs) break;
   }
   return last;
+}
+
+/**
+ * Deletes the Services and waits until the API server lists none of them, then a little
+ * more for the allocator to release them: every burst starts from the same cluster, since
+ * the API server here accepts Service POSTs more slowly the more Services it holds.
+ */
+async function deleteMany(client: GlueClient, ns: string, names: readonly string[], concurrency: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < names.length) {
+      const name = names[next++]!;
+      await client.delete(`/api/v1/namespaces/${ns}/services/${name}`, { ignoreNotFound: true });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, names.length) }, worker));
+  await waitFor(`the Services of ${ns} to be gone`, async () => ((await client.list(`/api/v1/namespaces/${ns}/services`)).items.length === 0 ? true : undefined), 60_000, 250);
+  await sleep(SETTLE_MS);
 }
 
 /** apiserver_request_total for write verbs, by `verb resource[/subresource]`. */
@@ -353,10 +374,12 @@ const suite: BenchSuite = {
         const idleWrites = diff(idle1, idle0);
 
         const names = Array.from({ length: BURST_SERVICES }, (_, i) => `b${i}`);
+        const servicesBefore = (await client.list('/api/v1/services')).items.length;
         const own0 = ownWrites(client);
         const before = idle1;
         const b0 = i1;
         const wall0 = Date.now();
+        const cpu0 = cpuSeconds(pid);
         const start = nowMs();
         const t0 = await createMany(client, ns, names, POST_CONCURRENCY);
         const postsDone = nowMs();
@@ -364,6 +387,7 @@ const suite: BenchSuite = {
         await watch.waitAll(keys, 120_000);
         const last = Math.max(...keys.map((k) => watch!.allocatedAt.get(k)!));
         const seconds = (last - start) / 1000;
+        const allocatorCpu = cpuSeconds(pid) - cpu0;
         bursts.push(seconds);
         const after = await settleWrites(lab, SETTLE_MS, 2000, 30_000);
         const b1 = nowMs();
@@ -389,6 +413,9 @@ const suite: BenchSuite = {
         const fmt = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
         notes[`burst_run_${run}`] = `${seconds.toFixed(2)} s to all allocated (POSTs done after ${((postsDone - start) / 1000).toFixed(2)} s); window ${((b1 - b0) / 1000).toFixed(1)} s: writes ${fmt(burstWrites)}; of them the bench's own ${own}, the API server's own ${total(burstWrites) - totalWithout(burstWrites, API_SERVER_OWN) + census.foreign}`;
         notes[`burst_run_${run}_events`] = census.text;
+        notes[`burst_run_${run}_services_before`] = servicesBefore;
+        notes[`burst_run_${run}_allocator_cpu_seconds`] = Number(allocatorCpu.toFixed(2));
+        await deleteMany(client, ns, names, POST_CONCURRENCY);
         notes[`burst_run_${run}_idle_writes`] = `${fmt(idleWrites)} in ${((i1 - i0) / 1000).toFixed(1)} s`;
       }
 
@@ -400,6 +427,7 @@ const suite: BenchSuite = {
         const f0 = nowMs();
         await createMany(client, 'floor', floorNames, POST_CONCURRENCY, 'ClusterIP');
         notes.burst_1000_clusterip_posts_seconds = Number(((nowMs() - f0) / 1000).toFixed(2));
+        await deleteMany(client, 'floor', floorNames, POST_CONCURRENCY);
       }
 
       // 4. Fill up to 5,000 allocated Services and read the allocator's RSS.
@@ -451,11 +479,11 @@ const suite: BenchSuite = {
         burst_1000_after_last_post_ms: median(lags),
       };
       notes.services_allocated_at_rss_read = watch.allocatedAt.size;
-      notes.runs = `latency ${LATENCY_RUNS} x ${LATENCY_SERVICES} Services paced ${LATENCY_PACE_MS} ms (p50/p99 per run, median of runs); burst ${BURST_RUNS} x ${BURST_SERVICES} (${POST_CONCURRENCY} POSTs in flight, fresh namespace each, earlier Services kept); RSS median of 7 reads over 6 s`;
+      notes.runs = `latency ${LATENCY_RUNS} x ${LATENCY_SERVICES} Services paced ${LATENCY_PACE_MS} ms (p50/p99 per run, median of runs); burst ${BURST_RUNS} x ${BURST_SERVICES} (${POST_CONCURRENCY} POSTs in flight, fresh namespace each, deleted after); RSS median of 7 reads over 6 s`;
       notes.addresses = `IPv6 single-stack Services from ServiceGroup pool ${POOL} (the IPv4 documentation ranges are too small for thousands of Services)`;
       notes.timing = 't0 just before the Service POST (this process), t1 when this process\'s watch on Services delivers the Service with an ingress address; includes the API server\'s POST handling and watch fan-out';
       notes.writes = `apiserver_request_total, verbs POST/PUT/PATCH/APPLY, from the last idle read before a burst until the allocator has written nothing but Lease renewals for 2 s (at least ${SETTLE_MS} ms after the last allocation), minus the bench's own POSTs and what the API server wrote itself (an IPAddress per Service POST, and its own Events, counted by source). writes_per_service: writes about the new Services (their status and metadata, their Events) / ${BURST_SERVICES}; writes_per_service_all: every write the allocator sent in the window, ServiceGroup status and Lease renewals included, / ${BURST_SERVICES}; group_status_writes_per_burst: ServiceGroup status writes in the window (at most one per group per --group-status-interval, 1 s by default)`;
-      notes.burst = 'burst_1000_seconds runs from the first POST to the last address seen; on this machine the API server takes most of it to accept 1,000 Service POSTs (see POSTs done in burst_run_N); burst_1000_after_last_post_ms is how long after the last POST was answered the last address was seen';
+      notes.burst = 'burst_1000_seconds runs from the first POST to the last address seen; each burst starts from the same cluster (burst_run_N_services_before Services; the previous burst\'s Services are deleted first), because this API server accepts Service POSTs more slowly the more Services it holds (with the allocator stopped, 1,000 ClusterIP POSTs took 2.2 s with 1,000 Services present and 10.5 s with 7,000, in a separate run); burst_1000_clusterip_posts_seconds is the API server alone on the same cluster: 1,000 ClusterIP Service POSTs, which the allocator reads and leaves alone; burst_1000_after_last_post_ms is how long after the last POST was answered the last address was seen';
       notes.rss = 'VmRSS (includes the pages of the node binary it touched, about 50 MB, which every Node process on a host shares). allocator_rss_mb: the allocator that allocated the 5,000 Services, median of 7 reads over 6 s; allocator_rss_mb_after_restart: a second replica that took over and adopted them, median of the last 7 of 30 reads, one a second';
       notes.setup = '1-node lab, one allocator replica at a time (default flags), run as its image runs it: apps/allocator/dist/allocator.mjs (tools/bundle.ts) with the Node flags of the Dockerfile ENTRYPOINT (allocator_command); no agents';
       notes.suite_seconds = Math.round((nowMs() - started) / 1000);

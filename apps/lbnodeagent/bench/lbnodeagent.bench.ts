@@ -29,7 +29,7 @@ import {
   startLab,
   waitFor,
 } from '@purelb/lab';
-import { type BenchSuite, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
+import { type BenchSuite, cpuSeconds, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
 
 const REPS = 12; // recorded repetitions of each timing (after one warm-up)
 const KILL_REPS = 12;
@@ -161,12 +161,6 @@ class Prober {
 
 
 /** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 /** The node process of an agent (started through `ip netns exec`, which execs in place). */
 function agentPid(p: ManagedProcess): number {
   const pid = p.pid!;
