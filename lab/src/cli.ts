@@ -1,17 +1,20 @@
-// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --clean [--force]]
+// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --shipped] [-- --clean [--force]]
 // Brings the lab up with PureLB running in it, shows a LoadBalancer Service answering,
 // and tears everything down on Ctrl-C.
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type DaemonProcess, installPureLB, startAgent, startAllocator } from './purelb.ts';
 import { cleanLabs, startLab } from './lab.ts';
 import { LAN } from './network.ts';
-import { waitFor } from './exec.ts';
+import { run, waitFor } from './exec.ts';
 
 const HELP = `usage: npm run lab -- [options]
   --nodes N     node namespaces to create (default 3)
   --once        bring the lab up, show it working, tear it down (default: keep it running until Ctrl-C)
   --failover    also kill the announcing node's agent (and cut its link, as a dead node would)
                 and print how long until the address answered again from another node
+  --shipped     run the daemons as their images do: bundle them (tools/bundle.ts) and start
+                node with the images' flags (default: from the TypeScript sources)
   --clean       remove what a crashed lab left behind (processes, namespaces, state) and exit
   --force       with --clean: also remove labs whose owner process is still running
   --help        this text`;
@@ -21,6 +24,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '3' },
     once: { type: 'boolean', default: false },
     failover: { type: 'boolean', default: false },
+    shipped: { type: 'boolean', default: false },
     clean: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -40,6 +44,11 @@ if (values.clean) {
 
 const say = (line: string): void => console.log(`[lab] ${line}`);
 const t0 = Date.now();
+const shipped = values.shipped;
+if (shipped) {
+  say('bundling the allocator and the agent as their images do');
+  await run(process.execPath, [join(import.meta.dirname, '..', '..', 'tools', 'bundle.ts'), 'allocator', 'lbnodeagent'], { timeoutMs: 300_000 });
+}
 const lab = await startLab({ nodes: Number(values.nodes), onProgress: say });
 const daemons: DaemonProcess[] = [];
 let stopping = false;
@@ -61,9 +70,9 @@ process.on('SIGTERM', () => void shutdown(0));
 try {
   say('installing PureLB: CRDs, the purelb namespace, the gossip Secret, a default ServiceGroup and LBNodeAgent');
   await installPureLB(lab.controlPlane.admin, { sendgarp: true });
-  say('starting the allocator and one node agent per node');
-  daemons.push(await startAllocator(lab.controlPlane, { identity: 'allocator-0' }));
-  for (const n of lab.nodes) daemons.push(await startAgent(lab.controlPlane, n));
+  say(`starting the allocator and one node agent per node${shipped ? ' (bundles, with the images\' Node flags)' : ''}`);
+  daemons.push(await startAllocator(lab.controlPlane, { identity: 'allocator-0', shipped }));
+  for (const n of lab.nodes) daemons.push(await startAgent(lab.controlPlane, n, { shipped }));
   await lab.createDemoService('demo', { families: ['IPv4', 'IPv6'], policy: 'PreferDualStack' });
 } catch (e) {
   console.error(e instanceof Error ? e.message : String(e));

@@ -91,6 +91,7 @@ export class NodeAgent {
   readonly #leaseSeen = new Map<string, { renewTime: string; at: number }>();
   #leaseRenewedAt: number | undefined;
   #mode: GossipMode = 'lease';
+  #guardReason = '';
   #swimSince: number | undefined;
   #lastRefresh = 0;
   #lastFull = 0;
@@ -273,7 +274,9 @@ export class NodeAgent {
     // peer that reads "cut off" from our Lease must be able to rely on our withdrawals
     // having happened already.
     const modeChanged = decision.mode !== this.#mode;
-    if (modeChanged) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
+    // Logged when the reason changes too (a member joined or left), not only the mode.
+    if (modeChanged || decision.reason !== this.#guardReason) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
+    this.#guardReason = decision.reason;
     if (now - this.#lastFull >= FULL_PASS_MS) {
       this.#lastFull = now;
       const read = await this.#readLocalSubnets();

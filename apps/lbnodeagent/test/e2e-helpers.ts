@@ -7,8 +7,11 @@ export interface Cluster {
   readonly agents: Map<string, DaemonProcess>;
 }
 
-/** PureLB on a lab: CRDs, defaults (GARP on), the allocator and one agent per node. */
-export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): void }): Promise<Cluster> {
+/**
+ * PureLB on a lab: CRDs, defaults (GARP on), the allocator and one agent per node; with
+ * `shipped`, the daemons run as their images do (bundles built beforehand).
+ */
+export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): void }, opts: { shipped?: boolean } = {}): Promise<Cluster> {
   await installPureLB(lab.controlPlane.admin, { sendgarp: true });
   await lab.controlPlane.admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/virtual`, {
     apiVersion: 'purelb.io/v1',
@@ -16,13 +19,14 @@ export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): v
     metadata: { name: 'virtual', namespace: PURELB_NAMESPACE },
     spec: { local: { v4pools: [{ pool: '203.0.113.0/28', subnet: '203.0.113.0/24', aggregation: '/32' }], v6pools: [{ pool: '2001:db8:1::/124', subnet: '2001:db8:1::/64', aggregation: '/128' }] } },
   });
-  const allocator = await startAllocator(lab.controlPlane, { identity: 'allocator' });
+  const shipped = opts.shipped ?? false;
+  const allocator = await startAllocator(lab.controlPlane, { identity: 'allocator', shipped });
   const agents = new Map<string, DaemonProcess>();
   t.teardown(async () => {
     for (const a of agents.values()) await a.stop(3000);
     await allocator.stop();
   });
-  await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n))));
+  await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n, { shipped }))));
   const cluster = { lab, allocator, agents };
   await waitForSettled(cluster);
   return cluster;
@@ -35,6 +39,7 @@ export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): v
  */
 export async function waitForSettled(c: Cluster, quietMs = 1500, timeoutMs = 60_000): Promise<void> {
   const n = c.lab.nodes.length;
+  const lastGuard = (): string => [...c.agents].map(([node, p]) => `${node}: ${p.running ? (p.tail(400).split('\n').filter((l) => l.includes('"guard mode"')).pop() ?? 'no guard mode line yet') : `exited:\n${p.tail(20)}`}`).join('\n');
   await waitFor('every agent to settle in swim mode', () => {
     const now = Date.now();
     for (const p of c.agents.values()) {
@@ -44,7 +49,9 @@ export async function waitForSettled(c: Cluster, quietMs = 1500, timeoutMs = 60_
       if (j.mode !== 'swim' || !j.reason.includes(`${n} of ${n}`) || now - j.time < quietMs) return undefined;
     }
     return true;
-  }, timeoutMs, 100);
+  }, timeoutMs, 100).catch((e: unknown) => {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}; last guard lines:\n${lastGuard()}`);
+  });
 }
 
 export interface SvcView {
