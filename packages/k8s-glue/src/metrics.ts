@@ -148,6 +148,14 @@ export abstract class Metric<L extends string = never> {
     if (typeof value !== 'number') throw new MetricsError(MetricsErrorCode.InvalidValue, this.name, `value ${String(value)} is not a number`);
   }
 
+  /** The (labels?, value?) arguments of inc/dec/set, as labels and a checked number. */
+  protected args(labelsOrValue: LabelValues<L> | number | undefined, value: number | undefined, fallback: number | undefined): [LabelValues<L> | undefined, number] {
+    const labels = typeof labelsOrValue === 'object' ? labelsOrValue : undefined;
+    const v: unknown = typeof labelsOrValue === 'object' ? (value ?? fallback) : (labelsOrValue ?? fallback);
+    this.checkNumber(v);
+    return [labels, v];
+  }
+
   #seriesFor(labels: LabelValues<L> | undefined): Series {
     const [key, values] = this.#key(labels);
     let s = this.#series.get(key);
@@ -185,9 +193,7 @@ export class Counter<L extends string = never> extends Metric<L> {
   inc(value?: number): void;
   inc(labels: LabelValues<L>, value?: number): void;
   inc(labelsOrValue?: LabelValues<L> | number, value?: number): void {
-    const labels = typeof labelsOrValue === 'object' ? labelsOrValue : undefined;
-    const v = typeof labelsOrValue === 'object' ? (value ?? 1) : (labelsOrValue ?? 1);
-    this.checkNumber(v);
+    const [labels, v] = this.args(labelsOrValue, value, 1);
     if (Number.isNaN(v)) throw new MetricsError(MetricsErrorCode.InvalidValue, this.name, 'a counter cannot be incremented by NaN');
     if (v < 0) throw new MetricsError(MetricsErrorCode.NegativeIncrement, this.name, `a counter only goes up; increment ${v} is negative`);
     this.add(labels, v);
@@ -206,9 +212,7 @@ export class Gauge<L extends string = never> extends Metric<L> {
   set(value: number): void;
   set(labels: LabelValues<L>, value: number): void;
   set(labelsOrValue: LabelValues<L> | number, value?: number): void {
-    const labels = typeof labelsOrValue === 'object' ? labelsOrValue : undefined;
-    const v = typeof labelsOrValue === 'object' ? value : labelsOrValue;
-    this.checkNumber(v);
+    const [labels, v] = this.args(labelsOrValue, value, undefined);
     this.put(labels, v);
   }
 
@@ -216,9 +220,7 @@ export class Gauge<L extends string = never> extends Metric<L> {
   inc(value?: number): void;
   inc(labels: LabelValues<L>, value?: number): void;
   inc(labelsOrValue?: LabelValues<L> | number, value?: number): void {
-    const labels = typeof labelsOrValue === 'object' ? labelsOrValue : undefined;
-    const v = typeof labelsOrValue === 'object' ? (value ?? 1) : (labelsOrValue ?? 1);
-    this.checkNumber(v);
+    const [labels, v] = this.args(labelsOrValue, value, 1);
     this.add(labels, v);
   }
 
@@ -226,9 +228,7 @@ export class Gauge<L extends string = never> extends Metric<L> {
   dec(value?: number): void;
   dec(labels: LabelValues<L>, value?: number): void;
   dec(labelsOrValue?: LabelValues<L> | number, value?: number): void {
-    const labels = typeof labelsOrValue === 'object' ? labelsOrValue : undefined;
-    const v = typeof labelsOrValue === 'object' ? (value ?? 1) : (labelsOrValue ?? 1);
-    this.checkNumber(v);
+    const [labels, v] = this.args(labelsOrValue, value, 1);
     this.add(labels, -v);
   }
 }
