@@ -61,6 +61,7 @@ export class AllocatorController {
   readonly #inflight = new Map<string, Promise<void>>();
   #leading = false;
   #stopped = false;
+  #lastServiceWrite = -Infinity;
   #groupStatusTimer: NodeJS.Timeout | undefined;
   #groupStatusDirty = false;
   #groupWrites: Promise<void> = Promise.resolve();
@@ -107,6 +108,15 @@ export class AllocatorController {
 
   get leading(): boolean {
     return this.#leading;
+  }
+
+  /**
+   * True while Service writes are going out (one sent within `withinMs`): the Event
+   * recorder holds AddressAssigned and the like back meanwhile, so that in a burst the API
+   * server serves the addresses first and the Events follow.
+   */
+  writingServices(withinMs = 250): boolean {
+    return performance.now() - this.#lastServiceWrite < withinMs;
   }
 
   /**
@@ -226,6 +236,7 @@ export class AllocatorController {
     // The same write already sent and not yet seen back: the cache is behind, not wrong.
     if (this.#unobserved.get(key)?.patch === text) return undefined;
     const path = `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}/status`;
+    this.#lastServiceWrite = performance.now();
     return this.#d.client
       .mergePatch<Service>(path, patch)
       .then((updated) => {

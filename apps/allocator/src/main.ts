@@ -25,7 +25,9 @@ const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubecon
 const metrics = createMetrics();
 const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });
 const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${config.namespace}/servicegroups` });
-const events = new EventRecorder(client, { component: 'purelb-allocator', host: config.identity });
+// Events wait while Service writes are going out (up to 10 s): addresses first in a burst.
+// The queue holds a burst's worth of them.
+const events: EventRecorder = new EventRecorder(client, { component: 'purelb-allocator', host: config.identity, deferWhile: (): boolean => controller.writingServices(), maxQueue: 10_000 });
 const controller = new AllocatorController(
   { namespace: config.namespace, requireLoadBalancerClass: config.requireLoadBalancerClass, writeConcurrency: config.writeConcurrency, groupStatusIntervalMs: config.groupStatusIntervalMs },
   { client, services, groups, events, metrics, log },

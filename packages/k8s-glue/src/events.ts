@@ -31,6 +31,17 @@ export interface EventRecorderOptions {
   readonly maxRemembered?: number | undefined;
   /** Told about every write that failed (the recorder never throws into its callers). */
   readonly onError?: ((e: unknown) => void) | undefined;
+  /**
+   * While this answers true, queued Events wait (up to `maxDeferMs` after they were first
+   * queued): a daemon passes "I am busy writing the objects themselves", so that in a storm
+   * the API server spends itself on what matters first and the Events follow. Checked
+   * every `deferPollMs`. Default: never defer.
+   */
+  readonly deferWhile?: (() => boolean) | undefined;
+  /** Longest an Event waits for `deferWhile` (default 10000). */
+  readonly maxDeferMs?: number | undefined;
+  /** How often a deferred queue looks again (default 100). */
+  readonly deferPollMs?: number | undefined;
 }
 
 /** Counters of an EventRecorder. */
@@ -46,6 +57,8 @@ export interface EventRecorderStats {
 }
 
 interface Pending {
+  /** When it was queued (performance.now()), for maxDeferMs. */
+  readonly queuedAt: number;
   readonly ref: ObjectReference;
   readonly type: 'Normal' | 'Warning';
   readonly reason: string;
@@ -74,6 +87,11 @@ export class EventRecorder {
   readonly #maxQueue: number;
   readonly #maxRemembered: number;
   readonly #onError: ((e: unknown) => void) | undefined;
+  readonly #deferWhile: (() => boolean) | undefined;
+  readonly #maxDeferMs: number;
+  readonly #deferPollMs: number;
+  /** Set by flush(): what is queued goes out now, busy or not. */
+  #flushing = false;
   readonly #pending = new Map<string, Pending>();
   readonly #written = new Map<string, Written>();
   #draining: Promise<void> | undefined;
@@ -91,6 +109,9 @@ export class EventRecorder {
     this.#maxQueue = opts.maxQueue ?? 1000;
     this.#maxRemembered = opts.maxRemembered ?? 4096;
     this.#onError = opts.onError;
+    this.#deferWhile = opts.deferWhile;
+    this.#maxDeferMs = opts.maxDeferMs ?? 10_000;
+    this.#deferPollMs = opts.deferPollMs ?? 100;
   }
 
   /** Counters since construction. */
@@ -117,7 +138,7 @@ export class EventRecorder {
         this.#dropped++;
         return;
       }
-      this.#pending.set(key, { ref, type, reason, message: text, first: now, count: 1, last: now });
+      this.#pending.set(key, { queuedAt: performance.now(), ref, type, reason, message: text, first: now, count: 1, last: now });
       this.#kick();
     } catch {
       this.#dropped++;
@@ -126,7 +147,28 @@ export class EventRecorder {
 
   /** Resolves once everything queued so far is written (or has failed). */
   async flush(): Promise<void> {
-    for (let i = 0; i < 1_000_000 && this.#draining; i++) await this.#draining;
+    this.#flushing = true;
+    try {
+      for (let i = 0; i < 1_000_000 && this.#draining; i++) await this.#draining;
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Waits while the owner is busy, at most until `queuedAt + maxDeferMs`, unless flushing. */
+  async #deferred(queuedAt: number): Promise<void> {
+    const busy = this.#deferWhile;
+    if (!busy) return;
+    for (let i = 0; i < 1_000_000 && !this.#flushing && performance.now() - queuedAt < this.#maxDeferMs; i++) {
+      let isBusy: boolean;
+      try {
+        isBusy = busy();
+      } catch {
+        return; // the owner's callback failing must not hold its Events forever
+      }
+      if (!isBusy) return;
+      await new Promise((r) => setTimeout(r, Math.min(this.#deferPollMs, Math.max(1, this.#maxDeferMs - (performance.now() - queuedAt)))));
+    }
   }
 
   #kick(): void {
@@ -140,6 +182,8 @@ export class EventRecorder {
   async #drain(): Promise<void> {
     for (let first = this.#pending.entries().next(); !first.done; first = this.#pending.entries().next()) {
       const [key, p] = first.value;
+      // Repeats keep folding into it while it waits; it leaves the queue only when written.
+      if (this.#deferWhile) await this.#deferred(p.queuedAt);
       this.#pending.delete(key);
       try {
         await this.#write(key, p);

@@ -55,3 +55,43 @@ t.test('failures never reach the caller; a throwing onError does not stop the qu
   await rec.flush();
   t.pass('flush with nothing queued returns');
 });
+
+t.test('deferWhile holds Events back while the owner is busy, up to maxDeferMs; repeats keep folding meanwhile', async (t) => {
+  const fake = new FakeKubeClient();
+  let busy = true;
+  const rec = new EventRecorder(fake, { component: 'test', deferWhile: () => busy, maxDeferMs: 5_000, deferPollMs: 10 });
+  rec.event(ref, 'Normal', 'AddressAssigned', 'assigned 192.0.2.10');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(fake.objects('/api/v1/namespaces/shop/events').length, 0, 'nothing written while busy');
+  rec.event(ref, 'Normal', 'AddressAssigned', 'assigned 192.0.2.10');
+  busy = false;
+  await new Promise((r) => setTimeout(r, 100));
+  const written = fake.objects<{ count: number }>('/api/v1/namespaces/shop/events');
+  t.same(written.map((e) => e.count), [2], 'written once the owner is idle, with the repeat folded in');
+});
+
+t.test('a deferred Event goes out after maxDeferMs even if the owner stays busy; flush does not wait', async (t) => {
+  const fake = new FakeKubeClient();
+  const rec = new EventRecorder(fake, { component: 'test', deferWhile: () => true, maxDeferMs: 150, deferPollMs: 10 });
+  const t0 = performance.now();
+  rec.event(ref, 'Warning', 'AllocationFailed', 'pool exhausted');
+  for (let i = 0; i < 100 && fake.objects('/api/v1/namespaces/shop/events').length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const waited = performance.now() - t0;
+  t.equal(fake.objects('/api/v1/namespaces/shop/events').length, 1, 'written');
+  t.ok(waited >= 140 && waited < 900, `after about maxDeferMs (${waited.toFixed(0)} ms)`);
+
+  const slow = new EventRecorder(fake, { component: 'test', deferWhile: () => true, maxDeferMs: 60_000, deferPollMs: 10 });
+  slow.event({ ...ref, name: 'other' }, 'Normal', 'AddressAssigned', 'assigned 192.0.2.11');
+  const f0 = performance.now();
+  await slow.flush();
+  t.ok(performance.now() - f0 < 2_000, 'flush writes what is queued at once (shutdown does not wait a minute)');
+  t.equal(slow.stats().created, 1);
+});
+
+t.test('a throwing deferWhile does not hold Events', async (t) => {
+  const fake = new FakeKubeClient();
+  const rec = new EventRecorder(fake, { component: 'test', deferWhile: () => { throw new Error('owner bug'); }, maxDeferMs: 60_000 });
+  rec.event(ref, 'Normal', 'AddressAssigned', 'assigned 192.0.2.12');
+  await rec.flush();
+  t.equal(rec.stats().created, 1);
+});
