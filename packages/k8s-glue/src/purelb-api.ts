@@ -45,6 +45,13 @@ export interface ObjectMeta {
 /** `spec.local`: the pool forms ipam-core accepts, without the name (that is the object's). */
 export type LocalPoolsSpec = Omit<GroupSpec, 'name'>;
 
+/** The head the typed objects below share (the informer's KubeObject is the least a cache needs). */
+export interface ApiObject {
+  readonly apiVersion?: string | undefined;
+  readonly kind?: string | undefined;
+  readonly metadata: ObjectMeta;
+}
+
 export interface NetboxSpec {
   readonly url: string;
   readonly tenant?: string | undefined;
@@ -69,20 +76,14 @@ export interface ServiceGroupStatus {
   readonly ipv6?: PoolUsage | undefined;
 }
 
-export interface ServiceGroup {
-  readonly apiVersion?: string | undefined;
-  readonly kind?: string | undefined;
-  readonly metadata: ObjectMeta;
+export interface ServiceGroup extends ApiObject {
   readonly spec: { readonly local?: LocalPoolsSpec | undefined; readonly netbox?: NetboxSpec | undefined };
   readonly status?: ServiceGroupStatus | undefined;
 }
 
 // --- LBNodeAgent --------------------------------------------------------------
 
-export interface LBNodeAgent {
-  readonly apiVersion?: string | undefined;
-  readonly kind?: string | undefined;
-  readonly metadata: ObjectMeta;
+export interface LBNodeAgent extends ApiObject {
   readonly spec: {
     readonly local?: {
       readonly extlbint?: string | undefined;
@@ -106,10 +107,7 @@ export interface LoadBalancerIngress {
   readonly ipMode?: string | undefined;
 }
 
-export interface Service {
-  readonly apiVersion?: string | undefined;
-  readonly kind?: string | undefined;
-  readonly metadata: ObjectMeta;
+export interface Service extends ApiObject {
   readonly spec: {
     readonly type?: string | undefined;
     readonly loadBalancerClass?: string | undefined;
