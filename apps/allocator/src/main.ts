@@ -1,6 +1,8 @@
 // The allocator daemon: one replica leads (holds the Lease) and writes; the others keep
 // warm caches and wait. SIGTERM: finish the writes in flight, hand the Lease over, exit.
 import {
+  eventLoopLagHistogram,
+  monitorEventLoopLag,
   EventRecorder,
   Informer,
   KubeApiError,
@@ -23,6 +25,7 @@ const config = loadSettingsOrExit('allocator', 'gives LoadBalancer Services addr
 const log = createJsonLogger({ name: 'allocator', level: config.logLevel });
 const client = new KubeClient(loadKubeConfig({ ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}) }), { userAgent: `purelb-allocator/${config.identity}` });
 const metrics = createMetrics();
+monitorEventLoopLag(eventLoopLagHistogram(metrics.registry));
 const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });
 const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${config.namespace}/servicegroups` });
 // Events wait while Service writes are going out (up to 10 s): addresses first in a burst.

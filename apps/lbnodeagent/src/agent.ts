@@ -1,9 +1,33 @@
 // The node agent's shell: read the cluster (Services, EndpointSlices, ServiceGroups, the
 // LBNodeAgent configuration, the agents' Leases) and the node (links, addresses), ask the
-// membership and the guard who is alive, call the pure planner, and apply the difference
-// to the kernel and to the Services' announcing annotations.
+// safety rule of @purelb/election who may hold what, call the pure planner, and apply the
+// difference to the kernel and to the Services' announcing annotations.
+//
+// Three loops, so that nothing that keeps an address safe waits on anything slow:
+// - the safety loop (membership events, Lease changes, a heartbeat, a timer at the
+//   decision's next deadline) withdraws local addresses the moment this node may no longer
+//   hold them: kernel calls only;
+// - the refresh loop renews local addresses' lifetimes, after checking the rule at that
+//   very moment; it never waits on the API server;
+// - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
+//   on its own, and API writes (announcements, the Lease) go through a queue with short
+//   timeouts.
 import { type Family, formatAddress, parseAddress, parseGroup } from '@purelb/ipam-core';
-import { type Membership, guard } from '@purelb/election';
+import {
+  type Membership,
+  type SafetyDecision,
+  type SafetyLease,
+  type SafetyMode,
+  type SafetyState,
+  type SafetyTiming,
+  type Scheduler,
+  addressVerdict,
+  decideSafety,
+  initialSafetyState,
+  isSafetyMode,
+  realScheduler,
+  safetyTiming,
+} from '@purelb/election';
 import {
   type EventRecorder,
   type Informer,
@@ -20,11 +44,9 @@ import {
   microTime,
   serviceKey,
 } from '@purelb/k8s-glue';
-import type { InterfaceAddress, NetlinkHandle } from '@purelb/linux-net';
-import { type GossipMode, type PeerLease, effectiveCandidates } from './candidates.ts';
+import { type InterfaceAddress, type NetlinkHandle, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, addressChanges, planNode } from './plan.ts';
-
+import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
   readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly resourceVersion?: string | undefined; readonly labels?: Readonly<Record<string, string>> | undefined };
@@ -49,14 +71,21 @@ export interface AgentSettings {
   readonly namespace: string;
   readonly leaseDurationMs: number;
   readonly renewPeriodMs: number;
+  /** Valid lifetime of a local address (s); renewed every quarter of it. */
   readonly addressLifetimeS: number;
   readonly resyncMs: number;
   /** `host:port` peers use to reach this member. */
   readonly memberlistAddress: string;
+  /** An event-loop beat later than this (ms) is a stall: hold nothing until contact is fresh again. Default 250. */
+  readonly stallThresholdMs?: number;
+  /** Time limit of each API write (claims, announcements, the Lease). Default 2,000 ms. */
+  readonly apiTimeoutMs?: number;
+  /** Wait before probing again while another host answers for an address. Default 150 ms. */
+  readonly probeRetryMs?: number;
 }
 
 export interface AgentDeps {
-  readonly client: KubeClient;
+  readonly client: Pick<KubeClient, 'mergePatch' | 'jsonPatch' | 'create' | 'delete' | 'get'>;
   readonly netlink: NetlinkHandle;
   readonly membership: Membership;
   readonly services: Informer<Service>;
@@ -67,6 +96,8 @@ export interface AgentDeps {
   readonly events: EventRecorder;
   readonly metrics: AgentMetrics;
   readonly log: Logger;
+  /** The clock and timers (default: the process's monotonic clock). Simulations pass a virtual one. */
+  readonly clock?: Scheduler;
 }
 
 interface LinkConfig {
@@ -75,40 +106,68 @@ interface LinkConfig {
   readonly sendgarp: boolean;
 }
 
-const HOLD_DOWN_MS = 500;
-/** A full pass (address dumps, local subnets, lifetimes) runs at least this often. */
+/** A full pass (address dumps, local subnets) runs at least this often. */
 const FULL_PASS_MS = 5000;
+/** Leases stale this many durations whose Node is gone are deleted. */
+const LEASE_GC_DURATIONS = 10;
+const LEASE_GC_EVERY_MS = 60_000;
+
+interface PeerLeaseSeen {
+  renewTime: string;
+  renewedAt: number;
+  mode: SafetyMode | undefined;
+  modeSince: number;
+  subnets: readonly string[];
+  durationMs: number;
+}
 
 export class NodeAgent {
   readonly #s: AgentSettings;
   readonly #d: AgentDeps;
+  readonly #clock: Scheduler;
+  readonly #timing: SafetyTiming;
+  readonly #stallMs: number;
+  readonly #beatMs: number;
+  readonly #apiTimeoutMs: number;
   #linkConfig: LinkConfig = { extlbint: 'kube-lb0', localint: 'default', sendgarp: false };
   #createdVirtualLink: string | undefined;
   #localSubnets: LocalSubnet[] = [];
   /** Addresses this process put on a link: always ours to remove. */
   readonly #added = new Set<string>();
-  /** When this agent last saw each peer's Lease renewTime change (local clock: skew-safe). */
-  readonly #leaseSeen = new Map<string, { renewTime: string; at: number }>();
+  /** Local addresses present on their link and held by this node: the refresh loop renews these. */
+  readonly #held = new Map<string, WantedAddress>();
+  /** Addresses being taken over (probe, claim, add). */
+  readonly #takingOver = new Set<string>();
+  /** The other agents' Leases as this agent observed them (its own clock: skew-safe). */
+  readonly #peerLeases = new Map<string, PeerLeaseSeen>();
   #leaseRenewedAt: number | undefined;
-  #mode: GossipMode = 'lease';
-  #guardReason = '';
-  #swimSince: number | undefined;
-  #lastRefresh = 0;
+  #safetyState: SafetyState = initialSafetyState();
+  /** The mode of the last decision whose withdrawals were applied: what the Lease publishes. */
+  #appliedMode: SafetyMode = 'settling';
+  #lastReason = '';
+  #lastBeat = 0;
+  #stalledAt: number | undefined;
   #lastFull = 0;
+  #lastLeaseGc = 0;
   #subscription: { close(): void } | undefined;
-  /** Mode and candidates of the last reconcile: the tick reconciles when they change. */
   #lastSignature = '';
-  #timer: NodeJS.Timeout | undefined;
-  #renewTimer: NodeJS.Timeout | undefined;
+  readonly #timers = new Map<string, unknown>();
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
   #ready = false;
   #lastPlan: NodePlan | undefined;
+  readonly #writes = new Map<string, () => Promise<unknown>>();
+  #writing = false;
 
   constructor(settings: AgentSettings, deps: AgentDeps) {
     this.#s = settings;
     this.#d = deps;
+    this.#clock = deps.clock ?? realScheduler;
+    this.#timing = safetyTiming(deps.membership.config.isolationTimeoutMs, settings.addressLifetimeS);
+    this.#stallMs = settings.stallThresholdMs ?? 250;
+    this.#beatMs = Math.max(10, Math.floor(this.#stallMs / 5));
+    this.#apiTimeoutMs = settings.apiTimeoutMs ?? 2000;
     const kick = (): void => this.schedule();
     for (const inf of [deps.services, deps.slices, deps.groups, deps.agents] as Informer<never>[]) {
       inf.on('add', kick);
@@ -117,16 +176,20 @@ export class NodeAgent {
     }
     deps.leases.on('add', (l) => this.#observeLease(l));
     deps.leases.on('update', (l) => this.#observeLease(l));
-    deps.leases.on('delete', kick);
-    deps.membership.on('event', kick);
+    deps.leases.on('delete', (l) => {
+      if (l.spec.holderIdentity) this.#peerLeases.delete(l.spec.holderIdentity);
+      this.#enforce();
+    });
+    deps.membership.on('event', () => this.#enforce());
   }
 
   get ready(): boolean {
     return this.#ready;
   }
 
-  get mode(): GossipMode {
-    return this.#mode;
+  /** The mode whose withdrawals are applied (and published on the Lease). */
+  get mode(): SafetyMode {
+    return this.#appliedMode;
   }
 
   /** The last plan (tests and metrics). */
@@ -134,7 +197,12 @@ export class NodeAgent {
     return this.#lastPlan;
   }
 
-  /** Reads the configuration and the node, ensures the virtual link, starts renewing the Lease and reconciling. */
+  /** Local addresses this node holds now (tests). */
+  get held(): ReadonlySet<string> {
+    return new Set(this.#held.keys());
+  }
+
+  /** Reads the configuration and the node, ensures the virtual link, starts the loops. */
   async start(): Promise<void> {
     this.#linkConfig = this.#readLinkConfig();
     const v = await this.#d.netlink.ensureVirtualLink(this.#linkConfig.extlbint);
@@ -142,16 +210,49 @@ export class NodeAgent {
     this.#localSubnets = await this.#readLocalSubnets();
     this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
     await this.#renewLease();
-    this.#renewTimer = setInterval(() => void this.#renewLease(), this.#s.renewPeriodMs);
-    this.#timer = setInterval(() => this.#tick(), this.#s.resyncMs);
+    this.#lastBeat = this.#clock.now();
+    this.#every('beat', this.#beatMs, () => this.#beat());
+    this.#every('renew', this.#s.renewPeriodMs, () => this.#queueWrite('lease', () => this.#renewLease()));
+    this.#every('tick', this.#s.resyncMs, () => this.#tick());
+    if (this.#s.addressLifetimeS !== 0) this.#every('refresh', (this.#s.addressLifetimeS * 1000) / 4, () => void this.#refresh());
     this.#watchKernel();
     this.#ready = true;
+    this.#enforce();
     this.schedule();
+  }
+
+  #every(name: string, ms: number, fn: () => void): void {
+    const arm = (): void => {
+      this.#timers.set(
+        name,
+        this.#clock.at(this.#clock.now() + ms, () => {
+          if (this.#stopped) return;
+          arm();
+          fn();
+        }),
+      );
+    };
+    arm();
+  }
+
+  #at(name: string, at: number, fn: () => void): void {
+    const prev = this.#timers.get(name);
+    if (prev !== undefined) this.#clock.cancel(prev);
+    this.#timers.delete(name);
+    if (!Number.isFinite(at) || this.#stopped) return;
+    this.#timers.set(
+      name,
+      this.#clock.at(Math.max(at, this.#clock.now()), () => {
+        this.#timers.delete(name);
+        if (!this.#stopped) fn();
+      }),
+    );
   }
 
   /**
    * Reacts to the kernel: an address or link removed behind our back (or lost
-   * notifications) triggers a full pass at once, which restores what this node should hold.
+   * notifications) triggers a full pass at once; a local link going down loses its local
+   * addresses at once, so they cannot answer again when it comes back before a probe.
    */
   #watchKernel(): void {
     const sub = this.#d.netlink.subscribe();
@@ -159,12 +260,20 @@ export class NodeAgent {
     void (async () => {
       for await (const change of sub) {
         if (this.#stopped) break;
-        if (change.kind === 'address-removed' || change.kind === 'link-removed' || change.kind === 'resync') {
+        if (change.kind === 'address-removed') this.#held.delete(change.address.address);
+        if (change.kind === 'link-updated' && (!change.link.up || change.link.operState === 'down' || change.link.operState === 'lowerlayerdown')) {
+          const lost = [...this.#held.values()].filter((w) => w.link === change.link.name);
+          if (lost.length > 0) {
+            this.#d.log.warn({ link: change.link.name, addresses: lost.length }, 'local link down: withdrawing its addresses');
+            await this.#withdraw(lost);
+          }
+        }
+        if (change.kind === 'address-removed' || change.kind === 'link-removed' || change.kind === 'resync' || change.kind === 'link-updated') {
           this.#lastFull = 0;
           this.schedule();
         }
       }
-    })().catch((e: unknown) => this.#d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'kernel change subscription ended'));
+    })().catch((e: unknown) => this.#d.log.warn({ err: errText(e) }, 'kernel change subscription ended'));
   }
 
   /** Seeds from the other agents' Leases (`host:port`). */
@@ -177,17 +286,127 @@ export class NodeAgent {
     return out;
   }
 
+  // --- the safety loop --------------------------------------------------------
+
+  /** The event loop's heartbeat: a late beat is a stall. */
+  #beat(): void {
+    const now = this.#clock.now();
+    const gap = now - this.#lastBeat;
+    this.#lastBeat = now;
+    this.#d.metrics.eventLoopLag.observe(Math.max(0, gap - this.#beatMs) / 1000);
+    if (gap > this.#stallMs) this.#noteStall(now, gap);
+  }
+
+  /** True (and the stall recorded) if the event loop is late right now: called before every kernel write that keeps or adds an address. */
+  #stalledNow(): boolean {
+    const now = this.#clock.now();
+    const gap = now - this.#lastBeat;
+    if (gap <= this.#stallMs) return false;
+    this.#noteStall(now, gap);
+    return true;
+  }
+
+  #noteStall(now: number, gap: number): void {
+    this.#stalledAt = now;
+    this.#d.metrics.stalls.inc();
+    this.#d.log.warn({ stalledMs: Math.round(gap), thresholdMs: this.#stallMs }, 'event loop stalled: holding nothing until contact is fresh again');
+    this.#enforce();
+  }
+
+  /** The rule's decision now, from the current views (updates the remembered state). */
+  #decide(): SafetyDecision {
+    const now = this.#clock.now();
+    const leases = new Map<string, SafetyLease>();
+    for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
+    const announcers = new Set<string>();
+    for (const svc of this.#d.services.list()) {
+      for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
+        const v = svc.metadata.annotations?.[name];
+        if (v) announcers.add(v.split(',')[0]!);
+      }
+    }
+    const d = decideSafety(
+      {
+        self: this.#s.node,
+        now,
+        selfSubnets: this.#localSubnets.map((x) => x.cidr),
+        members: this.#d.membership.members(),
+        lastContactAt: this.#d.membership.lastContactAt(),
+        leases,
+        ownLeaseRenewedAt: this.#leaseRenewedAt,
+        ownLeaseDurationMs: this.#s.leaseDurationMs,
+        stalledAt: this.#stalledAt,
+        announcers,
+        timing: this.#timing,
+      },
+      this.#safetyState,
+    );
+    this.#safetyState = d.state;
+    return d;
+  }
+
   /**
-   * The periodic check: cheap unless something changed. Lease freshness and gossip health
-   * change with time alone, so the guard is re-evaluated every tick; the full reconcile
-   * runs only when its outcome (mode, candidates) changed, when address lifetimes need
-   * renewing, or every FULL_PASS_MS.
+   * Applies the part of the rule that cannot wait: when this node may hold nothing, every
+   * local address goes at once. Re-arms the timer at the decision's next deadline, and
+   * schedules a reconcile when the outcome changed.
    */
+  #enforce(): void {
+    if (!this.#ready || this.#stopped) return;
+    const d = this.#decide();
+    if (!d.mayHold && this.#held.size > 0) void this.#withdraw([...this.#held.values()]);
+    this.#at('decide', d.nextCheckAt, () => this.#enforce());
+    const signature = `${d.mode}|${[...d.candidates.keys()].sort().join(',')}`;
+    if (signature !== this.#lastSignature) this.schedule();
+  }
+
+  /** Removes local addresses from the kernel (no API call). */
+  async #withdraw(list: readonly WantedAddress[]): Promise<void> {
+    for (const w of list) this.#held.delete(w.address);
+    for (const w of list) {
+      await this.#d.netlink.deleteAddress(w.link, `${w.address}/${w.prefixLength}`).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'withdrawal failed'));
+      this.#added.delete(w.address);
+      this.#d.log.info({ address: w.address, link: w.link }, 'withdrew');
+    }
+  }
+
+  /**
+   * Renews the lifetime of every local address this node holds, if the rule lets it hold
+   * them at this very moment; never waits on the API server.
+   */
+  async #refresh(): Promise<void> {
+    if (!this.#ready || this.#stopped || this.#held.size === 0) return;
+    if (this.#stalledNow()) return;
+    const d = this.#decide();
+    if (!d.mayHold) {
+      this.#enforce();
+      return;
+    }
+    const ctx = { self: this.#s.node, now: this.#clock.now(), leases: new Map(), timing: this.#timing };
+    for (const w of [...this.#held.values()]) {
+      if (this.#stalledNow()) return;
+      const svc = this.#d.services.get(w.services[0] ?? '');
+      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
+      if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action !== 'hold') continue;
+      if (!this.#held.has(w.address)) continue;
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions()).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'lifetime renewal failed'));
+    }
+  }
+
+  #localOptions(): { nodad: true; protocol: number; validLifetime?: number; preferredLifetime?: number } {
+    return this.#s.addressLifetimeS === 0
+      ? { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL }
+      : { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL, validLifetime: this.#s.addressLifetimeS, preferredLifetime: this.#s.addressLifetimeS };
+  }
+
+  /** The periodic check: a reconcile every FULL_PASS_MS; the Lease garbage collection. */
   #tick(): void {
     if (!this.#ready || this.#stopped) return;
-    const now = Date.now();
-    const refreshDue = this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= (this.#s.addressLifetimeS * 1000) / 3;
-    if (refreshDue || now - this.#lastFull >= FULL_PASS_MS || this.#decide(now).signature !== this.#lastSignature) this.schedule();
+    const now = this.#clock.now();
+    if (now - this.#lastFull >= FULL_PASS_MS) this.schedule();
+    if (now - this.#lastLeaseGc >= LEASE_GC_EVERY_MS) {
+      this.#lastLeaseGc = now;
+      this.#collectLeases(now);
+    }
   }
 
   /** Runs a reconcile soon; calls made while one runs coalesce into one more. */
@@ -198,7 +417,7 @@ export class NodeAgent {
       return;
     }
     this.#running = this.#reconcile()
-      .catch((e: unknown) => this.#d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'reconcile failed; retrying'))
+      .catch((e: unknown) => this.#d.log.warn({ err: errText(e) }, 'reconcile failed; retrying'))
       .finally(() => {
         this.#running = undefined;
         if (this.#again) {
@@ -208,9 +427,12 @@ export class NodeAgent {
       });
   }
 
-  /** Waits for the reconcile in progress, if any. */
+  /** Waits for the reconcile in progress, the takeovers and the queued writes. */
   async settle(): Promise<void> {
-    while (this.#running) await this.#running;
+    for (let i = 0; i < 100 && (this.#running || this.#writing || this.#takingOver.size > 0); i++) {
+      if (this.#running) await this.#running;
+      else await new Promise((r) => this.#clock.at(this.#clock.now() + 5, () => r(undefined)));
+    }
   }
 
   /**
@@ -221,14 +443,15 @@ export class NodeAgent {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#subscription?.close();
-    if (this.#timer) clearInterval(this.#timer);
-    if (this.#renewTimer) clearInterval(this.#renewTimer);
+    for (const t of this.#timers.values()) this.#clock.cancel(t);
+    this.#timers.clear();
     await this.settle();
     const present = await this.#presentAddresses();
     for (const p of present) {
-      if (!this.#managed(p.address, p.link)) continue;
-      await this.#d.netlink.deleteAddress(p.link, p.address).catch(() => false);
+      if (!this.#managed(p.address, p.link, p.protocol)) continue;
+      await this.#d.netlink.deleteAddress(p.link, `${p.address}/${p.prefixLength}`).catch(() => false);
     }
+    this.#held.clear();
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
       for (const f of ['IPv4', 'IPv6'] as const) {
@@ -238,13 +461,12 @@ export class NodeAgent {
     }
     await this.#d.membership.leave().catch(() => undefined);
     if (this.#createdVirtualLink) await this.#d.netlink.deleteLink(this.#createdVirtualLink).catch(() => false);
-    await this.#d.client.delete(`/apis/coordination.k8s.io/v1/namespaces/${this.#s.namespace}/leases/${LEASE_PREFIX}${this.#s.node}`, { ignoreNotFound: true }).catch(() => undefined);
+    await this.#d.client.delete(`/apis/coordination.k8s.io/v1/namespaces/${this.#s.namespace}/leases/${LEASE_PREFIX}${this.#s.node}`, { ignoreNotFound: true, timeoutMs: this.#apiTimeoutMs }).catch(() => undefined);
   }
 
   // --- one reconcile --------------------------------------------------------
 
   async #reconcile(): Promise<void> {
-    const now = Date.now();
     const linkConfig = this.#readLinkConfig();
     if (linkConfig.extlbint !== this.#linkConfig.extlbint || linkConfig.localint !== this.#linkConfig.localint) {
       this.#d.log.info({ linkConfig }, 'LBNodeAgent changed');
@@ -267,16 +489,7 @@ export class NodeAgent {
     }
     this.#linkConfig = linkConfig;
 
-    const { decision, candidates, basis, signature } = this.#decide(now);
-    this.#swimSince = decision.swimSince;
-    this.#lastSignature = signature;
-    // A new mode is published on the Lease only after this reconcile has applied it: a
-    // peer that reads "cut off" from our Lease must be able to rely on our withdrawals
-    // having happened already.
-    const modeChanged = decision.mode !== this.#mode;
-    // Logged when the reason changes too (a member joined or left), not only the mode.
-    if (modeChanged || decision.reason !== this.#guardReason) this.#d.log.info({ mode: decision.mode, reason: decision.reason }, 'guard mode');
-    this.#guardReason = decision.reason;
+    const now = this.#clock.now();
     if (now - this.#lastFull >= FULL_PASS_MS) {
       this.#lastFull = now;
       const read = await this.#readLocalSubnets();
@@ -291,91 +504,112 @@ export class NodeAgent {
         this.#d.membership.setSubnets(subnets.map((x) => x.cidr));
       }
     }
-    const members = this.#d.membership.members();
 
+    const d = this.#decide();
+    this.#lastSignature = `${d.mode}|${[...d.candidates.keys()].sort().join(',')}`;
+    if (d.mode !== this.#appliedMode || d.reason !== this.#lastReason) this.#d.log.info({ mode: d.mode, reason: d.reason }, 'guard mode');
+    this.#lastReason = d.reason;
+    const ctx = { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing };
     const plan = planNode({
       node: this.#s.node,
       addresses: this.#serviceAddresses(),
       localSubnets: this.#localSubnets,
       virtualLink: this.#linkConfig.extlbint,
-      candidates,
+      verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
     });
     this.#lastPlan = plan;
 
     const present = await this.#presentAddresses();
-    const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l));
+    const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l, present.find((p) => p.address === a && p.link === l)?.protocol));
     for (const r of changes.remove) {
-      await this.#d.netlink.deleteAddress(r.link, r.address);
+      this.#held.delete(r.address);
+      await this.#d.netlink.deleteAddress(r.link, `${r.address}/${r.prefixLength}`);
       this.#added.delete(r.address);
       this.#d.log.info({ address: r.address, link: r.link }, 'withdrew');
     }
-    const lifetime = this.#s.addressLifetimeS === 0 ? {} : { validLifetime: this.#s.addressLifetimeS, preferredLifetime: this.#s.addressLifetimeS };
+    // Local addresses present and wanted: held (the refresh loop renews them).
+    for (const p of present) {
+      const w = plan.wanted.get(p.address);
+      if (w?.kind === 'local' && w.link === p.link && w.prefixLength === p.prefixLength) this.#held.set(w.address, w);
+    }
     for (const w of changes.add) {
-      if (w.kind === 'local' && !(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) continue;
-      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...(w.kind === 'local' ? lifetime : {}) });
+      if (w.kind === 'local') {
+        if (d.mayHold) this.#takeOver(w);
+        continue;
+      }
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL });
       this.#added.add(w.address);
-      this.#d.log.info({ address: w.address, link: w.link, kind: w.kind, basis }, 'announcing');
-      if (w.kind === 'local' && this.#linkConfig.sendgarp) {
-        await this.#d.netlink.announce(w.link, w.address, { count: 1 }).then(
-          () => this.#d.metrics.garpSent.inc({ family: w.family }),
-          (e: unknown) => this.#d.log.warn({ address: w.address, err: e instanceof Error ? e.message : String(e) }, 'GARP/NA failed'),
-        );
-      }
-      for (const service of w.services) {
-        this.#event(service, 'Normal', w.kind === 'local' ? 'AnnouncingLocal' : 'AnnouncingNonLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
-      }
+      this.#d.log.info({ address: w.address, link: w.link, kind: w.kind }, 'announcing');
+      for (const service of w.services) this.#event(service, 'Normal', 'AnnouncingNonLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
     }
-    for (const w of changes.makePermanent) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true });
-    // Only local addresses carry a lifetime: one node at a time may hold one, so a killed
-    // agent's must go away by itself. Every node holds the virtual ones anyway; they stay
-    // until an agent removes them, and renewing thousands of them would keep the agent busy.
-    if (this.#s.addressLifetimeS !== 0 && now - this.#lastRefresh >= (this.#s.addressLifetimeS * 1000) / 3) {
-      this.#lastRefresh = now;
-      const added = new Set(changes.add.map((w) => w.address));
-      for (const w of plan.wanted.values()) {
-        if (w.kind === 'local' && !added.has(w.address)) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, ...lifetime });
-      }
+    for (const w of changes.makePermanent) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL });
+    // Published only now that this pass applied the mode's withdrawals: a peer that reads
+    // "withdrawn" on our Lease relies on it.
+    if (d.mode !== this.#appliedMode && (d.mayHold || this.#held.size === 0)) {
+      this.#appliedMode = d.mode;
+      this.#queueWrite('lease', () => this.#renewLease());
     }
-    if (modeChanged) {
-      this.#mode = decision.mode;
-      await this.#renewLease();
-    }
-    await this.#syncAnnouncing(plan);
+    this.#syncAnnouncing(plan);
     for (const n of plan.notes) this.#event(n.service, 'Warning', n.reason, n.message);
-    this.#d.metrics.update(plan, decision.mode, members.filter((m) => m.status === 'alive' || m.status === 'suspect').length, this.#s.node);
+    let wake = Infinity;
+    for (const a of plan.awaitingHandover.values()) if (a.until !== undefined && a.until < wake) wake = a.until;
+    this.#at('fence', wake, () => this.schedule());
+    this.#d.metrics.update(plan, d.mode, 1 + this.#d.membership.members().filter((m) => m.name !== this.#s.node && (m.status === 'alive' || m.status === 'suspect')).length, this.#s.node);
   }
 
-  /** The guard's decision and the candidates for the election, from the current views. */
-  #decide(now: number): { decision: ReturnType<typeof guard>; candidates: ReturnType<typeof effectiveCandidates>['candidates']; basis: string; signature: string } {
-    const members = this.#d.membership.members();
-    const leaseMap = new Map<string, { renewedAt: number; leaseDurationMs: number }>();
-    const peers: PeerLease[] = [];
-    for (const l of this.#d.leases.list()) {
-      const node = l.spec.holderIdentity;
-      if (!node || !l.metadata.name.startsWith(LEASE_PREFIX)) continue;
-      const durationMs = (l.spec.leaseDurationSeconds ?? 10) * 1000;
-      const renewedAt = node === this.#s.node ? (this.#leaseRenewedAt ?? 0) : (this.#leaseSeen.get(node)?.at ?? 0);
-      leaseMap.set(node, { renewedAt, leaseDurationMs: durationMs });
-      const mode = l.metadata.annotations?.[LeaseAnnotation.gossipMode];
-      peers.push({
-        node,
-        fresh: now - renewedAt < durationMs,
-        mode: mode === 'swim' || mode === 'lease' || mode === 'fenced' ? mode : undefined,
-        subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
-      });
-    }
-    const decision = guard(members, leaseMap, {
-      self: this.#s.node,
-      canGossip: this.#d.membership.canGossip(),
-      leaseRenewedAt: this.#leaseRenewedAt,
-      leaseDurationMs: this.#s.leaseDurationMs,
-      now,
-      swimSince: this.#swimSince,
-      holdDownMs: HOLD_DOWN_MS,
-    });
-    const swimSubnets = new Map(members.map((m) => [m.name, m.subnets]));
-    const { candidates, basis } = effectiveCandidates(this.#s.node, decision, swimSubnets, this.#localSubnets.map((x) => x.cidr), peers);
-    return { decision, candidates, basis, signature: `${decision.mode}|${basis}|${candidates.map((c) => c.name).join(',')}` };
+  /**
+   * Takes over one local address: probe the LAN (nobody else may answer for it), claim it
+   * at the API server, check the rule once more, add it. While another host answers, probe
+   * again after `probeRetryMs`.
+   */
+  #takeOver(w: WantedAddress): void {
+    if (this.#takingOver.has(w.address)) return;
+    this.#takingOver.add(w.address);
+    const run = async (): Promise<void> => {
+      if (this.#stalledNow() || !this.#decide().mayHold) return;
+      let probe: { conflict: boolean; mac?: string };
+      try {
+        probe = await this.#d.netlink.probeAddress(w.link, w.address);
+      } catch (e) {
+        this.#d.log.warn({ address: w.address, link: w.link, err: errText(e) }, 'cannot probe; not adding');
+        this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150) * 4, () => this.schedule());
+        return;
+      }
+      if (probe.conflict) {
+        this.#d.metrics.probeConflicts.inc({ family: w.family });
+        this.#d.log.info({ address: w.address, mac: probe.mac }, 'another host answers for the address; probing again');
+        this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150), () => this.schedule());
+        return;
+      }
+      if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
+      // The world may have moved while we probed and claimed: the rule must still say hold.
+      if (this.#stalledNow()) return;
+      const d = this.#decide();
+      const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
+      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
+      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced === this.#s.node ? undefined : announced);
+      if (v.action !== 'hold') return;
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
+      this.#added.add(w.address);
+      this.#held.set(w.address, w);
+      this.#d.log.info({ address: w.address, link: w.link, kind: 'local', mode: d.mode }, 'announcing');
+      if (this.#linkConfig.sendgarp) {
+        await this.#d.netlink.announce(w.link, w.address, { count: 1 }).then(
+          () => this.#d.metrics.garpSent.inc({ family: w.family }),
+          (e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'GARP/NA failed'),
+        );
+      }
+      for (const service of w.services) this.#event(service, 'Normal', 'AnnouncingLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
+    };
+    void run()
+      .catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'takeover failed'))
+      .finally(() => this.#takingOver.delete(w.address));
+  }
+
+  #safetyLeases(): Map<string, SafetyLease> {
+    const out = new Map<string, SafetyLease>();
+    for (const [node, l] of this.#peerLeases) out.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
+    return out;
   }
 
   // --- reading the world ------------------------------------------------------
@@ -459,9 +693,9 @@ export class NodeAgent {
     return (family, value) => pools.find((p) => p.family === family && value >= p.first && value <= p.last)?.aggregation;
   }
 
-  async #presentAddresses(): Promise<PresentAddress[]> {
+  async #presentAddresses(): Promise<(PresentAddress & { protocol: number | undefined })[]> {
     const links = new Set([this.#linkConfig.extlbint, ...this.#localSubnets.map((s) => s.link)]);
-    const out: PresentAddress[] = [];
+    const out: (PresentAddress & { protocol: number | undefined })[] = [];
     for (const link of links) {
       let list: InterfaceAddress[];
       try {
@@ -469,27 +703,50 @@ export class NodeAgent {
       } catch {
         continue; // the link went away; ensureVirtualLink brings the virtual one back
       }
-      for (const a of list) if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity });
+      for (const a of list) {
+        if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, protocol: a.protocol });
+      }
     }
     return out;
   }
 
-  /** Ours to remove: anything we added, any Service address, anything on the virtual link. */
-  #managed(address: string, link: string): boolean {
-    if (this.#added.has(address) || link === this.#linkConfig.extlbint) return true;
-    for (const svc of this.#d.services.list()) if (ingressIPs(svc).includes(address) && svc.metadata.annotations?.[Annotation.allocatedBy] === ALLOCATED_BY_VALUE) return true;
-    return false;
+  /**
+   * Ours to remove: what this process added, and what an earlier run of the agent added
+   * (marked with our address protocol). Never a node's own address, whatever a Service says.
+   */
+  #managed(address: string, _link: string, protocol: number | undefined): boolean {
+    return this.#added.has(address) || protocol === PURELB_ADDRESS_PROTOCOL;
+  }
+
+  // --- API writes: a queue with short timeouts --------------------------------
+
+  /** Queues an API write under `key` (a later write with the same key replaces a pending one). */
+  #queueWrite(key: string, write: () => Promise<unknown>): void {
+    if (this.#stopped && key !== 'stop') return;
+    this.#writes.set(key, write);
+    if (this.#writing) return;
+    this.#writing = true;
+    void (async () => {
+      for (let n = 0; n < 100_000 && this.#writes.size > 0; n++) {
+        const [k, w] = this.#writes.entries().next().value as [string, () => Promise<unknown>];
+        this.#writes.delete(k);
+        await w().catch((e: unknown) => this.#d.log.warn({ write: k, err: errText(e) }, 'API write failed'));
+      }
+    })().finally(() => {
+      this.#writing = false;
+      if (this.#writes.size > 0) this.#queueWrite(this.#writes.keys().next().value!, this.#writes.get(this.#writes.keys().next().value!)!);
+    });
   }
 
   // --- the announcing annotations ---------------------------------------------
 
   /**
-   * Writes the announcing annotations this node owns and removes every one that names
-   * this node but should not (read from the Services themselves, so a restart leaves none
-   * behind). Runs after the address changes: a removal tells the next winner that this
-   * node has withdrawn.
+   * Queues the announcing annotations this node owns and the removal of every one that
+   * names this node but should not (read from the Services themselves, so a restart leaves
+   * none behind). Runs after the address changes: a removal tells the next holder that
+   * this node has withdrawn.
    */
-  async #syncAnnouncing(plan: NodePlan): Promise<void> {
+  #syncAnnouncing(plan: NodePlan): void {
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
       const key = serviceKey(svc);
@@ -499,13 +756,17 @@ export class NodeAgent {
         const name = f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
         const current = svc.metadata.annotations?.[name];
         const want = mine?.get(f);
-        if (want !== undefined && current !== want) patch[name] = want;
-        else if (want === undefined && current?.startsWith(prefix)) await this.#clearAnnouncing(key, f, current);
+        // Written only for addresses this node holds now; a claim writes it before the add.
+        const address = ingressIPs(svc).find((ip) => parseAddress(ip)?.family === f);
+        if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) patch[name] = want;
+        else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
+          this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
+        }
       }
       if (Object.keys(patch).length > 0) {
-        await this.#d.client
-          .mergePatch(`/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`, { metadata: { annotations: patch } })
-          .catch((e: unknown) => this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'announcing annotation write failed'));
+        this.#queueWrite(`announce:${key}`, () =>
+          this.#d.client.mergePatch(`/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`, { metadata: { annotations: patch } }, { timeoutMs: this.#apiTimeoutMs }),
+        );
       }
     }
   }
@@ -525,12 +786,14 @@ export class NodeAgent {
     const name = family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
     if (svc.metadata.annotations?.[name] === value) return true;
     try {
-      await this.#d.client.mergePatch(`/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`, {
-        metadata: { resourceVersion: svc.metadata.resourceVersion, annotations: { [name]: value } },
-      });
+      await this.#d.client.mergePatch(
+        `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`,
+        { metadata: { resourceVersion: svc.metadata.resourceVersion, annotations: { [name]: value } } },
+        { timeoutMs: this.#apiTimeoutMs },
+      );
       return true;
     } catch (e) {
-      if (!(e instanceof KubeApiError && e.status === 409)) this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'claim failed');
+      if (!(e instanceof KubeApiError && e.status === 409)) this.#d.log.warn({ service: key, err: errText(e) }, 'claim failed');
       else this.#d.log.debug({ service: key }, 'claim raced a newer Service; waiting for the fresh state');
       return false;
     }
@@ -541,52 +804,91 @@ export class NodeAgent {
     const [ns, name] = service.split('/');
     const key = (family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6).replace('/', '~1');
     await this.#d.client
-      .jsonPatch(`/api/v1/namespaces/${ns}/services/${name}`, [
-        { op: 'test', path: `/metadata/annotations/${key}`, value },
-        { op: 'remove', path: `/metadata/annotations/${key}` },
-      ])
+      .jsonPatch(
+        `/api/v1/namespaces/${ns}/services/${name}`,
+        [
+          { op: 'test', path: `/metadata/annotations/${key}`, value },
+          { op: 'remove', path: `/metadata/annotations/${key}` },
+        ],
+        { timeoutMs: this.#apiTimeoutMs },
+      )
       .catch((e: unknown) => {
         // 422 (the test failed: another node wrote it) and 404 (gone) are fine.
         if (!(e instanceof KubeApiError && (e.status === 422 || e.status === 404))) {
-          this.#d.log.warn({ service, err: e instanceof Error ? e.message : String(e) }, 'announcing annotation removal failed');
+          this.#d.log.warn({ service, err: errText(e) }, 'announcing annotation removal failed');
         }
       });
   }
 
-  // --- the agent's Lease -----------------------------------------------------
+  // --- the agents' Leases ----------------------------------------------------
 
   #observeLease(l: LeaseView): void {
     const node = l.spec.holderIdentity;
     if (node && node !== this.#s.node && l.spec.renewTime) {
-      const prev = this.#leaseSeen.get(node);
-      if (!prev || prev.renewTime !== l.spec.renewTime) this.#leaseSeen.set(node, { renewTime: l.spec.renewTime, at: Date.now() });
+      const now = this.#clock.now();
+      const published = l.metadata.annotations?.[LeaseAnnotation.gossipMode];
+      const mode = isSafetyMode(published) ? published : undefined;
+      const prev = this.#peerLeases.get(node);
+      this.#peerLeases.set(node, {
+        renewTime: l.spec.renewTime,
+        renewedAt: !prev || prev.renewTime !== l.spec.renewTime ? now : prev.renewedAt,
+        mode,
+        modeSince: !prev || prev.mode !== mode ? now : prev.modeSince,
+        subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
+        durationMs: (l.spec.leaseDurationSeconds ?? 10) * 1000,
+      });
     }
-    this.schedule();
+    this.#enforce();
   }
 
+  /** Renews this agent's Lease (created if missing), publishing the applied mode and the subnets. */
   async #renewLease(): Promise<void> {
     if (this.#stopped) return;
     const name = `${LEASE_PREFIX}${this.#s.node}`;
     const path = `/apis/coordination.k8s.io/v1/namespaces/${this.#s.namespace}/leases`;
     const annotations = {
       [LeaseAnnotation.memberlistAddress]: this.#s.memberlistAddress,
-      [LeaseAnnotation.gossipMode]: this.#mode,
+      [LeaseAnnotation.gossipMode]: this.#appliedMode,
       [LeaseAnnotation.subnets]: this.#localSubnets.map((s) => s.cidr).join(','),
     };
     const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date()) };
-    const started = Date.now();
+    const started = this.#clock.now();
+    const timeoutMs = Math.min(this.#apiTimeoutMs, this.#s.renewPeriodMs);
     try {
-      await this.#d.client.mergePatch(`${path}/${name}`, { metadata: { annotations }, spec });
+      await this.#d.client.mergePatch(`${path}/${name}`, { metadata: { annotations }, spec }, { timeoutMs });
       this.#leaseRenewedAt = started;
     } catch (e) {
       if (e instanceof KubeApiError && e.status === 404) {
         await this.#d.client
-          .create(path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: this.#s.namespace, labels: { 'purelb.io/component': 'lbnodeagent' }, annotations }, spec: { ...spec, acquireTime: spec.renewTime } })
+          .create(path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: this.#s.namespace, labels: { 'purelb.io/component': 'lbnodeagent' }, annotations }, spec: { ...spec, acquireTime: spec.renewTime } }, { timeoutMs })
           .then(() => (this.#leaseRenewedAt = started))
-          .catch((err: unknown) => this.#d.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Lease create failed'));
+          .catch((err: unknown) => this.#d.log.warn({ err: errText(err) }, 'Lease create failed'));
       } else {
-        this.#d.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'Lease renewal failed');
+        this.#d.log.warn({ err: errText(e) }, 'Lease renewal failed');
       }
+    }
+    this.#enforce();
+  }
+
+  /**
+   * Deletes the Leases of agents whose Node is gone and whose Lease has been stale for
+   * LEASE_GC_DURATIONS durations. Only a node in contact with the majority does it; a
+   * Lease of a Node that still exists is never deleted (its agent may only be cut off, and
+   * the rule counts it until its Node is removed).
+   */
+  #collectLeases(now: number): void {
+    if (this.#appliedMode !== 'swim') return;
+    for (const [node, l] of this.#peerLeases) {
+      if (now - l.renewedAt < LEASE_GC_DURATIONS * l.durationMs) continue;
+      this.#queueWrite(`gc:${node}`, async () => {
+        const gone = await this.#d.client.get(`/api/v1/nodes/${node}`, { timeoutMs: this.#apiTimeoutMs }).then(
+          () => false,
+          (e: unknown) => e instanceof KubeApiError && e.status === 404,
+        );
+        if (!gone) return;
+        this.#d.log.info({ node }, 'deleting the Lease of an agent whose Node is gone');
+        await this.#d.client.delete(`/apis/coordination.k8s.io/v1/namespaces/${this.#s.namespace}/leases/${LEASE_PREFIX}${node}`, { ignoreNotFound: true, timeoutMs: this.#apiTimeoutMs });
+      });
     }
   }
 
@@ -595,6 +897,10 @@ export class NodeAgent {
     if (!svc) return;
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function isLinkLocal(a: InterfaceAddress): boolean {

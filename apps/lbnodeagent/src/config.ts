@@ -16,6 +16,7 @@ export interface AgentConfig {
   readonly renewPeriodMs: number;
   readonly addressLifetimeS: number;
   readonly resyncMs: number;
+  readonly stallThresholdMs: number;
   readonly logLevel: LogLevel;
   /** Create the gossip Secret (a random key) when it does not exist. */
   readonly createMemberlistSecret: boolean;
@@ -35,7 +36,8 @@ export const SETTINGS: readonly Setting[] = [
   ['--metrics-port', 'PURELB_METRICS_PORT', '7473', 'port of that server (0: any free port)'],
   ['--lease-duration', 'PURELB_LEASE_DURATION', '10s', 'duration of this agent\'s Lease (purelb-agent-<node>): the split-brain guard\'s view of who is alive'],
   ['--renew-period', 'PURELB_RENEW_PERIOD', '2s', 'how often the Lease is renewed'],
-  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '10', 'seconds a local (elected) address lives on its interface unless renewed (renewed every third of that): a killed agent\'s addresses go away by themselves; virtual addresses are permanent; 0: forever'],
+  ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '1', 'seconds a local (elected) address lives on its interface unless renewed (renewed every quarter of that, only while this node may hold it): a killed or frozen agent\'s addresses stop answering by themselves; virtual addresses are permanent'],
+  ['--stall-threshold', 'PURELB_STALL_THRESHOLD', '250ms', 'an event-loop beat this late is a stall (a freeze, a long GC pause): local addresses are withdrawn until a membership probe sent after it is answered'],
   ['--resync', 'PURELB_RESYNC', '500ms', 'how often the guard is re-checked (Leases age, gossip health changes); addresses are re-read and re-applied when its outcome changes, and at least every 5 s'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn, error or silent'],
   ['--create-memberlist-secret', 'PURELB_MEMBERLIST_SECRET_CREATE', 'false', 'create the gossip Secret with a random key when it does not exist (the one-file manifest ships none); an existing Secret is never replaced'],
@@ -59,13 +61,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
     leaseDurationMs: parseDuration('--lease-duration', get('--lease-duration')),
     renewPeriodMs: parseDuration('--renew-period', get('--renew-period')),
-    addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 86_400),
+    addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 3600),
     resyncMs: parseDuration('--resync', get('--resync')),
+    stallThresholdMs: parseDuration('--stall-threshold', get('--stall-threshold')),
     logLevel: parseLogLevel('--log-level', get('--log-level')),
     createMemberlistSecret: parseBool('--create-memberlist-secret', get('--create-memberlist-secret')),
     defaultLBNodeAgent: parseJsonObject('--default-lbnodeagent', get('--default-lbnodeagent')),
   };
   if (c.renewPeriodMs * 2 > c.leaseDurationMs) throw new SettingsError('--renew-period must be at most half of --lease-duration, or a healthy agent\'s Lease could lapse');
-  if (c.addressLifetimeS !== 0 && c.addressLifetimeS < 5) throw new SettingsError('--address-lifetime: at least 5 seconds (renewals run every third of it, and must survive a slow reconcile), or 0');
+  if (c.addressLifetimeS < 1) throw new SettingsError('--address-lifetime: at least 1 second; a local address must expire by itself when its agent dies, so 0 (forever) is refused');
+  if (c.stallThresholdMs < 50 || c.stallThresholdMs > 10_000) throw new SettingsError('--stall-threshold: between 50ms and 10s');
   return c;
 }

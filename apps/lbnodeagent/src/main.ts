@@ -98,6 +98,7 @@ const agent = new NodeAgent(
     renewPeriodMs: config.renewPeriodMs,
     addressLifetimeS: config.addressLifetimeS,
     resyncMs: config.resyncMs,
+    stallThresholdMs: config.stallThresholdMs,
     memberlistAddress: transport.address,
   },
   { client, netlink, membership, services, slices, groups, agents, leases, events, metrics, log },

@@ -1,13 +1,18 @@
 // The node agent's Prometheus metrics (purelb_*).
-import { Counter, Gauge, MetricsRegistry, processMetrics } from '@purelb/k8s-glue';
-import type { Membership } from '@purelb/election';
+import { Counter, Gauge, type Histogram, MetricsRegistry, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
+import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
-import type { GossipMode } from './candidates.ts';
+
+const MODES: readonly SafetyMode[] = ['swim', 'settling', 'lease', 'lease-consensus', 'fenced', 'stalled'];
 
 export interface AgentMetrics {
   readonly registry: MetricsRegistry;
   readonly garpSent: Counter<'family'>;
-  update(plan: NodePlan, mode: GossipMode, liveMembers: number, node: string): void;
+  /** purelb_event_loop_lag_seconds, fed by the agent's heartbeat. */
+  readonly eventLoopLag: Histogram;
+  readonly stalls: Counter;
+  readonly probeConflicts: Counter<'family'>;
+  update(plan: NodePlan, mode: SafetyMode, liveMembers: number, node: string): void;
 }
 
 export function createMetrics(membership: Membership): AgentMetrics {
@@ -17,7 +22,16 @@ export function createMetrics(membership: Membership): AgentMetrics {
   const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
   const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });
   const members = new Gauge({ name: 'purelb_memberlist_members', help: 'Live members in this node\'s view (itself included).', registry });
-  const isolation = new Gauge({ name: 'purelb_guard_mode', help: '1 for the guard mode this node is in: swim (gossip works), lease (cut off from gossip), fenced (cut off from gossip and the API).', labelNames: ['mode'], registry });
+  const isolation = new Gauge({
+    name: 'purelb_guard_mode',
+    help: '1 for the mode of the safety rule this node is in (swim, settling, lease, lease-consensus, fenced, stalled), 0 for the others.',
+    labelNames: ['mode'],
+    registry,
+  });
+  const awaiting = new Gauge({ name: 'purelb_addresses_awaiting', help: 'Local addresses this node should hold but waits for (a handover, or the fence after losing their announcer).', registry });
+  const eventLoopLag = eventLoopLagHistogram(registry);
+  const stalls = new Counter({ name: 'purelb_stalls_total', help: 'Event-loop stalls past the stall threshold (each withdraws local addresses until contact is fresh).', registry });
+  const probeConflicts = new Counter({ name: 'purelb_probe_conflicts_total', help: 'Probes (ARP probe / DAD) before adding an address that another host answered.', labelNames: ['family'], registry });
   const garpSent = new Counter({ name: 'purelb_garp_sent_total', help: 'Gratuitous ARP / unsolicited neighbour advertisement rounds sent.', labelNames: ['family'], registry });
   const counters = [
     ['probesSent', 'purelb_memberlist_probes_total', 'Membership probes sent.'],
@@ -42,6 +56,9 @@ export function createMetrics(membership: Membership): AgentMetrics {
   return {
     registry,
     garpSent,
+    eventLoopLag,
+    stalls,
+    probeConflicts,
     update(plan, mode, liveMembers, node) {
       announced.reset();
       for (const w of plan.wanted.values()) announced.inc({ kind: w.kind, family: w.family });
@@ -52,8 +69,8 @@ export function createMetrics(membership: Membership): AgentMetrics {
       won.set(w);
       lost.set(l);
       members.set(liveMembers);
-      isolation.reset();
-      isolation.set({ mode }, 1);
+      awaiting.set(plan.awaitingHandover.size);
+      for (const m of MODES) isolation.set({ mode: m }, m === mode ? 1 : 0);
     },
   };
 }

@@ -1,6 +1,6 @@
 // What this node must hold: a pure function of a snapshot of the cluster and the node.
 import { type Family, parseAddress, parseSubnet } from '@purelb/ipam-core';
-import { winner } from '@purelb/election';
+import type { AddressVerdict } from '@purelb/election';
 
 /** A Service address as the agent sees it. */
 export interface ServiceAddress {
@@ -39,8 +39,12 @@ export interface NodeSnapshot {
   readonly localSubnets: readonly LocalSubnet[];
   /** The virtual interface (`extlbint`). */
   readonly virtualLink: string;
-  /** Who may win local addresses (the guard's candidates, this node included when it may). */
-  readonly candidates: readonly Member[];
+  /**
+   * The safety rule's verdict on one local address (`addressVerdict` of @purelb/election
+   * with the current decision): hold, release, or wait (fencing, or a live announcer that
+   * has not handed over yet).
+   */
+  readonly verdict: (address: string, announcedBy: string | undefined) => AddressVerdict;
 }
 
 /** One address this node must have. */
@@ -66,8 +70,11 @@ export interface NodePlan {
   readonly announcing: ReadonlyMap<string, ReadonlyMap<Family, string>>;
   /** Local addresses and who wins them (for metrics and logs). */
   readonly elections: ReadonlyMap<string, string | undefined>;
-  /** Local addresses this node won but waits for: a live node still announces them. */
-  readonly awaitingHandover: ReadonlyMap<string, string>;
+  /**
+   * Local addresses this node should hold but waits for: the announcer they wait for, and
+   * until when (undefined: until it hands over).
+   */
+  readonly awaitingHandover: ReadonlyMap<string, { readonly from: string; readonly until: number | undefined }>;
   readonly notes: readonly Note[];
 }
 
@@ -105,9 +112,8 @@ export function planNode(s: NodeSnapshot): NodePlan {
   const wanted = new Map<string, WantedAddress>();
   const announcing = new Map<string, Map<Family, string>>();
   const elections = new Map<string, string | undefined>();
-  const awaitingHandover = new Map<string, string>();
+  const awaitingHandover = new Map<string, { from: string; until: number | undefined }>();
   const notes: Note[] = [];
-  const candidateNames = new Set(s.candidates.map((c) => c.name));
   const want = (w: Omit<WantedAddress, 'services'>, service: string): void => {
     const prev = wanted.get(w.address);
     wanted.set(w.address, { ...w, services: prev ? [...prev.services, service] : [service] });
@@ -119,20 +125,15 @@ export function planNode(s: NodeSnapshot): NodePlan {
       if (a.trafficPolicy === 'Local' && !a.shared) {
         notes.push({ service: a.service, reason: 'TrafficPolicyNotSupported', message: `externalTrafficPolicy Local is not supported on local address ${a.address}; treated as Cluster` });
       }
-      let w = elections.get(a.address);
-      if (!elections.has(a.address)) {
-        w = winner(a.address, s.candidates);
-        elections.set(a.address, w);
-      }
-      if (w !== s.node) continue;
-      // Break before make: while another live candidate still announces the address, it
-      // has not withdrawn it yet; claim once it has (its announcement is removed only
-      // after its withdrawal) or once it is no longer a candidate (dead: claim at once).
-      if (a.announcedBy && a.announcedBy !== s.node && candidateNames.has(a.announcedBy)) {
-        awaitingHandover.set(a.address, a.announcedBy);
+      // A shared address: the first Service's announcement decides for all of them.
+      if (elections.has(a.address) && !wanted.has(a.address)) continue;
+      const v = s.verdict(a.address, a.announcedBy);
+      elections.set(a.address, v.holder);
+      if (v.action === 'release') continue;
+      if (v.action === 'wait') {
+        awaitingHandover.set(a.address, { from: a.announcedBy ?? '', until: v.until });
         continue;
       }
-      if (awaitingHandover.has(a.address)) continue;
       want({ address: a.address, family: a.family, link: local.link, prefixLength: local.prefixLength, kind: 'local' }, a.service);
       let m = announcing.get(a.service);
       if (!m) announcing.set(a.service, (m = new Map<Family, string>()));

@@ -32,4 +32,21 @@ export { Membership, type MembershipOptions, type MembershipEvents } from './mem
 export { type Transport, type TransportHandlers, type Scheduler, realScheduler, splitHostPort, joinHostPort } from './transport.ts';
 export { UdpTransport, DEFAULT_PORT, type UdpTransportOptions } from './udp-transport.ts';
 export { winner, winnerScore, canAnnounce, type WinnerCandidate } from './winner.ts';
+export {
+  decideSafety,
+  addressVerdict,
+  hardFenceMs,
+  safetyTiming,
+  initialSafetyState,
+  isSafetyMode,
+  WITHDRAWN_MODES,
+  type SafetyMode,
+  type SafetyTiming,
+  type SafetyMember,
+  type SafetyLease,
+  type SafetyInput,
+  type SafetyState,
+  type SafetyDecision,
+  type AddressVerdict,
+} from './safety.ts';
 export { guard, leaseFresh, type GuardDecision, type GuardHealth, type GuardLease, type GuardMode, type GuardSwimMember } from './guard.ts';

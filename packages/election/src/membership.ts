@@ -197,6 +197,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.#swim.canGossip();
   }
 
+  /**
+   * Send time (scheduler clock) of this member's latest answered probe: see `Swim.lastContactAt`.
+   * The split-brain rule (`decideSafety`) needs it to tell a fresh view from a stale one.
+   */
+  lastContactAt(): number {
+    return this.#swim.lastContactAt();
+  }
+
   /** Replaces this member's subnets; the change reaches the others as an `update`. */
   setSubnets(subnets: readonly string[]): void {
     validateSubnets(subnets);

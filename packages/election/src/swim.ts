@@ -113,6 +113,8 @@ interface Probe {
   readonly seq: number;
   readonly target: string;
   readonly address: string;
+  /** When the ping went out: an answer proves contact as of then, not as of its arrival. */
+  readonly sentAt: number;
   readonly ackDeadline: number;
   readonly endDeadline: number;
   indirectSent: boolean;
@@ -124,6 +126,7 @@ interface Relay {
   readonly origin: string;
   readonly originSeq: number;
   nackAt: number;
+  readonly sentAt: number;
   readonly expiresAt: number;
 }
 
@@ -242,6 +245,16 @@ export class Swim {
    * Whether this member hears from its peers: true if it has no live peer, or a probe of
    * its own (or a full-state exchange) was answered within `isolationTimeoutMs`.
    */
+  /**
+   * Send time of the latest probe, keepalive, relayed probe or full-state exchange that was
+   * answered: this member's view is known fresh as of then. A send time, not an arrival
+   * time, so an answer that waited in a socket while the process was frozen proves nothing
+   * about the time after the freeze.
+   */
+  lastContactAt(): number {
+    return this.#lastRoundTripAt;
+  }
+
   canGossip(): boolean {
     if (this.#table.liveCount <= 1) return true;
     return this.#o.now() - this.#lastRoundTripAt <= this.#cfg.isolationTimeoutMs;
@@ -360,6 +373,7 @@ export class Swim {
       seq,
       target: target.name,
       address: target.address,
+      sentAt: now,
       ackDeadline: now + scale(this.#cfg.probeTimeoutMs),
       endDeadline: now + scale(this.#cfg.probeIntervalMs),
       indirectSent: false,
@@ -393,12 +407,14 @@ export class Swim {
 
   #keepalive(now: number): void {
     this.#nextKeepaliveAt = now + this.#cfg.isolationTimeoutMs / 4;
-    const [peer] = this.#table.sample(1, (m) => m.status === 'alive' && m !== this.#self, this.#o.random);
-    if (!peer) return;
-    const seq = this.#nextSeq();
-    this.#keepalives.set(seq, now + this.#cfg.isolationTimeoutMs);
+    // Two peers, so that one peer that died (and is not declared dead yet) does not make
+    // this member believe itself cut off.
+    for (const peer of this.#table.sample(2, (m) => m.status === 'alive' && m !== this.#self, this.#o.random)) {
+      const seq = this.#nextSeq();
+      this.#keepalives.set(seq, now + this.#cfg.isolationTimeoutMs);
+      this.#sendPacket(peer.address, [{ type: MessageType.Ping, seq, target: peer.name }]);
+    }
     if (this.#keepalives.size > 64) for (const [s, exp] of this.#keepalives) if (exp < now) this.#keepalives.delete(s);
-    this.#sendPacket(peer.address, [{ type: MessageType.Ping, seq, target: peer.name }]);
   }
 
   // ---- packets ----
@@ -444,7 +460,7 @@ export class Swim {
           this.#probe.nacks++;
           this.counters.nacksReceived++;
           // A relay answered: our own network works, even if the target does not.
-          this.#lastRoundTripAt = this.#o.now();
+          this.#contact(this.#probe.sentAt);
         }
         return;
       case MessageType.Suspect:
@@ -462,24 +478,30 @@ export class Swim {
     }
   }
 
+  /** Records contact proven by an answer to something sent at `sentAt`. */
+  #contact(sentAt: number): void {
+    if (sentAt > this.#lastRoundTripAt) this.#lastRoundTripAt = sentAt;
+  }
+
   #onAck(seq: number): void {
-    const now = this.#o.now();
     const p = this.#probe;
     if (p && p.seq === seq) {
       this.#probe = undefined;
       this.counters.acksReceived++;
-      this.#lastRoundTripAt = now;
+      this.#contact(p.sentAt);
       this.#awareness = applyAwarenessDelta(this.#awareness, -1, this.#cfg.awarenessMaxMultiplier);
       return;
     }
-    if (this.#keepalives.delete(seq)) {
-      this.#lastRoundTripAt = now;
+    const keepaliveExpiry = this.#keepalives.get(seq);
+    if (keepaliveExpiry !== undefined) {
+      this.#keepalives.delete(seq);
+      this.#contact(keepaliveExpiry - this.#cfg.isolationTimeoutMs);
       return;
     }
     const r = this.#relays.get(seq);
     if (r) {
       this.#relays.delete(seq);
-      this.#lastRoundTripAt = now;
+      this.#contact(r.sentAt);
       this.#sendPacket(r.origin, [{ type: MessageType.Ack, seq: r.originSeq }]);
     }
   }
@@ -495,6 +517,7 @@ export class Swim {
       origin: from,
       originSeq: m.seq,
       nackAt: m.wantNack ? now + indirectNackDelayMs(this.#cfg.probeTimeoutMs) : Infinity,
+      sentAt: now,
       expiresAt: now + this.#cfg.probeIntervalMs,
     });
     this.counters.indirectProbesRelayed++;
@@ -755,6 +778,7 @@ export class Swim {
 
   /** Exchanges full state with the member at `address`; `done` gets an error or nothing. */
   pushPull(address: string, join: boolean, done?: (error: Error | undefined) => void): void {
+    const sentAt = this.#o.now();
     const payload = this.#o.envelope.seal(encodeMessage({ type: MessageType.PushPull, join, members: this.#snapshot() }));
     this.counters.bytesSent += payload.length;
     this.#o.transport.request(address, payload, this.#cfg.streamTimeoutMs, (error, reply) => {
@@ -764,7 +788,7 @@ export class Swim {
         const states = this.#openPushPull(reply);
         if (states) {
           this.counters.pushPulls++;
-          this.#lastRoundTripAt = this.#o.now();
+          this.#contact(sentAt);
           if (this.#running) this.#merge(states);
         } else failure = new Error(`push-pull reply from ${address} was dropped`);
       } else if (!failure) failure = new Error(`push-pull to ${address}: no reply`);

@@ -33,12 +33,14 @@ export {
   type Metric,
   Counter,
   Gauge,
+  Histogram,
   type MetricOptions,
   type LabelValues,
   MetricsError,
   MetricsErrorCode,
 } from './metrics.ts';
 export { processMetrics } from './process-metrics.ts';
+export { eventLoopLagHistogram, monitorEventLoopLag, beatLagMs, EVENT_LOOP_LAG_BUCKETS } from './event-loop.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
 export {

@@ -69,8 +69,8 @@ interface Series {
 
 /** What Counter and Gauge share: name, help, label names, series, and the text they write. */
 export abstract class Metric<L extends string = never> {
-  /** `counter` or `gauge`, as written on the `# TYPE` line. */
-  abstract readonly type: 'counter' | 'gauge';
+  /** `counter`, `gauge` or `histogram`, as written on the `# TYPE` line. */
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly L[];
@@ -230,6 +230,61 @@ export class Gauge<L extends string = never> extends Metric<L> {
   dec(labelsOrValue?: LabelValues<L> | number, value?: number): void {
     const [labels, v] = this.args(labelsOrValue, value, 1);
     this.add(labels, -v);
+  }
+}
+
+/**
+ * A distribution without labels, e.g. `purelb_event_loop_lag_seconds`: cumulative
+ * `_bucket{le="..."}` counts for the given upper bounds plus `+Inf`, `_sum` and `_count`,
+ * as prom-client writes them.
+ */
+export class Histogram extends Metric {
+  readonly type = 'histogram';
+  readonly buckets: readonly number[];
+  readonly #counts: number[];
+  #sum = 0;
+  #count = 0;
+
+  constructor(opts: Omit<MetricOptions<never, Histogram>, 'labelNames'> & { readonly buckets: readonly number[] }) {
+    super(opts as MetricOptions<never, never>);
+    const b = [...opts.buckets];
+    if (b.length === 0 || b.some((x, i) => !Number.isFinite(x) || (i > 0 && x <= b[i - 1]!))) {
+      throw new MetricsError(MetricsErrorCode.InvalidValue, opts.name, 'buckets must be finite and strictly increasing');
+    }
+    this.buckets = Object.freeze(b);
+    this.#counts = b.map(() => 0);
+  }
+
+  /** Records one observation. */
+  observe(value: number): void {
+    this.checkNumber(value);
+    if (Number.isNaN(value)) throw new MetricsError(MetricsErrorCode.InvalidValue, this.name, 'cannot observe NaN');
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.#counts[i]!++;
+    this.#sum += value;
+    this.#count++;
+  }
+
+  /** Observations so far, and their sum. */
+  get count(): number {
+    return this.#count;
+  }
+
+  get sum(): number {
+    return this.#sum;
+  }
+
+  /** The smallest bucket bound holding at least `q` (0-1) of the observations (Infinity past the last). */
+  quantileBound(q: number): number {
+    const want = q * this.#count;
+    for (let i = 0; i < this.buckets.length; i++) if (this.#counts[i]! >= want) return this.buckets[i]!;
+    return Infinity;
+  }
+
+  override exposition(): string {
+    let out = `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} histogram\n`;
+    this.buckets.forEach((b, i) => (out += `${this.name}_bucket{le="${formatValue(b)}"} ${this.#counts[i]}\n`));
+    out += `${this.name}_bucket{le="+Inf"} ${this.#count}\n${this.name}_sum ${formatValue(this.#sum)}\n${this.name}_count ${this.#count}\n`;
+    return out;
   }
 }
 
