@@ -21,6 +21,14 @@ export const NetlinkErrorCode = {
   SocketFailed: 'NETLINK_SOCKET_FAILED',
   /** The kernel answered with an error this package has no more specific code for; `errno` says which. */
   RequestFailed: 'NETLINK_REQUEST_FAILED',
+  /**
+   * A probe (`arping -D`, duplicate address detection) could not be made: the link is down or
+   * has no carrier, has no Ethernet address, does not do ARP, or a frame could not be sent or
+   * read. Distinct from a probe that ran and heard nobody, which is `{ conflict: false }`.
+   */
+  ProbeFailed: 'NETLINK_PROBE_FAILED',
+  /** The caller's `AbortSignal` fired before the call finished; `cause` is the signal's reason. */
+  Aborted: 'NETLINK_ABORTED',
 } as const;
 
 export type NetlinkErrorCode = (typeof NetlinkErrorCode)[keyof typeof NetlinkErrorCode];
@@ -45,8 +53,8 @@ export class NetlinkError extends Error {
   readonly code: NetlinkErrorCode;
   readonly context: NetlinkErrorContext;
 
-  constructor(code: NetlinkErrorCode, message: string, context: NetlinkErrorContext = {}) {
-    super(message);
+  constructor(code: NetlinkErrorCode, message: string, context: NetlinkErrorContext = {}, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.code = code;
     this.context = context;
   }

@@ -1,5 +1,8 @@
 import type {
+  AddressBatchItem,
   AddressOptions,
+  AddressReplaceItem,
+  BatchResult,
   AnnounceOptions,
   DefaultRoute,
   Family,
@@ -8,6 +11,8 @@ import type {
   LinkRef,
   LocalSubnet,
   NetChangeSubscription,
+  ProbeOptions,
+  ProbeResult,
   VirtualLinkResult,
 } from './types.ts';
 
@@ -28,7 +33,7 @@ export interface NetlinkHandle {
   /** `ip -4|-6 addr show [dev LINK]`. Without a family, both. */
   listAddresses(filter?: { readonly link?: LinkRef; readonly family?: Family }): Promise<InterfaceAddress[]>;
   /**
-   * `ip addr add ADDRESS/PREFIX dev LINK [noprefixroute] [nodad] [valid_lft N preferred_lft M]`.
+   * `ip addr add ADDRESS/PREFIX dev LINK [noprefixroute] [nodad] [valid_lft N preferred_lft M] [proto N]`.
    * `address` is `a.b.c.d/len` or `x::y/len`; without `/len` it is a host address (/32, /128).
    * Returns whether the address was added (false: it was already there, left as it was).
    */
@@ -37,9 +42,25 @@ export interface NetlinkHandle {
   replaceAddress(link: LinkRef, address: string, options?: AddressOptions): Promise<void>;
   /**
    * `ip addr del ADDRESS/PREFIX dev LINK`. Returns whether an address was removed (false: it was
-   * not there). Without `/len` any prefix length matches.
+   * not there). With `/len` it is one request and nothing is read first. Without `/len` any
+   * prefix length matches: an IPv4 address is still one request (the kernel matches any
+   * length), an IPv6 address costs a read of the IPv6 addresses first (the kernel needs the length).
    */
   deleteAddress(link: LinkRef, address: string): Promise<boolean>;
+  /**
+   * Many `ip addr del` at once, like `ip -batch` with one `addr del` line per item: the requests
+   * go out together on the netlink socket and their acks are collected, instead of one round
+   * trip after another. Each link name is looked up once, and one read of the IPv6 addresses
+   * serves every IPv6 item without `/len`. Resolves with one result per item, in order (the
+   * value says whether an address was removed); a failed item does not stop the others.
+   * Rejects only when the handle is closed when it is called.
+   */
+  deleteAddresses(items: readonly AddressBatchItem[]): Promise<BatchResult<boolean>[]>;
+  /**
+   * Many `ip addr replace` at once, pipelined as {@link deleteAddresses} is. Resolves with
+   * one result per item, in order; rejects only when the handle is closed when it is called.
+   */
+  replaceAddresses(items: readonly AddressReplaceItem[]): Promise<BatchResult<void>[]>;
 
   /** `ip -4|-6 route show default` (main table): the route with the lowest metric, or undefined. */
   defaultRoute(family: Family): Promise<DefaultRoute | undefined>;
@@ -66,6 +87,30 @@ export interface NetlinkHandle {
    * resolves after the last.
    */
   announce(link: LinkRef, address: string, options?: AnnounceOptions): Promise<void>;
+
+  /**
+   * Is another host on this link answering for `address` right now? `arping -D -I LINK ADDRESS`
+   * for IPv4: ARP probes as in RFC 5227 (an ARP request from the link's MAC with sender address
+   * 0.0.0.0 and target `address`, broadcast). For IPv6, the duplicate address detection that
+   * `ip addr add` without `nodad` makes the kernel run (RFC 4862 section 5.4): neighbour
+   * solicitations from `::` to the address's solicited-node group, target `address`.
+   *
+   * `probes` probes go out `intervalMs` apart, then the call listens `waitMs` more; listening
+   * starts before the first probe. A conflict is a frame from another MAC that claims the
+   * address (an ARP reply, request or announcement with it as sender address; a neighbour
+   * advertisement for it) or another host probing for it at the same time. The call returns
+   * as soon as it hears one, and otherwise after `(probes - 1) * intervalMs + waitMs`.
+   *
+   * Frames from the link's own MAC never count. This host's kernel does not answer its own
+   * probe either, so when this host itself holds the address the answer is `{ conflict: false }`:
+   * check your own addresses with `listAddresses`.
+   *
+   * Throws, instead of answering, when it could not probe: `NETLINK_LINK_NOT_FOUND`;
+   * `NETLINK_PROBE_FAILED` when the link is down, has no carrier, has no Ethernet address,
+   * has ARP turned off (NOARP), goes down during the probe or a frame cannot be sent;
+   * `NETLINK_PERMISSION` without CAP_NET_RAW; `NETLINK_ABORTED` when `signal` fires.
+   */
+  probeAddress(link: LinkRef, address: string, options?: ProbeOptions): Promise<ProbeResult>;
 
   /** `ip monitor link address`: link and address changes as they happen. */
   subscribe(): NetChangeSubscription;

@@ -1,8 +1,20 @@
 import { channel } from 'node:diagnostics_channel';
 import { constants as osConstants } from 'node:os';
 import { formatAddressBytes, formatMac, networkBytes, parseAddressText, subnetContains, type ParsedAddress } from './address.ts';
-import { ARP_REPLY, ARP_REQUEST, buildGratuitousArp, buildUnsolicitedNeighbourAdvertisement } from './announce/frames.ts';
-import { PacketSender } from './announce/packet-socket.ts';
+import {
+  ALL_NODES_MAC,
+  ARP_REPLY,
+  ARP_REQUEST,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV6,
+  buildArpProbe,
+  buildDadNeighbourSolicitation,
+  buildGratuitousArp,
+  buildUnsolicitedNeighbourAdvertisement,
+  solicitedNodeMulticast,
+} from './announce/frames.ts';
+import { PacketReceiver, PacketSender, PacketSocketError } from './announce/packet-socket.ts';
+import { conflictingMac, neighbourDiscoveryFilter, probeOperation, probeTiming, throwIfAborted, type ProbeSubject } from './announce/probe.ts';
 import { NetlinkError, NetlinkErrorCode } from './errors.ts';
 import type { NetlinkHandle } from './handle.ts';
 import { NetnsPin } from './netns.ts';
@@ -31,8 +43,11 @@ import {
 import { RtnlFailure, RtnlSocket, errnoName } from './rtnl/socket.ts';
 import { ChangeQueue } from './subscription.ts';
 import type {
+  AddressBatchItem,
   AddressOptions,
+  AddressReplaceItem,
   AnnounceOptions,
+  BatchResult,
   DefaultRoute,
   Family,
   InterfaceAddress,
@@ -41,8 +56,17 @@ import type {
   LocalSubnet,
   NetChange,
   NetChangeSubscription,
+  ProbeOptions,
+  ProbeResult,
   VirtualLinkResult,
 } from './types.ts';
+
+/** IFF_NOARP: the link does no ARP (and no neighbour discovery). */
+const IFF_NOARP = 0x80;
+/** How often a probe reads what has arrived while it waits: the latency of an early answer. */
+const PROBE_POLL_MS = 5;
+/** Items of a batch in flight at once: bounds the memory a batch of any size takes. */
+const BATCH_WINDOW = 512;
 
 /** Options of {@link openNetlinkHandle}. */
 export interface NetlinkHandleOptions {
@@ -88,16 +112,24 @@ export function toInterfaceAddress(r: RawAddress): InterfaceAddress {
     },
     validLifetime: lifetime(r.validLifetime),
     preferredLifetime: lifetime(r.preferredLifetime),
+    ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
   };
 }
 
-/** Validates lifetimes and flags into the request fields; shared with the in-memory handle. */
-export function addressRequestFields(address: string, options: AddressOptions): { flags: number; lifetimes?: { valid: number; preferred: number } } {
+/** Validates lifetimes, flags and protocol into the request fields; shared with the in-memory handle. */
+export function addressRequestFields(
+  address: string,
+  options: AddressOptions,
+): { flags: number; lifetimes?: { valid: number; preferred: number }; protocol?: number } {
   let flags = 0;
   if (options.noprefixroute) flags |= IFA_F.NOPREFIXROUTE;
   if (options.nodad) flags |= IFA_F.NODAD;
-  const { validLifetime, preferredLifetime } = options;
-  if (validLifetime === undefined && preferredLifetime === undefined) return { flags };
+  const { validLifetime, preferredLifetime, protocol } = options;
+  if (protocol !== undefined && !(Number.isInteger(protocol) && protocol >= 0 && protocol <= 255)) {
+    throw new NetlinkError(NetlinkErrorCode.InvalidArgument, `protocol ${protocol} for ${address} must be a whole number from 0 to 255`, { address, field: 'protocol' });
+  }
+  const proto = protocol !== undefined ? { protocol } : {};
+  if (validLifetime === undefined && preferredLifetime === undefined) return { flags, ...proto };
   const valid = validLifetime ?? Infinity;
   const preferred = preferredLifetime ?? valid;
   for (const [field, v] of [['validLifetime', valid], ['preferredLifetime', preferred]] as const) {
@@ -109,7 +141,7 @@ export function addressRequestFields(address: string, options: AddressOptions): 
     throw new NetlinkError(NetlinkErrorCode.InvalidArgument, `preferredLifetime ${preferred} for ${address} exceeds validLifetime ${valid}`, { address, field: 'preferredLifetime' });
   }
   const enc = (v: number): number => (v === Infinity ? INFINITY_LIFE_TIME : v);
-  return { flags, lifetimes: { valid: enc(valid), preferred: enc(preferred) } };
+  return { flags, lifetimes: { valid: enc(valid), preferred: enc(preferred) }, ...proto };
 }
 
 /** Maps a failed request to the package's error, naming what the call was about. */
@@ -211,23 +243,34 @@ class KernelNetlinkHandle implements NetlinkHandle {
   async deleteAddress(link: LinkRef, address: string): Promise<boolean> {
     const op = `ip addr del ${address} dev ${link}`;
     const parsed = parseAddressText(address);
-    let target = parsed;
-    if (!parsed.hadPrefix) {
-      // `ip addr del` without a length matches any length, with a warning; we look it up instead.
-      const index = await this.#linkIndex(link, op);
-      const text = formatAddressBytes(parsed.bytes);
-      const found = (await this.listAddresses({ family: parsed.family })).find((a) => a.linkIndex === index && a.address === text);
-      if (!found) return false;
-      target = { ...parsed, prefixLength: found.prefixLength };
-    }
-    try {
-      await this.#addressRequest(RTM.DELADDR, 0, link, target, {}, op);
-      this.#publish('delete', link, address);
-      return true;
-    } catch (e) {
-      if (e instanceof NetlinkError && e.context.errno === 'EADDRNOTAVAIL') return false;
-      throw e;
-    }
+    // An IPv6 address without a length needs the link checked and the addresses read; anything else goes straight out.
+    const needsLookup = !parsed.hadPrefix && parsed.family === 'IPv6';
+    const index = typeof link === 'number' && !needsLookup ? link : await this.#linkIndex(link, op);
+    return this.#deleteResolved(link, index, parsed, address, op, () => this.listAddresses({ family: 'IPv6' }));
+  }
+
+  async deleteAddresses(items: readonly AddressBatchItem[]): Promise<BatchResult<boolean>[]> {
+    if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, 'ip addr del: the handle is closed', { operation: 'ip addr del' });
+    const links = await this.#resolveLinks(items.map((i) => i.link));
+    // One read of the IPv6 addresses serves every IPv6 item without a length.
+    let v6: Promise<InterfaceAddress[]> | undefined;
+    const lookup = (): Promise<InterfaceAddress[]> => (v6 ??= this.listAddresses({ family: 'IPv6' }));
+    return this.#batch(items, async (item) => {
+      const op = `ip addr del ${item.address} dev ${item.link}`;
+      const parsed = parseAddressText(item.address);
+      return this.#deleteResolved(item.link, resolvedIndex(links, item.link, item.address, op), parsed, item.address, op, lookup);
+    });
+  }
+
+  async replaceAddresses(items: readonly AddressReplaceItem[]): Promise<BatchResult<void>[]> {
+    if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, 'ip addr replace: the handle is closed', { operation: 'ip addr replace' });
+    const links = await this.#resolveLinks(items.map((i) => i.link));
+    return this.#batch(items, async (item) => {
+      const op = `ip addr replace ${item.address} dev ${item.link}`;
+      const index = resolvedIndex(links, item.link, item.address, op);
+      await this.#addressRequest(RTM.NEWADDR, NLM_F.CREATE | NLM_F.REPLACE, item.link, item.address, item.options ?? {}, op, index);
+      this.#publish('replace', item.link, item.address);
+    });
   }
 
   async defaultRoute(family: Family): Promise<DefaultRoute | undefined> {
@@ -339,6 +382,61 @@ class KernelNetlinkHandle implements NetlinkHandle {
     this.#publish('announce', link, address);
   }
 
+  async probeAddress(link: LinkRef, address: string, options: ProbeOptions = {}): Promise<ProbeResult> {
+    const timing = probeTiming(address, options);
+    const parsed = parseAddressText(address);
+    const op = probeOperation(parsed.family, link, address);
+    const context = { link, address, operation: op };
+    const { signal } = options;
+    throwIfAborted(signal, op, context);
+    const sender = this.#sender;
+    if (!sender) throw this.#senderError ?? new NetlinkError(NetlinkErrorCode.Closed, `${op}: the handle is closed`, context);
+    const raw = await this.#rawLink(link, op);
+    checkProbeLink(raw, context, 'is');
+    const subject: ProbeSubject = { family: parsed.family, address: parsed.bytes, mac: raw.mac };
+    const frame = parsed.family === 'IPv4' ? buildArpProbe(raw.mac, parsed.bytes) : buildDadNeighbourSolicitation(raw.mac, parsed.bytes);
+    // Bound (and filtered) before the first probe goes out, so no answer can slip past.
+    const receiver = this.#pin.run(
+      () =>
+        new PacketReceiver(
+          raw.index,
+          parsed.family === 'IPv4'
+            ? { protocol: ETHERTYPE_ARP, receiveBufferBytes: 1 << 20, operation: op }
+            : { protocol: ETHERTYPE_IPV6, filter: neighbourDiscoveryFilter(), multicast: [solicitedNodeMulticast(parsed.bytes).mac, ALL_NODES_MAC], receiveBufferBytes: 1 << 20, operation: op },
+        ),
+    );
+    try {
+      const heard = (): string | undefined => {
+        try {
+          for (const f of receiver.drain()) {
+            const mac = conflictingMac(f, subject);
+            if (mac) return mac;
+          }
+          return undefined;
+        } catch (e) {
+          throw probeSocketFailure(e, context, 'read');
+        }
+      };
+      const start = performance.now();
+      for (let i = 0; i < timing.probes; i++) {
+        const early = i === 0 ? undefined : await this.#listenUntil(start + i * timing.intervalMs, heard, signal, context);
+        if (early) return { conflict: true, mac: early };
+        try {
+          sender.trySend(raw.index, frame);
+        } catch (e) {
+          throw probeSocketFailure(e, context, 'send');
+        }
+      }
+      const mac = await this.#listenUntil(start + timing.totalMs, heard, signal, context);
+      if (mac) return { conflict: true, mac };
+      // Silence from a link that went down meanwhile proves nothing.
+      checkProbeLink(await this.#rawLink(link, op), context, 'went');
+      return { conflict: false };
+    } finally {
+      receiver.close();
+    }
+  }
+
   subscribe(): NetChangeSubscription {
     if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, 'ip monitor: the handle is closed', { operation: 'ip monitor' });
     const socket = this.#pin.run(() => new RtnlSocket({ groups: RTMGRP.LINK | RTMGRP.IPV4_IFADDR | RTMGRP.IPV6_IFADDR }));
@@ -397,12 +495,96 @@ class KernelNetlinkHandle implements NetlinkHandle {
     return (await this.#rawLink(link, op)).index;
   }
 
-  async #addressRequest(type: number, flags: number, link: LinkRef, address: string | ParsedAddress, options: AddressOptions, op: string): Promise<void> {
+  /** Reads what arrives until `deadline` (performance.now() time); returns the first conflicting MAC heard. */
+  async #listenUntil(deadline: number, heard: () => string | undefined, signal: AbortSignal | undefined, context: ProbeContext): Promise<string | undefined> {
+    // At most one pass per millisecond of the longest probe, so the loop is bounded by count as well as by time.
+    for (let pass = 0; pass < 100_000; pass++) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      await new Promise((r) => setTimeout(r, Math.min(PROBE_POLL_MS, left)));
+      if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, `${context.operation}: the handle was closed`, context);
+      throwIfAborted(signal, context.operation, context);
+      const mac = heard();
+      if (mac) return mac;
+    }
+    // Everything the kernel received before the deadline is in the queue now.
+    return heard();
+  }
+
+  /** Looks up each distinct link once (by name or index) for a batch. */
+  async #resolveLinks(links: readonly LinkRef[]): Promise<Map<LinkRef, number | NetlinkError>> {
+    const distinct = [...new Set(links)];
+    const out = new Map<LinkRef, number | NetlinkError>();
+    await Promise.all(
+      distinct.map(async (l) => {
+        try {
+          out.set(l, await this.#linkIndex(l, `ip link show ${l}`));
+        } catch (e) {
+          out.set(l, e instanceof NetlinkError ? e : translate(e, `ip link show ${l}`, { link: l }));
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Runs `one` for every item, at most BATCH_WINDOW at a time, and collects one result per item in order. */
+  async #batch<I, T>(items: readonly I[], one: (item: I) => Promise<T>): Promise<BatchResult<T>[]> {
+    const results: BatchResult<T>[] = [];
+    for (let start = 0; start < items.length; start += BATCH_WINDOW) {
+      const window = items.slice(start, start + BATCH_WINDOW);
+      // Called in one tick, so the socket packs them into few datagrams and acks them together.
+      const settled = await Promise.all(
+        window.map((item) =>
+          one(item).then(
+            (value): BatchResult<T> => ({ ok: true, value }),
+            (e: unknown): BatchResult<T> => ({ ok: false, error: e instanceof NetlinkError ? e : translate(e, 'batch', {}) }),
+          ),
+        ),
+      );
+      results.push(...settled);
+    }
+    return results;
+  }
+
+  async #deleteResolved(link: LinkRef, index: number, parsed: ParsedAddress, address: string, op: string, v6Addresses: () => Promise<InterfaceAddress[]>): Promise<boolean> {
+    let target = parsed;
+    let anyPrefixLength = false;
+    if (!parsed.hadPrefix) {
+      if (parsed.family === 'IPv4') {
+        // The kernel deletes an IPv4 address whatever its length when the request carries no IFA_ADDRESS.
+        anyPrefixLength = true;
+      } else {
+        const text = formatAddressBytes(parsed.bytes);
+        const found = (await v6Addresses()).find((a) => a.linkIndex === index && a.address === text);
+        if (!found) return false;
+        target = { ...parsed, prefixLength: found.prefixLength };
+      }
+    }
+    try {
+      await this.#addressRequest(RTM.DELADDR, 0, link, target, {}, op, index, anyPrefixLength);
+      this.#publish('delete', link, address);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.context.errno === 'EADDRNOTAVAIL') return false;
+      throw e;
+    }
+  }
+
+  async #addressRequest(
+    type: number,
+    flags: number,
+    link: LinkRef,
+    address: string | ParsedAddress,
+    options: AddressOptions,
+    op: string,
+    knownIndex?: number,
+    anyPrefixLength = false,
+  ): Promise<void> {
     const text = typeof address === 'string' ? address : `${formatAddressBytes(address.bytes)}/${address.prefixLength}`;
     const parsed = typeof address === 'string' ? parseAddressText(address) : address;
     const fields = addressRequestFields(text, options);
     // The link name costs one round trip per call; an index skips it.
-    const index = typeof link === 'number' ? link : await this.#linkIndex(link, op);
+    const index = knownIndex ?? (typeof link === 'number' ? link : await this.#linkIndex(link, op));
     try {
       await this.#socket.change((seq) =>
         encodeAddressRequest(type, NLM_F.REQUEST | NLM_F.ACK | flags, seq, {
@@ -412,6 +594,8 @@ class KernelNetlinkHandle implements NetlinkHandle {
           address: parsed.bytes,
           flags: fields.flags,
           ...(fields.lifetimes ? { lifetimes: fields.lifetimes } : {}),
+          ...(fields.protocol !== undefined ? { protocol: fields.protocol } : {}),
+          ...(anyPrefixLength ? { anyPrefixLength } : {}),
         }),
       );
     } catch (e) {
@@ -424,6 +608,39 @@ class KernelNetlinkHandle implements NetlinkHandle {
   #publish(op: string, link: LinkRef, address: string | undefined): void {
     if (diagnostics.hasSubscribers) diagnostics.publish({ op, link, address });
   }
+}
+
+interface ProbeContext {
+  readonly link: LinkRef;
+  readonly address: string;
+  readonly operation: string;
+}
+
+/** Throws `NETLINK_PROBE_FAILED` unless a probe on `raw` can mean something. `tense`: before ('is') or after ('went'). */
+function checkProbeLink(raw: RawLink, context: ProbeContext, tense: 'is' | 'went'): void {
+  const during = tense === 'went' ? ' during the probe' : '';
+  const fail = (why: string): never => {
+    throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${raw.name} ${why}${during}; nothing could be heard`, { ...context, field: 'link' });
+  };
+  if ((raw.flags & IFF_UP) === 0) fail(tense === 'is' ? `is down (ip link set ${raw.name} up)` : 'went down');
+  if (raw.operState !== 'up' && raw.operState !== 'unknown') fail(`${tense === 'is' ? 'has' : 'lost'} no carrier (operstate ${raw.operState})`);
+  if (raw.mac.length !== 6 || raw.mac.every((b) => b === 0)) fail('has no Ethernet address');
+  if ((raw.flags & IFF_NOARP) !== 0) fail('has ARP turned off (NOARP), so no host answers probes on it');
+}
+
+function probeSocketFailure(e: unknown, context: ProbeContext, what: 'send' | 'read'): NetlinkError {
+  if (e instanceof NetlinkError) return e;
+  const errno = e instanceof PacketSocketError ? errnoName(e.errno) : undefined;
+  const detail = e instanceof Error ? e.message : String(e);
+  return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: cannot ${what} probe frames: ${detail}`, { ...context, ...(errno ? { errno } : {}) });
+}
+
+/** A batch item's link index, or the per-item error its link lookup ended in. */
+function resolvedIndex(links: Map<LinkRef, number | NetlinkError>, link: LinkRef, address: string, op: string): number {
+  const r = links.get(link);
+  if (typeof r === 'number') return r;
+  if (r && r.code !== NetlinkErrorCode.LinkNotFound) throw r;
+  throw new NetlinkError(NetlinkErrorCode.LinkNotFound, `${op}: link ${link} does not exist`, { link, address, operation: op });
 }
 
 /** Picks the connected subnet for `target`; shared by both handles so they agree. */

@@ -12,6 +12,8 @@ interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  /** setsockopt(SOL_SOCKET, SO_ATTACH_FILTER) with a classic BPF program (8 bytes per instruction). */
+  attachFilter(fd: number, program: Buffer): number;
   ioctl(fd: number, request: number, arg: Buffer): number;
   close(fd: number): number;
   errno(): number;
@@ -21,6 +23,9 @@ interface Libc {
 
 let libc: Libc | undefined;
 
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+
 /** The libc bindings; throws if koffi cannot load (wrong platform). */
 export function loadLibc(): Libc {
   if (libc) return libc;
@@ -28,6 +33,9 @@ export function loadLibc(): Libc {
   const koffi = require('koffi') as typeof Koffi;
   const lib = koffi.load('libc.so.6');
   const recv = lib.func('long recv(int, _Out_ uint8_t *buf, size_t, int)');
+  // struct sock_fprog holds a pointer, which a plain byte buffer cannot carry.
+  const sockFprog = koffi.struct('plb_sock_fprog', { len: 'uint16_t', filter: 'const uint8_t *' });
+  const setsockoptFprog = lib.func('int setsockopt(int, int, int, const plb_sock_fprog *value, uint32_t)');
   libc = {
     setns: lib.func('int setns(int, int)') as Libc['setns'],
     socket: lib.func('int socket(int, int, int)') as Libc['socket'],
@@ -35,6 +43,7 @@ export function loadLibc(): Libc {
     sendto: lib.func('long sendto(int, const uint8_t *buf, size_t, int, const uint8_t *addr, uint32_t)') as Libc['sendto'],
     recv: recv as Libc['recv'],
     setsockopt: lib.func('int setsockopt(int, int, int, const uint8_t *value, uint32_t)') as Libc['setsockopt'],
+    attachFilter: (fd, program) => setsockoptFprog(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.length / 8, filter: program }, koffi.sizeof(sockFprog)) as number,
     ioctl: lib.func('int ioctl(int, unsigned long, _Inout_ uint8_t *arg)') as Libc['ioctl'],
     close: lib.func('int close(int)') as Libc['close'],
     errno: () => koffi.errno(),

@@ -1,3 +1,5 @@
+import type { NetlinkError } from './errors.ts';
+
 /** An address family, spelled as Kubernetes spells `ipFamilies` (and as `@purelb/ipam-core` does). */
 export type Family = 'IPv4' | 'IPv6';
 
@@ -44,6 +46,12 @@ export interface InterfaceAddress {
   readonly validLifetime: number;
   /** Seconds; `Infinity` means forever. */
   readonly preferredLifetime: number;
+  /**
+   * Who added the address (`ip addr show` prints it as `proto N`; kernel attribute IFA_PROTO,
+   * kernel 5.18 and later). Undefined when none was set (0, `unspec`). The kernel marks its own:
+   * 1 loopback, 2 router advertisement, 3 IPv6 link-local. See {@link PURELB_ADDRESS_PROTOCOL}.
+   */
+  readonly protocol?: number;
 }
 
 /** Options for adding or replacing an address. */
@@ -56,7 +64,25 @@ export interface AddressOptions {
   readonly validLifetime?: number;
   /** Seconds until the address is deprecated (`preferred_lft`); default forever; at most `validLifetime`. */
   readonly preferredLifetime?: number;
+  /**
+   * The address protocol, 0-255 (`ip addr add ... proto N`): a mark saying who added the
+   * address, so a program can find its own later. A replace without it resets the mark to
+   * none, as `ip addr replace` does. Kernels before 5.18 ignore it.
+   */
+  readonly protocol?: number;
 }
+
+/**
+ * The address protocol number the node agent marks its own addresses with
+ * (`ip addr add ... proto 80`), so it never changes or removes an address it did not add.
+ *
+ * iproute2 names 0 to 3 (`unspec`, and `kernel_lo`, `kernel_ra`, `kernel_ll`, which the kernel
+ * sets itself) and leaves 4-255 to administrators and programs (`/etc/iproute2/rt_addrprotos`).
+ * 80 is in that free range, away from the low numbers other tools are likely to pick first,
+ * and is "P" in ASCII. Operators can name it: `echo '80 purelb' >> /etc/iproute2/rt_addrprotos`,
+ * then `ip addr show proto purelb` (iproute2 6.3 or later).
+ */
+export const PURELB_ADDRESS_PROTOCOL = 80;
 
 /** A subnet as network address and prefix length (`192.0.2.0`, 24). */
 export interface Subnet {
@@ -88,6 +114,39 @@ export interface AnnounceOptions {
   /** Milliseconds between rounds. Default 1000. */
   readonly intervalMs?: number;
 }
+
+/** Options of {@link NetlinkHandle.probeAddress}. The whole probe takes `(probes - 1) * intervalMs + waitMs`. */
+export interface ProbeOptions {
+  /** How many probes to send (1-10). Default 2. */
+  readonly probes?: number;
+  /** Milliseconds between probes (0-10000). Default 30. */
+  readonly intervalMs?: number;
+  /** Milliseconds to keep listening after the last probe (0-10000). Default 80. */
+  readonly waitMs?: number;
+  /** Stops the probe; the call then fails with `NETLINK_ABORTED`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * What a probe heard. `conflict: true` means another host (another MAC) answered for the
+ * address, announced it, or was probing for it itself; `mac` is that host's MAC address.
+ */
+export type ProbeResult = { readonly conflict: false } | { readonly conflict: true; readonly mac: string };
+
+/** One address of a batch delete ({@link NetlinkHandle.deleteAddresses}). */
+export interface AddressBatchItem {
+  readonly link: LinkRef;
+  /** `a.b.c.d/len` or `x::y/len`; without `/len` any prefix length matches, as for `deleteAddress`. */
+  readonly address: string;
+}
+
+/** One address of a batch replace ({@link NetlinkHandle.replaceAddresses}). */
+export interface AddressReplaceItem extends AddressBatchItem {
+  readonly options?: AddressOptions;
+}
+
+/** The outcome of one item of a batch call, in the order of the items. */
+export type BatchResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: NetlinkError };
 
 /**
  * A change the kernel reported. `resync` means notifications were lost (the socket

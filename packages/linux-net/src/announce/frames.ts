@@ -1,11 +1,16 @@
-// Ethernet frames for gratuitous ARP (RFC 5227 section 3 / RFC 826) and unsolicited
-// neighbour advertisements (RFC 4861 section 7.2.6). Pure functions over bytes.
+// Ethernet frames for gratuitous ARP (RFC 5227 section 3 / RFC 826), unsolicited
+// neighbour advertisements (RFC 4861 section 7.2.6), and the probes that look for another
+// holder of an address: ARP probes (RFC 5227 section 2.1.1) and duplicate address detection
+// solicitations (RFC 4862 section 5.4.2). Pure functions over bytes.
 
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
 export const ARP_REQUEST = 1;
 export const ARP_REPLY = 2;
+const ICMPV6_NEIGHBOUR_SOLICITATION = 135;
 const ICMPV6_NEIGHBOUR_ADVERTISEMENT = 136;
+const OPTION_SOURCE_LINK_LAYER_ADDRESS = 1;
+const OPTION_NONCE = 14;
 const IPPROTO_ICMPV6 = 58;
 const NA_FLAG_OVERRIDE = 0x20;
 const OPTION_TARGET_LINK_LAYER_ADDRESS = 2;
@@ -96,6 +101,63 @@ export function buildUnsolicitedNeighbourAdvertisement(mac: Uint8Array, target: 
   return f;
 }
 
+/**
+ * An ARP probe (`arping -D`, RFC 5227 section 2.1.1): a broadcast ARP request from `mac`
+ * with sender address 0.0.0.0, so no host's ARP cache learns anything from it, and target
+ * `ip`. The target MAC is zero, as the RFC asks. 42 bytes.
+ */
+export function buildArpProbe(mac: Uint8Array, ip: Uint8Array): Buffer {
+  check(mac, 6, 'mac');
+  check(ip, 4, 'IPv4 address');
+  const f = Buffer.alloc(42);
+  ethernet(f, BROADCAST_MAC, mac, ETHERTYPE_ARP);
+  f.writeUInt16BE(1, 14);
+  f.writeUInt16BE(0x0800, 16);
+  f[18] = 6;
+  f[19] = 4;
+  f.writeUInt16BE(ARP_REQUEST, 20);
+  f.set(mac, 22);
+  // sender address (28-31) and target MAC (32-37) stay zero
+  f.set(ip, 38);
+  return f;
+}
+
+/**
+ * The solicited-node multicast group of an IPv6 address (ff02::1:ffXX:XXXX, RFC 4291
+ * section 2.7.1) and its Ethernet group MAC (33:33:ff:XX:XX:XX, RFC 2464 section 7).
+ */
+export function solicitedNodeMulticast(address: Uint8Array): { readonly ip: Uint8Array; readonly mac: Uint8Array } {
+  check(address, 16, 'IPv6 address');
+  const ip = Uint8Array.of(0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, address[13]!, address[14]!, address[15]!);
+  const mac = Uint8Array.of(0x33, 0x33, 0xff, address[13]!, address[14]!, address[15]!);
+  return { ip, mac };
+}
+
+/**
+ * A duplicate address detection probe (RFC 4862 section 5.4.2): a neighbour solicitation
+ * for `target` from the unspecified address `::` to the target's solicited-node group, hop
+ * limit 255, without a source link-layer address option (the RFC forbids it from `::`).
+ * A host that holds `target` answers with a neighbour advertisement to ff02::1. 78 bytes.
+ */
+export function buildDadNeighbourSolicitation(mac: Uint8Array, target: Uint8Array): Buffer {
+  check(mac, 6, 'mac');
+  check(target, 16, 'IPv6 address');
+  const group = solicitedNodeMulticast(target);
+  const f = Buffer.alloc(14 + 40 + 24);
+  ethernet(f, group.mac, mac, ETHERTYPE_IPV6);
+  f.writeUInt32BE(0x60000000, 14);
+  f.writeUInt16BE(24, 18);
+  f[20] = IPPROTO_ICMPV6;
+  f[21] = 255;
+  // source address (22-37) stays ::
+  f.set(group.ip, 38);
+  const icmp = f.subarray(54);
+  icmp[0] = ICMPV6_NEIGHBOUR_SOLICITATION;
+  icmp.set(target, 8);
+  icmp.writeUInt16BE(icmpv6Checksum(f.subarray(22, 38), group.ip, icmp), 2);
+  return f;
+}
+
 /** A received ARP frame's fields, for listeners and tests. */
 export interface ArpFrame {
   readonly destinationMac: Uint8Array;
@@ -164,6 +226,52 @@ export function parseNeighbourAdvertisementFrame(f: Uint8Array): NeighbourAdvert
     override: (icmp[4]! & 0x20) !== 0,
     target: icmp.subarray(8, 24),
     targetMac,
+    checksumValid: icmpv6Checksum(src, dst, icmp) === sent,
+  };
+}
+
+/** A received neighbour solicitation's fields, for listeners and tests. */
+export interface NeighbourSolicitationFrame {
+  readonly destinationMac: Uint8Array;
+  readonly sourceMac: Uint8Array;
+  /** `::` for a duplicate address detection probe. */
+  readonly sourceIp: Uint8Array;
+  readonly destinationIp: Uint8Array;
+  readonly hopLimit: number;
+  readonly target: Uint8Array;
+  /** The source link-layer address option, if present. */
+  readonly sourceLinkLayerAddress: Uint8Array | undefined;
+  /** Whether a nonce option (RFC 7527, which Linux adds to its own DAD probes) is present. */
+  readonly hasNonce: boolean;
+  readonly checksumValid: boolean;
+}
+
+/** Decodes an Ethernet IPv6 neighbour solicitation without extension headers; undefined for anything else. */
+export function parseNeighbourSolicitationFrame(f: Uint8Array): NeighbourSolicitationFrame | undefined {
+  const b = Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+  if (b.length < 14 + 40 + 24 || b.readUInt16BE(12) !== ETHERTYPE_IPV6 || b[20] !== IPPROTO_ICMPV6 || b[54] !== ICMPV6_NEIGHBOUR_SOLICITATION) return undefined;
+  const payloadLength = b.readUInt16BE(18);
+  if (payloadLength < 24 || b.length < 54 + payloadLength) return undefined;
+  const icmp = Buffer.from(b.subarray(54, 54 + payloadLength));
+  const sent = icmp.readUInt16BE(2);
+  icmp.writeUInt16BE(0, 2);
+  const src = b.subarray(22, 38);
+  const dst = b.subarray(38, 54);
+  let sourceLinkLayerAddress: Uint8Array | undefined;
+  let hasNonce = false;
+  for (let o = 24; o + 8 <= icmp.length && icmp[o + 1]! > 0; o += icmp[o + 1]! * 8) {
+    if (icmp[o] === OPTION_SOURCE_LINK_LAYER_ADDRESS) sourceLinkLayerAddress = icmp.subarray(o + 2, o + 8);
+    if (icmp[o] === OPTION_NONCE) hasNonce = true;
+  }
+  return {
+    destinationMac: b.subarray(0, 6),
+    sourceMac: b.subarray(6, 12),
+    sourceIp: src,
+    destinationIp: dst,
+    hopLimit: b[21]!,
+    target: icmp.subarray(8, 24),
+    sourceLinkLayerAddress,
+    hasNonce,
     checksumValid: icmpv6Checksum(src, dst, icmp) === sent,
   };
 }

@@ -40,7 +40,7 @@ export const IFA_F = {
   PERMANENT: 0x80,
   NOPREFIXROUTE: 0x200,
 } as const;
-const IFA = { ADDRESS: 1, LOCAL: 2, CACHEINFO: 6, FLAGS: 8 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2, CACHEINFO: 6, FLAGS: 8, PROTO: 11 } as const;
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, OPERSTATE: 16, LINKINFO: 18 } as const;
 const IFLA_INFO_KIND = 1;
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
@@ -132,11 +132,19 @@ export interface AddressRequest {
   readonly flags: number;
   /** Seconds, INFINITY_LIFE_TIME for forever; both or neither. */
   readonly lifetimes?: { readonly valid: number; readonly preferred: number };
+  /** IFA_PROTO (u8, `proto N`); omitted when undefined. */
+  readonly protocol?: number;
+  /**
+   * RTM_DELADDR only: leave out IFA_ADDRESS, so the kernel deletes the IPv4 address whatever
+   * its prefix length (what `ip addr del A dev L` without a length does). IPv6 ignores this: it
+   * always needs the length.
+   */
+  readonly anyPrefixLength?: boolean;
 }
 
 /** RTM_NEWADDR / RTM_DELADDR (`ip addr add|replace|del`). */
 export function encodeAddressRequest(type: number, flags: number, seq: number, req: AddressRequest): Buffer {
-  const w = new Writer(16 + 8 + 2 * (4 + 16) + 8 + (4 + 16));
+  const w = new Writer(16 + 8 + 2 * (4 + 16) + 8 + (4 + 16) + 8);
   header(w, type, flags, seq);
   w.u8(req.family);
   w.u8(req.prefixLength);
@@ -145,7 +153,7 @@ export function encodeAddressRequest(type: number, flags: number, seq: number, r
   w.u32(req.linkIndex);
   // Like iproute2: IFA_LOCAL is the address; IFA_ADDRESS equals it on non point-to-point links.
   w.attr(IFA.LOCAL, req.address);
-  w.attr(IFA.ADDRESS, req.address);
+  if (!req.anyPrefixLength) w.attr(IFA.ADDRESS, req.address);
   w.attrU32(IFA.FLAGS, req.flags);
   if (req.lifetimes) {
     const ci = Buffer.alloc(16);
@@ -154,6 +162,7 @@ export function encodeAddressRequest(type: number, flags: number, seq: number, r
     wr(req.lifetimes.valid >>> 0, 4);
     w.attr(IFA.CACHEINFO, ci);
   }
+  if (req.protocol !== undefined) w.attr(IFA.PROTO, Uint8Array.of(req.protocol));
   return w.finish();
 }
 
@@ -323,13 +332,17 @@ export interface RawAddress {
   readonly flags: number;
   readonly validLifetime: number;
   readonly preferredLifetime: number;
+  /** IFA_PROTO; the kernel leaves it out when it is 0. */
+  readonly protocol: number | undefined;
 }
 
 export function parseAddressPayload(p: Buffer): RawAddress {
   const attrs = parseAttributes(p, 8);
   const flagsAttr = attrs.get(IFA.FLAGS);
   const ci = attrs.get(IFA.CACHEINFO);
+  const proto = attrs.get(IFA.PROTO);
   return {
+    protocol: proto && proto.length >= 1 && proto[0] !== 0 ? proto[0] : undefined,
     family: p[0]!,
     prefixLength: p[1]!,
     scope: p[3]!,

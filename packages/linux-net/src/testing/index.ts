@@ -1,3 +1,3 @@
-export { MemoryNetlinkHandle, type MemoryNetlinkHandleOptions, type RecordedAnnouncement } from './memory-handle.ts';
+export { MemoryNetlinkHandle, MemorySegment, type MemoryNetlinkHandleOptions, type RecordedAnnouncement, type RecordedProbe } from './memory-handle.ts';
 export { TestNetns, assertNetnsPrerequisites, connectVeth, runNodeInNetns, sweepStaleTestNetns, type ChildResult } from './netns.ts';
-export { PacketCapture, PacketSender, type CapturedFrame } from '../announce/packet-socket.ts';
+export { PacketCapture, PacketReceiver, PacketSender, type CapturedFrame, type PacketReceiverOptions } from '../announce/packet-socket.ts';

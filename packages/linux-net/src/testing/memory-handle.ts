@@ -1,11 +1,15 @@
 import { formatAddressBytes, parseAddressText, parseMac } from '../address.ts';
+import { probeOperation, probeTiming, sleepUnlessAborted, throwIfAborted } from '../announce/probe.ts';
 import { NetlinkError, NetlinkErrorCode } from '../errors.ts';
 import type { NetlinkHandle } from '../handle.ts';
 import { addressRequestFields, pickLocalSubnet } from '../kernel-handle.ts';
 import { ChangeQueue } from '../subscription.ts';
 import type {
+  AddressBatchItem,
   AddressOptions,
+  AddressReplaceItem,
   AnnounceOptions,
+  BatchResult,
   DefaultRoute,
   Family,
   InterfaceAddress,
@@ -14,6 +18,8 @@ import type {
   LocalSubnet,
   NetChange,
   NetChangeSubscription,
+  ProbeOptions,
+  ProbeResult,
   VirtualLinkResult,
 } from '../types.ts';
 
@@ -27,6 +33,17 @@ export interface RecordedAnnouncement {
   readonly count: number;
 }
 
+/** One probe the in-memory handle made, with what it heard. */
+export interface RecordedProbe {
+  readonly link: Link;
+  readonly family: Family;
+  readonly address: string;
+  /** On the handle's clock (`now`), when the first probe went out and when the call returned. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly result: ProbeResult;
+}
+
 /** Options of {@link MemoryNetlinkHandle}. */
 export interface MemoryNetlinkHandleOptions {
   /** As for the kernel handle. Default `dummy`. */
@@ -35,6 +52,104 @@ export interface MemoryNetlinkHandleOptions {
   readonly availableKinds?: readonly string[];
   /** Backlog of a subscription before it yields `resync`. Default 10000. */
   readonly subscriptionBacklog?: number;
+  /**
+   * The clock, in milliseconds, address lifetimes and probes are measured on. Default
+   * `performance.now()`. A simulation passes its virtual clock here and in `sleep`.
+   */
+  readonly now?: () => number;
+  /**
+   * Waits `ms` on the same clock as `now`: probes, announcement rounds and address expiry
+   * wait with it. Default real timers. With a virtual clock, the simulation resolves these
+   * as its time advances.
+   */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** A frame as a segment carries it: only what probes listen for. */
+interface SegmentFrame {
+  /** `probe`: someone asks who holds the address; `claim`: someone says it does (reply, GARP, NA). */
+  readonly kind: 'probe' | 'claim';
+  readonly family: Family;
+  readonly address: string;
+  readonly mac: string;
+}
+
+/** One link plugged into a segment. */
+interface SegmentPort {
+  readonly handle: MemoryNetlinkHandle;
+  readonly linkIndex: number;
+  /** The link, while it exists. */
+  link(): Link | undefined;
+  /** Whether the link holds `address` (of `family`) now. */
+  holds(family: Family, address: string): boolean;
+}
+
+interface SegmentInternals {
+  readonly ports: Set<SegmentPort>;
+  readonly listeners: Map<SegmentPort, Set<(f: SegmentFrame) => void>>;
+}
+
+const internals = new WeakMap<MemorySegment, SegmentInternals>();
+
+function segmentOf(s: MemorySegment): SegmentInternals {
+  return internals.get(s)!;
+}
+
+/** Delivers `frame` from `from` to every other port's listeners, and lets holders answer a probe. */
+function transmit(segment: MemorySegment, from: SegmentPort, frame: SegmentFrame): void {
+  const s = segmentOf(segment);
+  if (!s.ports.has(from) || !from.link()?.up) return;
+  for (const [port, listeners] of [...s.listeners]) {
+    if (port === from || !s.ports.has(port) || !port.link()?.up) continue;
+    for (const l of [...listeners]) l(frame);
+  }
+  if (frame.kind !== 'probe') return;
+  // A holder's kernel answers a probe at once (an ARP reply; a neighbour advertisement to ff02::1).
+  for (const port of [...s.ports]) {
+    const link = port.link();
+    if (port === from || !link?.up || !port.holds(frame.family, frame.address)) continue;
+    transmit(segment, port, { kind: 'claim', family: frame.family, address: frame.address, mac: link.mac });
+  }
+}
+
+/**
+ * A shared in-memory LAN for {@link MemoryNetlinkHandle}s: links of several handles (each
+ * a node, each link with its own MAC) attached to one segment see each other's ARP and
+ * neighbour discovery, so `probeAddress` on one node reports a conflict when another node
+ * holds the address on a link that is up and attached here. It carries nothing else.
+ */
+export class MemorySegment {
+  readonly name: string;
+
+  constructor(name = 'lan') {
+    this.name = name;
+    internals.set(this, { ports: new Set(), listeners: new Map() });
+  }
+
+  /** The links attached now, with their handles. */
+  attached(): { readonly handle: MemoryNetlinkHandle; readonly link: Link }[] {
+    const out: { handle: MemoryNetlinkHandle; link: Link }[] = [];
+    for (const p of segmentOf(this).ports) {
+      const link = p.link();
+      if (link) out.push({ handle: p.handle, link });
+    }
+    return out;
+  }
+
+  /**
+   * The MACs of the links that would answer a probe for `address` now: attached, up, and
+   * holding it. A simulation checks "never two nodes answer for one address" with it.
+   */
+  holders(address: string): string[] {
+    const parsed = parseAddressText(address);
+    const text = formatAddressBytes(parsed.bytes);
+    const out: string[] = [];
+    for (const p of segmentOf(this).ports) {
+      const link = p.link();
+      if (link?.up && p.holds(parsed.family, text)) out.push(link.mac);
+    }
+    return out;
+  }
 }
 
 interface MemoryLink {
@@ -46,45 +161,81 @@ interface MemoryLink {
   mtu: number;
 }
 
+/** An address as configured, and when (on the handle's clock) it was last added or replaced. */
+interface AddressRecord {
+  readonly configured: InterfaceAddress;
+  readonly setAt: number;
+}
+
+const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** setTimeout's largest delay; a longer lifetime is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * A {@link NetlinkHandle} over an in-memory network stack, for unit tests of code that
  * uses the handle. It follows the kernel handle's contract (idempotent add/delete, typed
  * errors, change events for every change, its own included) and adds controls a test
- * needs: links, default routes, changes "by someone else", refused permissions, and a
- * record of announcements. It does not create IPv6 link-local addresses on its own.
+ * needs: links, default routes, changes "by someone else", refused permissions, a record
+ * of announcements and probes, shared segments (a LAN of several handles) for
+ * `probeAddress`, and a clock of the test's choosing for probes and address lifetimes.
+ * It does not create IPv6 link-local addresses on its own.
+ *
+ * Like a kernel, its state outlives `close()`: a closed handle's addresses still answer
+ * probes on their segment until their lifetime ends (a killed agent's addresses do too).
  */
 export class MemoryNetlinkHandle implements NetlinkHandle {
   readonly #links = new Map<number, MemoryLink>();
-  #addresses: InterfaceAddress[] = [];
+  #addresses: AddressRecord[] = [];
   readonly #routes = new Map<Family, { linkIndex: number; gateway: string | undefined; metric: number }[]>();
   readonly #subscriptions = new Set<ChangeQueue>();
+  readonly #ports = new Map<number, { segment: MemorySegment; port: SegmentPort }>();
   readonly #virtualLinkKind: string;
   readonly #kinds: ReadonlySet<string>;
   readonly #backlog: number;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #realTimers: boolean;
+  #expiryAt: number | undefined;
   #nextIndex = 1;
   #closed = false;
-  /** When true, every change (address, link, announce) fails with `NETLINK_PERMISSION`, as without CAP_NET_ADMIN / CAP_NET_RAW. */
+  /** When true, every change (address, link, announce, probe) fails with `NETLINK_PERMISSION`, as without CAP_NET_ADMIN / CAP_NET_RAW. */
   denyChanges = false;
   /** Every announcement made, in order. */
   readonly announcements: RecordedAnnouncement[] = [];
+  /** Every probe made that ran to an answer, in order. */
+  readonly recordedProbes: RecordedProbe[] = [];
 
   constructor(options: MemoryNetlinkHandleOptions = {}) {
     this.#virtualLinkKind = options.virtualLinkKind ?? 'dummy';
     this.#kinds = new Set(options.availableKinds ?? ['dummy', 'bridge', 'ifb', 'veth']);
     this.#backlog = options.subscriptionBacklog ?? 10_000;
+    this.#now = options.now ?? (() => performance.now());
+    this.#sleep = options.sleep ?? realSleep;
+    this.#realTimers = options.sleep === undefined;
     this.addLink({ name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536 });
   }
 
   // ---- test controls: the world changing outside the handle ----
 
-  /** Adds a link (as a driver or another program would), up by default, and announces it. */
-  addLink(spec: { readonly name: string; readonly kind?: string; readonly mac?: string; readonly up?: boolean; readonly mtu?: number }): Link {
+  /**
+   * Adds a link (as a driver or another program would), up by default, and announces it.
+   * With `segment`, the link is plugged into that shared LAN.
+   */
+  addLink(spec: {
+    readonly name: string;
+    readonly kind?: string;
+    readonly mac?: string;
+    readonly up?: boolean;
+    readonly mtu?: number;
+    readonly segment?: MemorySegment;
+  }): Link {
     if ([...this.#links.values()].some((l) => l.name === spec.name)) throw new Error(`test setup: link ${spec.name} already exists`);
     const index = this.#nextIndex++;
     const mac = spec.mac ?? `02:00:00:00:${((index >> 8) & 0xff).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
     parseMac(mac);
-    const l: MemoryLink = { index, name: spec.name, kind: spec.kind, mac, up: spec.up ?? true, mtu: spec.mtu ?? 1500 };
+    const l: MemoryLink = { index, name: spec.name, kind: spec.kind, mac: mac.toLowerCase(), up: spec.up ?? true, mtu: spec.mtu ?? 1500 };
     this.#links.set(index, l);
+    if (spec.segment) this.attachToSegment(index, spec.segment);
     this.#emit({ kind: 'link-updated', link: snapshot(l) });
     return snapshot(l);
   }
@@ -93,6 +244,51 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   removeLink(link: LinkRef): void {
     const l = this.#find(link, 'test setup');
     this.#dropLink(l);
+  }
+
+  /** Sets a link administratively up or down (`ip link set LINK up|down` by someone else). A probe on a down link fails. */
+  setLinkUp(link: LinkRef, up: boolean): void {
+    const l = this.#find(link, 'test setup');
+    if (l.up === up) return;
+    l.up = up;
+    this.#emit({ kind: 'link-updated', link: snapshot(l) });
+  }
+
+  /** Plugs a link into a segment (a cable into a switch), unplugging it from any other first. */
+  attachToSegment(link: LinkRef, segment: MemorySegment): void {
+    const l = this.#find(link, 'test setup');
+    this.detachFromSegment(l.index);
+    const port: SegmentPort = {
+      handle: this,
+      linkIndex: l.index,
+      link: () => {
+        const now = this.#links.get(l.index);
+        return now ? snapshot(now) : undefined;
+      },
+      holds: (family, address) => {
+        this.#expire();
+        return this.#addresses.some((r) => r.configured.linkIndex === l.index && r.configured.family === family && r.configured.address === address);
+      },
+    };
+    segmentOf(segment).ports.add(port);
+    this.#ports.set(l.index, { segment, port });
+  }
+
+  /**
+   * Unplugs a link from its segment: a cut cable somewhere past the node, or a frozen
+   * switch port. The link stays up (the node notices nothing), its frames reach nobody and
+   * nobody's reach it, so its probes hear nothing and its addresses answer nobody. Returns
+   * whether it was attached. To model a lost carrier instead, use `setLinkUp(link, false)`.
+   */
+  detachFromSegment(link: LinkRef): boolean {
+    const l = this.#find(link, 'test setup');
+    const attached = this.#ports.get(l.index);
+    if (!attached) return false;
+    const s = segmentOf(attached.segment);
+    s.ports.delete(attached.port);
+    s.listeners.delete(attached.port);
+    this.#ports.delete(l.index);
+    return true;
   }
 
   /** Sets (or with `undefined`, clears) the default route of a family. Several may be set with different metrics. */
@@ -109,17 +305,29 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
 
   /** Adds an address without going through the handle's rules (someone else's `ip addr add`). */
   addAddressExternally(link: LinkRef, address: string, options: AddressOptions = {}): void {
+    this.#expire();
     this.#insert(this.#find(link, 'test setup'), parseAddressText(address), options, address);
   }
 
   /** Removes an address behind the handle's back, as another program would. Returns whether it was there. */
   removeAddressExternally(link: LinkRef, address: string): boolean {
+    this.#expire();
     return this.#remove(this.#find(link, 'test setup'), address);
   }
 
   /** Makes every open subscription yield `resync`, as after a notification overflow. */
   overflowSubscriptions(): void {
     this.#emit({ kind: 'resync' });
+  }
+
+  /**
+   * Removes every address whose valid lifetime has ended by `now()`, with an
+   * `address-removed` change each, and returns them. The handle does this by itself on
+   * every call and when the lifetime ends (waiting with `sleep`); a simulation whose clock
+   * has no timers calls it after moving the clock.
+   */
+  expireAddresses(): InterfaceAddress[] {
+    return this.#expire();
   }
 
   // ---- NetlinkHandle ----
@@ -140,7 +348,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   listAddresses(filter: { readonly link?: LinkRef; readonly family?: Family } = {}): Promise<InterfaceAddress[]> {
     return this.#call(() => {
       const index = filter.link === undefined ? undefined : this.#find(filter.link, 'ip addr show').index;
-      return this.#addresses.filter((a) => (index === undefined || a.linkIndex === index) && (!filter.family || a.family === filter.family));
+      return this.#current().filter((a) => (index === undefined || a.linkIndex === index) && (!filter.family || a.family === filter.family));
     });
   }
 
@@ -158,30 +366,19 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   }
 
   replaceAddress(link: LinkRef, address: string, options: AddressOptions = {}): Promise<void> {
-    return this.#call(() => {
-      const op = `ip addr replace ${address} dev ${link}`;
-      const parsed = parseAddressText(address);
-      addressRequestFields(address, options);
-      const l = this.#find(link, op);
-      this.#checkPermission(op, link);
-      const i = this.#indexOf(l.index, parsed);
-      if (i !== -1) {
-        // The kernel replaces in place and reports the new state as RTM_NEWADDR.
-        const updated = makeAddress(l.index, parsed, options);
-        this.#addresses[i] = updated;
-        this.#emit({ kind: 'address-added', address: updated });
-      } else this.#insert(l, parsed, options, address);
-    });
+    return this.#call(() => this.#replace(link, address, options));
   }
 
   deleteAddress(link: LinkRef, address: string): Promise<boolean> {
-    return this.#call(() => {
-      const op = `ip addr del ${address} dev ${link}`;
-      parseAddressText(address);
-      const l = this.#find(link, op);
-      this.#checkPermission(op, link);
-      return this.#remove(l, address);
-    });
+    return this.#call(() => this.#delete(link, address));
+  }
+
+  async deleteAddresses(items: readonly AddressBatchItem[]): Promise<BatchResult<boolean>[]> {
+    return this.#batch(items, (item) => this.#delete(item.link, item.address));
+  }
+
+  async replaceAddresses(items: readonly AddressReplaceItem[]): Promise<BatchResult<void>[]> {
+    return this.#batch(items, (item) => this.#replace(item.link, item.address, item.options ?? {}));
   }
 
   defaultRoute(family: Family): Promise<DefaultRoute | undefined> {
@@ -197,7 +394,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
       const target = parseAddressText(address);
       const re = linkPattern && new RegExp(linkPattern.source, linkPattern.flags.replace(/[gy]/g, ''));
       const links = [...this.#links.values()].filter((l) => !re || re.test(l.name)).map(snapshot);
-      return pickLocalSubnet(target, links, this.#addresses);
+      return pickLocalSubnet(target, links, this.#current());
     });
   }
 
@@ -260,7 +457,60 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     });
     // Recorded at once, like the kernel handle's first round; the promise still takes the rounds' time.
     this.announcements.push(rec);
-    for (let round = 1; round < count; round++) await new Promise((r) => setTimeout(r, intervalMs));
+    for (let round = 0; round < count; round++) {
+      if (round > 0) await this.#sleep(intervalMs);
+      this.#transmit(rec.link.index, { kind: 'claim', family: rec.family, address: rec.address, mac: rec.link.mac });
+    }
+  }
+
+  async probeAddress(link: LinkRef, address: string, options: ProbeOptions = {}): Promise<ProbeResult> {
+    const timing = probeTiming(address, options);
+    const parsed = parseAddressText(address);
+    const text = formatAddressBytes(parsed.bytes);
+    const op = probeOperation(parsed.family, link, address);
+    const context = { link, address, operation: op };
+    const { signal } = options;
+    throwIfAborted(signal, op, context);
+    const l = await this.#call(() => {
+      const found = this.#find(link, op);
+      this.#checkProbeLink(found, context, 'is');
+      if (this.denyChanges) throw new NetlinkError(NetlinkErrorCode.Permission, `${op}: EPERM; sending and receiving ARP/NDP frames needs CAP_NET_RAW`, { ...context, errno: 'EPERM' });
+      return snapshot(found);
+    });
+    let heard: string | undefined;
+    // Listening starts before the first probe, on the segment the link is plugged into now.
+    const attached = this.#ports.get(l.index);
+    const listener = (f: SegmentFrame): void => {
+      if (f.family === parsed.family && f.address === text && f.mac !== l.mac) heard ??= f.mac;
+    };
+    if (attached) {
+      const listeners = segmentOf(attached.segment).listeners;
+      const set = listeners.get(attached.port) ?? new Set();
+      set.add(listener);
+      listeners.set(attached.port, set);
+    }
+    const startedAt = this.#now();
+    const finish = (result: ProbeResult): ProbeResult => {
+      this.recordedProbes.push({ link: l, family: parsed.family, address: text, startedAt, endedAt: this.#now(), result });
+      return result;
+    };
+    try {
+      for (let i = 0; i < timing.probes; i++) {
+        if (i > 0) {
+          await this.#wait(timing.intervalMs, signal, context);
+          if (heard) return finish({ conflict: true, mac: heard });
+        }
+        this.#checkStillProbing(l.index, context);
+        this.#transmit(l.index, { kind: 'probe', family: parsed.family, address: text, mac: l.mac });
+        if (heard) return finish({ conflict: true, mac: heard });
+      }
+      await this.#wait(timing.waitMs, signal, context);
+      if (heard) return finish({ conflict: true, mac: heard });
+      this.#checkStillProbing(l.index, context);
+      return finish({ conflict: false });
+    } finally {
+      if (attached) segmentOf(attached.segment).listeners.get(attached.port)?.delete(listener);
+    }
   }
 
   subscribe(): NetChangeSubscription {
@@ -282,7 +532,46 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   async #call<T>(fn: () => T): Promise<T> {
     await Promise.resolve();
     if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, 'the handle is closed');
+    this.#expire();
     return fn();
+  }
+
+  async #batch<I, T>(items: readonly I[], one: (item: I) => T): Promise<BatchResult<T>[]> {
+    await Promise.resolve();
+    if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, 'the handle is closed');
+    this.#expire();
+    return items.map((item): BatchResult<T> => {
+      try {
+        return { ok: true, value: one(item) };
+      } catch (e) {
+        if (e instanceof NetlinkError) return { ok: false, error: e };
+        throw e;
+      }
+    });
+  }
+
+  #replace(link: LinkRef, address: string, options: AddressOptions): void {
+    const op = `ip addr replace ${address} dev ${link}`;
+    const parsed = parseAddressText(address);
+    addressRequestFields(address, options);
+    const l = this.#find(link, op);
+    this.#checkPermission(op, link);
+    const i = this.#indexOf(l.index, parsed);
+    if (i !== -1) {
+      // The kernel replaces in place (lifetimes restart, an omitted protocol resets) and reports it as RTM_NEWADDR.
+      const record = { configured: makeAddress(l.index, parsed, options), setAt: this.#now() };
+      this.#addresses[i] = record;
+      this.#emit({ kind: 'address-added', address: this.#view(record) });
+      this.#scheduleExpiry();
+    } else this.#insert(l, parsed, options, address);
+  }
+
+  #delete(link: LinkRef, address: string): boolean {
+    const op = `ip addr del ${address} dev ${link}`;
+    parseAddressText(address);
+    const l = this.#find(link, op);
+    this.#checkPermission(op, link);
+    return this.#remove(l, address);
   }
 
   #find(link: LinkRef, op: string): MemoryLink {
@@ -295,36 +584,116 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     if (this.denyChanges) throw new NetlinkError(NetlinkErrorCode.Permission, `${op} (link ${link}): EPERM; the process needs CAP_NET_ADMIN`, { link, operation: op, errno: 'EPERM' });
   }
 
+  #checkProbeLink(l: MemoryLink, context: { link: LinkRef; address: string; operation: string }, tense: 'is' | 'went'): void {
+    const fail = (why: string): never => {
+      throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${l.name} ${why}${tense === 'went' ? ' during the probe' : ''}; nothing could be heard`, { ...context, field: 'link' });
+    };
+    if (!l.up) fail(tense === 'is' ? `is down (ip link set ${l.name} up)` : 'went down');
+    if (l.mac === '00:00:00:00:00:00') fail('has no Ethernet address');
+  }
+
+  /** Between probes: the handle still open, the link still there and up. */
+  #checkStillProbing(index: number, context: { link: LinkRef; address: string; operation: string }): void {
+    if (this.#closed) throw new NetlinkError(NetlinkErrorCode.Closed, `${context.operation}: the handle was closed`, context);
+    const l = this.#links.get(index);
+    if (!l) throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: the link was removed during the probe`, { ...context, field: 'link' });
+    this.#checkProbeLink(l, context, 'went');
+  }
+
+  async #wait(ms: number, signal: AbortSignal | undefined, context: { link: LinkRef; address: string; operation: string }): Promise<void> {
+    if (ms > 0) await sleepUnlessAborted(this.#sleep, ms, signal);
+    throwIfAborted(signal, context.operation, context);
+  }
+
+  #transmit(linkIndex: number, frame: SegmentFrame): void {
+    const attached = this.#ports.get(linkIndex);
+    if (attached) transmit(attached.segment, attached.port, frame);
+  }
+
   /** Like the kernel: one address per (link, address, prefix length). */
   #indexOf(linkIndex: number, parsed: { bytes: Uint8Array; prefixLength: number }): number {
     const text = formatAddressBytes(parsed.bytes);
-    return this.#addresses.findIndex((a) => a.linkIndex === linkIndex && a.address === text && a.prefixLength === parsed.prefixLength);
+    return this.#addresses.findIndex((r) => r.configured.linkIndex === linkIndex && r.configured.address === text && r.configured.prefixLength === parsed.prefixLength);
   }
 
   #insert(l: MemoryLink, parsed: ReturnType<typeof parseAddressText>, options: AddressOptions, text: string): void {
     addressRequestFields(text, options);
     if (this.#indexOf(l.index, parsed) !== -1) return;
-    const a = makeAddress(l.index, parsed, options);
-    this.#addresses.push(a);
-    this.#emit({ kind: 'address-added', address: a });
+    const record = { configured: makeAddress(l.index, parsed, options), setAt: this.#now() };
+    this.#addresses.push(record);
+    this.#emit({ kind: 'address-added', address: this.#view(record) });
+    this.#scheduleExpiry();
   }
 
   #remove(l: MemoryLink, address: string): boolean {
     const parsed = parseAddressText(address);
     const text = formatAddressBytes(parsed.bytes);
-    const i = this.#addresses.findIndex((a) => a.linkIndex === l.index && a.address === text && (!parsed.hadPrefix || a.prefixLength === parsed.prefixLength));
+    const i = this.#addresses.findIndex((r) => r.configured.linkIndex === l.index && r.configured.address === text && (!parsed.hadPrefix || r.configured.prefixLength === parsed.prefixLength));
     if (i === -1) return false;
     const [gone] = this.#addresses.splice(i, 1);
-    this.#emit({ kind: 'address-removed', address: gone! });
+    this.#emit({ kind: 'address-removed', address: this.#view(gone!) });
     return true;
   }
 
   #dropLink(l: MemoryLink): void {
-    for (const a of this.#addresses.filter((x) => x.linkIndex === l.index)) this.#emit({ kind: 'address-removed', address: a });
-    this.#addresses = this.#addresses.filter((x) => x.linkIndex !== l.index);
+    this.detachFromSegment(l.index);
+    for (const r of this.#addresses.filter((x) => x.configured.linkIndex === l.index)) this.#emit({ kind: 'address-removed', address: this.#view(r) });
+    this.#addresses = this.#addresses.filter((x) => x.configured.linkIndex !== l.index);
     for (const [family, list] of this.#routes) this.#routes.set(family, list.filter((r) => r.linkIndex !== l.index));
     this.#links.delete(l.index);
     this.#emit({ kind: 'link-removed', link: snapshot(l) });
+  }
+
+  /** The addresses as `ip addr show` would print them now: lifetimes counting down. */
+  #current(): InterfaceAddress[] {
+    return this.#addresses.map((r) => this.#view(r));
+  }
+
+  #view(r: AddressRecord): InterfaceAddress {
+    const c = r.configured;
+    if (c.validLifetime === Infinity && c.preferredLifetime === Infinity) return c;
+    const elapsed = Math.floor(Math.max(0, this.#now() - r.setAt) / 1000);
+    const left = (s: number): number => (s === Infinity ? Infinity : Math.max(0, s - elapsed));
+    const preferred = left(c.preferredLifetime);
+    return { ...c, validLifetime: left(c.validLifetime), preferredLifetime: preferred, flags: { ...c.flags, deprecated: preferred === 0 } };
+  }
+
+  /** Removes addresses whose valid lifetime has ended, as the kernel does, with a removal change each. */
+  #expire(): InterfaceAddress[] {
+    const now = this.#now();
+    const gone: InterfaceAddress[] = [];
+    this.#addresses = this.#addresses.filter((r) => {
+      const valid = r.configured.validLifetime;
+      if (valid === Infinity || now - r.setAt < valid * 1000) return true;
+      gone.push(this.#view(r));
+      return false;
+    });
+    for (const a of gone) this.#emit({ kind: 'address-removed', address: a });
+    return gone;
+  }
+
+  /**
+   * Keeps one wait pending for the earliest expiry. A refresh that moves it later lets the
+   * pending wait end early and schedule the next one; an earlier one schedules its own.
+   */
+  #scheduleExpiry(): void {
+    let next: number | undefined;
+    for (const r of this.#addresses) {
+      if (r.configured.validLifetime === Infinity) continue;
+      const at = r.setAt + r.configured.validLifetime * 1000;
+      if (next === undefined || at < next) next = at;
+    }
+    if (next === undefined || (this.#expiryAt !== undefined && this.#expiryAt <= next)) return;
+    this.#expiryAt = next;
+    const at = next;
+    const fire = (): void => {
+      if (this.#expiryAt === at) this.#expiryAt = undefined;
+      this.#expire();
+      this.#scheduleExpiry();
+    };
+    const delay = Math.max(0, at - this.#now());
+    if (this.#realTimers) setTimeout(fire, Math.min(delay, MAX_TIMER_MS)).unref();
+    else void this.#sleep(delay).then(fire, () => undefined);
   }
 
   #emit(change: NetChange): void {
@@ -355,5 +724,7 @@ function makeAddress(linkIndex: number, parsed: ReturnType<typeof parseAddressTe
     },
     validLifetime: valid,
     preferredLifetime: preferred,
+    // Like the kernel, 0 (unspec) is not reported.
+    ...(options.protocol ? { protocol: options.protocol } : {}),
   };
 }
