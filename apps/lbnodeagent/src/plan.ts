@@ -114,6 +114,14 @@ export function planNode(s: NodeSnapshot): NodePlan {
   const elections = new Map<string, string | undefined>();
   const awaitingHandover = new Map<string, { from: string; until: number | undefined }>();
   const notes: Note[] = [];
+  // The announcer of an address shared by several Services: any other node named by one of
+  // them wins over this node (the safe reading when their annotations disagree).
+  const announcer = new Map<string, string | undefined>();
+  for (const a of s.addresses) {
+    const prev = announcer.get(a.address);
+    if (a.announcedBy !== undefined && (prev === undefined || prev === s.node)) announcer.set(a.address, a.announcedBy);
+    else if (!announcer.has(a.address)) announcer.set(a.address, a.announcedBy);
+  }
   const want = (w: Omit<WantedAddress, 'services'>, service: string): void => {
     const prev = wanted.get(w.address);
     wanted.set(w.address, { ...w, services: prev ? [...prev.services, service] : [service] });
@@ -127,11 +135,12 @@ export function planNode(s: NodeSnapshot): NodePlan {
       }
       // A shared address: the first Service's announcement decides for all of them.
       if (elections.has(a.address) && !wanted.has(a.address)) continue;
-      const v = s.verdict(a.address, a.announcedBy);
+      const announcedBy = announcer.get(a.address);
+      const v = s.verdict(a.address, announcedBy);
       elections.set(a.address, v.holder);
       if (v.action === 'release') continue;
       if (v.action === 'wait') {
-        awaitingHandover.set(a.address, { from: a.announcedBy ?? '', until: v.until });
+        awaitingHandover.set(a.address, { from: announcedBy ?? '', until: v.until });
         continue;
       }
       want({ address: a.address, family: a.family, link: local.link, prefixLength: local.prefixLength, kind: 'local' }, a.service);
@@ -145,13 +154,6 @@ export function planNode(s: NodeSnapshot): NodePlan {
       const max = a.family === 'IPv4' ? 32 : 128;
       want({ address: a.address, family: a.family, link: s.virtualLink, prefixLength: a.aggregation ?? max, kind: 'virtual' }, a.service);
     }
-  }
-  // One Service of a shared address still announced by another node holds it for all.
-  for (const address of awaitingHandover.keys()) {
-    if (!wanted.has(address)) continue;
-    const w = wanted.get(address)!;
-    wanted.delete(address);
-    for (const service of w.services) announcing.get(service)?.delete(w.family);
   }
   for (const [service, m] of [...announcing]) if (m.size === 0) announcing.delete(service);
   return { wanted, announcing, elections, awaitingHandover, notes };

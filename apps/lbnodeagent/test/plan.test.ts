@@ -1,6 +1,27 @@
 import t from 'tap';
 import fc from 'fast-check';
+import { type SafetyDecision, addressVerdict, hardFenceMs, safetyTiming } from '@purelb/election';
 import { type LocalSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, localSubnetOf, planNode } from '../src/plan.ts';
+
+const timing = safetyTiming(200, 1);
+/**
+ * The safety rule's verdicts for `node` when `candidates` are live (swim mode), the other
+ * nodes lost at time 0, evaluated at `now`.
+ */
+function verdictFor(node: string, candidates: readonly { name: string; subnets: readonly string[] }[], now = 0): NodeSnapshot['verdict'] {
+  const names = new Set(candidates.map((c) => c.name));
+  const decision: SafetyDecision = {
+    mode: 'swim',
+    mayHold: names.has(node),
+    candidates: new Map(candidates.map((c) => [c.name, c.subnets])),
+    reason: 'test',
+    nextCheckAt: Infinity,
+    state: { swimSince: 0, lostAt: new Map(nodes.filter((n) => !names.has(n)).map((n) => [n, 0])) },
+    population: nodes.length,
+    reached: names.size,
+  };
+  return (address, announcedBy) => addressVerdict(decision, { self: node, now, leases: new Map(), timing }, address, announcedBy);
+}
 
 const lan4: LocalSubnet = { family: 'IPv4', cidr: '192.0.2.0/24', prefixLength: 24, link: 'eth0' };
 const lan6: LocalSubnet = { family: 'IPv6', cidr: '2001:db8::/64', prefixLength: 64, link: 'eth0' };
@@ -16,12 +37,12 @@ const addr = (address: string, o: Partial<ServiceAddress> = {}): ServiceAddress 
   aggregation: undefined,
   ...o,
 });
-const snap = (node: string, addresses: ServiceAddress[], over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
+const snap = (node: string, addresses: ServiceAddress[], over: Partial<NodeSnapshot> & { candidates?: typeof everyone; now?: number } = {}): NodeSnapshot => ({
   node,
   addresses,
   localSubnets: [lan4, lan6],
   virtualLink: 'kube-lb0',
-  candidates: everyone,
+  verdict: verdictFor(node, over.candidates ?? everyone, over.now ?? 0),
   ...over,
 });
 
@@ -121,17 +142,21 @@ t.test('break before make: a winner waits while a live node still announces the 
   const a = '192.0.2.200';
   const w = winnerOf(a);
   const other = nodes.find((n) => n !== w)!;
-  const waiting = planNode(snap(w, [addr(a, { announcedBy: other })]));
-  t.notOk(waiting.wanted.has(a), 'the winner does not claim yet');
-  t.equal(waiting.awaitingHandover.get(a), other);
-  t.notOk(waiting.announcing.has('default/web'));
+  const sticky = planNode(snap(w, [addr(a, { announcedBy: other })]));
+  t.notOk(sticky.wanted.has(a), 'stickiness: the hash winner leaves it to the live announcer');
+  t.equal(sticky.elections.get(a), other, 'the announcer keeps it');
+  t.notOk(sticky.announcing.has('default/web'));
+  t.ok(planNode(snap(other, [addr(a, { announcedBy: other })])).wanted.has(a), 'the announcer holds it');
   const released = planNode(snap(w, [addr(a, { announcedBy: undefined })]));
-  t.ok(released.wanted.has(a), 'it claims once the announcement is gone');
-  const dead = planNode(snap(w, [addr(a, { announcedBy: other })], { candidates: everyone.filter((c) => c.name !== other) }));
-  t.ok(dead.wanted.has(a), 'it claims at once when the announcer is no longer a candidate (failover)');
+  t.ok(released.wanted.has(a), 'unannounced: the hash winner holds it');
+  const lost = planNode(snap(w, [addr(a, { announcedBy: other })], { candidates: everyone.filter((c) => c.name !== other), now: 100 }));
+  t.notOk(lost.wanted.has(a), 'announcer lost without proof: the new holder waits');
+  t.same(lost.awaitingHandover.get(a), { from: other, until: hardFenceMs(timing) }, 'until the hard fence from the loss');
+  const fenced = planNode(snap(w, [addr(a, { announcedBy: other })], { candidates: everyone.filter((c) => c.name !== other), now: hardFenceMs(timing) }));
+  t.ok(fenced.wanted.has(a), 'it holds once the fence is over (failover)');
   const self = planNode(snap(w, [addr(a, { announcedBy: w })]));
   t.ok(self.wanted.has(a), 'its own announcement does not hold it back');
   const shared = planNode(snap(w, [addr(a, { service: 'default/x', shared: true }), addr(a, { service: 'default/y', shared: true, announcedBy: other })]));
-  t.notOk(shared.wanted.has(a), 'one Service of a shared address still announced elsewhere holds it for all');
+  t.notOk(shared.wanted.has(a), 'one Service of a shared address announced elsewhere decides for all');
   t.equal(shared.announcing.size, 0);
 });
