@@ -44,6 +44,7 @@ export class ManagedProcess {
   readonly child: ChildProcess;
   #exited: Promise<void>;
   #log: string[] = [];
+  #frozen = false;
 
   constructor(name: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv) {
     this.name = name;
@@ -66,6 +67,28 @@ export class ManagedProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** True between freeze() and thaw(). */
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  /**
+   * SIGSTOP: the process (every thread) stops where it is, as in a long GC pause or a VM
+   * stall; its sockets stay open and the kernel keeps answering for its addresses.
+   */
+  freeze(): void {
+    if (!this.running || this.child.pid === undefined) throw new LabError('LAB_NOT_RUNNING', `${this.name} is not running`);
+    process.kill(this.child.pid, 'SIGSTOP');
+    this.#frozen = true;
+  }
+
+  /** SIGCONT: the process runs on from where freeze() stopped it. */
+  thaw(): void {
+    if (!this.#frozen) return;
+    this.#frozen = false;
+    if (this.running && this.child.pid !== undefined) process.kill(this.child.pid, 'SIGCONT');
+  }
+
   /** The last lines the process wrote, for error messages. */
   tail(lines = 20): string {
     return this.#log.join('').split('\n').slice(-lines).join('\n');
@@ -75,6 +98,8 @@ export class ManagedProcess {
   async stop(graceMs = 5000): Promise<void> {
     if (!this.running) return;
     this.child.kill('SIGTERM');
+    // A stopped process would hold SIGTERM pending until it runs again.
+    this.thaw();
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.#exited;
     clearTimeout(timer);
@@ -131,4 +156,14 @@ export async function killAndWait(pids: readonly number[], timeoutMs = 5000): Pr
   }
   const deadline = Date.now() + timeoutMs;
   while (pids.some((p) => p > 0 && isAlive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** The state letter of a process from /proc/PID/stat (R, S, D, T stopped, Z zombie...), or undefined once it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
 }

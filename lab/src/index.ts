@@ -1,8 +1,20 @@
-export { type Lab, type LabOptions, type DemoServiceOptions, type ProbeResult, startLab, cleanLabs, checkPrerequisites, LAB_STATE_ROOT, LAN } from './lab.ts';
+export { type Lab, type LabOptions, type DemoServiceOptions, type ProbeResult, startLab, cleanLabs, checkPrerequisites, LAB_STATE_ROOT, LAN, CUT_MAC } from './lab.ts';
+export {
+  type ArpAnswer,
+  type ArpSample,
+  type ArpWatch,
+  type ArpWatchOptions,
+  type ArpWatchSet,
+  type ArpWatchSummary,
+  type Transition,
+  type Unavailability,
+  startArpWatch,
+} from './arp-watch.ts';
+export { type ApiPathState, ApiBridge } from './api-bridge.ts';
 export { type ControlPlane, startControlPlane, ensureKubeBinaries, kubeconfig, SERVICE_CLUSTER_IP_RANGES } from './control-plane.ts';
 export { KubeClient, type KubeClientOptions, type RawResponse } from './kube-client.ts';
-export { type LabNode, type LabNetwork, LAB_PREFIX, labNamespaces, inNetns } from './network.ts';
-export { LabError, ManagedProcess, waitFor, run, ip, isAlive, killAndWait } from './exec.ts';
+export { type LabNode, type LabNetwork, LAB_PREFIX, SAMPLER_TAGS_V4, SAMPLER_TAGS_V6, labNamespaces, inNetns } from './network.ts';
+export { LabError, ManagedProcess, waitFor, run, ip, isAlive, killAndWait, processState } from './exec.ts';
 export { withLab } from './tap.ts';
 export {
   type DaemonProcess,

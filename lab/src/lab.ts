@@ -2,8 +2,9 @@
 // objects a kubelet would have written (Nodes, EndpointSlices of the demo Services).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
+import { type ApiPathState, ApiBridge } from './api-bridge.ts';
+import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { LabError, ManagedProcess, ip, ipBatch, isAlive, killAndWait, waitFor, run } from './exec.ts';
 import { type LabNetwork, type LabNode, LAN, LAB_PREFIX, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
@@ -55,8 +56,60 @@ export interface Lab {
    * cannot reach them, while ARP, the client and the API server still do.
    */
   setNodeToNodeBlocked(nodes: readonly LabNode[], blocked: boolean): Promise<void>;
-  /** Takes a node's LAN interface down or up (a cut cable). */
-  setLinkUp(node: LabNode, up: boolean): Promise<void>;
+  /**
+   * Takes a node's LAN interface down or up (a cut cable). `at: 'node'` (default) sets the
+   * node's own eth0 down, which also drops its routes and IPv6 addresses (put back on up);
+   * `at: 'bridge'` sets the bridge's port of that node down: the node only loses carrier,
+   * as when the cable is pulled at the switch, and keeps its configuration. Cuts made by
+   * setGossipBlocked/partition survive the flap.
+   */
+  setLinkUp(node: LabNode, up: boolean, opts?: { readonly at?: 'node' | 'bridge' }): Promise<void>;
+  /**
+   * Samples, from the client namespace, who answers for one address: an ARP who-has
+   * (IPv4) or a neighbour solicitation (IPv6) every `intervalMs` (default 20) from one
+   * long-lived sampler process, each sample recording which MACs answered that request
+   * and how fast. The samples, the duplicate samples (two MACs answering one request) and
+   * the unavailability (runs of unanswered samples) are kept up to date as they come.
+   * Stopped by `stop()`, or with the lab.
+   */
+  watchArp(address: string, opts?: ArpWatchOptions): ArpWatch;
+  /** watchArp for several addresses, sampled by one process. */
+  watchArpAll(addresses: readonly string[], opts?: ArpWatchOptions): ArpWatchSet;
+  /**
+   * Cuts (or restores) all IP between this node and every other node, both ways, silently
+   * (packets leave and are dropped, no error at the sender, as behind a firewall that
+   * drops): its membership traffic (port 7934, UDP and TCP) cannot pass, while the other
+   * nodes still gossip among themselves, and ARP, the client and the API path still work.
+   * Made with a permanent neighbour entry pointing each peer's address at an unused MAC.
+   */
+  setGossipBlocked(node: LabNode, blocked: boolean): Promise<void>;
+  /**
+   * Cuts (or restores) one node's path to the API server (every process of that node's
+   * namespace reaches it through the node's own relay). `mode: 'refuse'` (default): open
+   * connections, watches included, are closed and new ones fail at once; `mode: 'drop'`:
+   * nothing passes and nothing fails, requests hang until the client's own timeout, and
+   * connections go on if the path comes back first. The host's processes (the allocator)
+   * are not affected.
+   */
+  setApiReachable(node: LabNode, reachable: boolean, opts?: { readonly mode?: 'refuse' | 'drop' }): Promise<void>;
+  /** The state of a node's API path: open, refuse or drop. */
+  apiPath(node: LabNode): ApiPathState;
+  /**
+   * A LAN partition: IP between nodes of different groups is cut both ways, as
+   * setGossipBlocked cuts it (nodes in no group form one more group). `api` names the
+   * nodes that keep their API path (default 'all'); every other node's is cut ('refuse'
+   * unless `apiMode` says 'drop'). Not cut: ARP and neighbour discovery between the
+   * groups (one broadcast domain: a node still hears another's ARP probe and answers
+   * it), and the client, which reaches every node (so it sees every node that answers
+   * for an address, on either side). Returns the handle that heals it.
+   */
+  partition(groups: readonly (readonly LabNode[])[], opts?: { readonly api?: 'all' | readonly LabNode[]; readonly apiMode?: 'refuse' | 'drop' }): Promise<{ heal(): Promise<void> }>;
+  /** Undoes every partition, gossip block and API cut still in place. */
+  heal(): Promise<void>;
+  /** SIGSTOP: a daemon stalls as in a long pause (its sockets and addresses stay). */
+  freeze(process: ManagedProcess): void;
+  /** SIGCONT after freeze(). */
+  thaw(process: ManagedProcess): void;
   /** Creates a LoadBalancer Service with EndpointSlices to the backend of every node. */
   createDemoService(name: string, opts?: DemoServiceOptions): Promise<void>;
   stop(): Promise<void>;
@@ -102,12 +155,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const network = planNetwork(id, nodeCount);
   const helpers: ManagedProcess[] = [];
   let controlPlane: ControlPlane | undefined;
-  let apiBridge: Server | undefined;
+  const bridges = new Map<string, ApiBridge>();
+  const watches = new Set<ArpWatchSet>();
 
   const stop = async (): Promise<void> => {
+    for (const w of watches) await w.stop();
     for (const h of helpers) await h.stop(2000);
     await deleteNamespaces(await labNamespaces(id));
-    apiBridge?.close();
+    for (const b of bridges.values()) b.close();
     await controlPlane?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
@@ -127,19 +182,14 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     opts.onProgress?.(`creating ${nodeCount} node namespaces, a client namespace and the LAN bridge`);
     await createNetwork(network);
 
-    // Node namespaces reach the API server through a Unix socket: sockets on the
-    // filesystem are not bound to a network namespace.
-    const socketPath = join(dir, 'apiserver.sock');
-    apiBridge = createServer((c) => {
-      const up = connect(cp.port, '127.0.0.1');
-      c.pipe(up).pipe(c);
-      c.on('error', () => up.destroy());
-      up.on('error', () => c.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      apiBridge!.once('error', reject);
-      apiBridge!.listen(socketPath, resolve);
-    });
+    // Node namespaces reach the API server through a Unix socket, one per namespace (so
+    // one node's path can be cut): sockets on the filesystem are not bound to a network
+    // namespace.
+    for (const name of [...network.nodes.map((n) => n.name), 'client']) {
+      const b = new ApiBridge(join(dir, `api-${name}.sock`), cp.port);
+      bridges.set(name, b);
+      await b.listen();
+    }
 
     const helperArgs = (name: string): string[] => [
       '--conditions=@purelb/source',
@@ -149,7 +199,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       '--api-port',
       String(cp.port),
       '--api-socket',
-      socketPath,
+      bridges.get(name)!.socketPath,
     ];
     for (const [name, netns] of [...network.nodes.map((n) => [n.name, n.netns] as const), ['client', network.clientNetns] as const]) {
       const h = new ManagedProcess(`helper ${name}`, 'ip', ['netns', 'exec', netns, process.execPath, ...helperArgs(name)]);
@@ -173,6 +223,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
 
     opts.onProgress?.('registering the Node objects');
     await Promise.all(network.nodes.map((n) => registerNode(cp, n)));
+
+    const faults = new LabFaults(network, bridges);
 
     const lab: Lab = {
       id,
@@ -212,10 +264,15 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
           if (lines.length) await ipBatch(lines, n.netns);
         }
       },
-      setLinkUp: async (node, up) => {
+      setLinkUp: async (node, up, o) => {
+        if (o?.at === 'bridge') {
+          await ip('-n', network.lanNetns, 'link', 'set', bridgePort(network, node), up ? 'up' : 'down');
+          return;
+        }
         await ip('-n', node.netns, 'link', 'set', 'eth0', up ? 'up' : 'down');
         // Taking a link down drops its routes and its IPv6 addresses (keep_addr_on_down is
-        // off); a node whose cable comes back has its configuration again.
+        // off), and its neighbour entries (the cuts among them); a node whose cable comes
+        // back has its configuration again.
         if (up) {
           await ipBatch(
             [
@@ -226,14 +283,187 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
             ],
             node.netns,
           );
+          await faults.reapply(node);
         }
       },
+      watchArp: (address, o) => {
+        const set = startArpWatch(network.clientNetns, 'eth0', [address], o);
+        watches.add(set);
+        return set.get(address);
+      },
+      watchArpAll: (addresses, o) => {
+        const set = startArpWatch(network.clientNetns, 'eth0', addresses, o);
+        watches.add(set);
+        return set;
+      },
+      setGossipBlocked: (node, blocked) => faults.setGossipBlocked(node, blocked),
+      setApiReachable: (node, reachable, o) => {
+        faults.setApiCut(node, 'manual', reachable ? undefined : (o?.mode ?? 'refuse'));
+        return Promise.resolve();
+      },
+      apiPath: (node) => faults.apiPath(node),
+      partition: (groups, o) => faults.partition(groups, o ?? {}),
+      heal: () => faults.healAll(),
+      freeze: (p) => p.freeze(),
+      thaw: (p) => p.thaw(),
       stop,
     };
     return lab;
   } catch (e) {
     await stop().catch(() => undefined);
     throw e;
+  }
+}
+
+/** The bridge's port of a node (the LAN namespace's end of its veth pair). */
+function bridgePort(network: LabNetwork, node: LabNode): string {
+  const i = network.nodes.indexOf(node);
+  if (i < 0) throw new LabError('LAB_BAD_OPTION', `${node.name} is not a node of this lab`);
+  return `n${i + 1}`;
+}
+
+/**
+ * Where traffic to a cut peer goes: a documentation MAC (RFC 7042) nobody has. The bridge
+ * floods such frames and every namespace drops them, so the sender sees no error.
+ */
+export const CUT_MAC = '00:00:5e:00:53:00';
+
+/**
+ * The lab's cuts, counted by reason (a gossip block and a partition may cut the same
+ * pair; the pair opens again when neither does).
+ */
+class LabFaults {
+  readonly #network: LabNetwork;
+  readonly #bridges: ReadonlyMap<string, ApiBridge>;
+  /** "from>to" (node names) -> reasons. */
+  readonly #cuts = new Map<string, Set<string>>();
+  /** node -> reason -> mode. */
+  readonly #apiCuts = new Map<string, Map<string, 'refuse' | 'drop'>>();
+  #partitions = 0;
+
+  constructor(network: LabNetwork, bridges: ReadonlyMap<string, ApiBridge>) {
+    this.#network = network;
+    this.#bridges = bridges;
+  }
+
+  #node(n: LabNode): LabNode {
+    const found = this.#network.nodes.find((x) => x.name === n.name);
+    if (!found) throw new LabError('LAB_BAD_OPTION', `${n.name} is not a node of this lab`);
+    return found;
+  }
+
+  /** Adds or removes a reason on directed pairs and applies what changed. */
+  async #setCut(reason: string, pairs: readonly (readonly [LabNode, LabNode])[], on: boolean): Promise<void> {
+    const changed: [LabNode, LabNode, boolean][] = [];
+    for (const [a, b] of pairs) {
+      const key = `${a.name}>${b.name}`;
+      const reasons = this.#cuts.get(key) ?? new Set<string>();
+      const before = reasons.size > 0;
+      if (on) reasons.add(reason);
+      else reasons.delete(reason);
+      if (reasons.size > 0) this.#cuts.set(key, reasons);
+      else this.#cuts.delete(key);
+      if (before !== reasons.size > 0) changed.push([a, b, on]);
+    }
+    await this.#apply(changed);
+  }
+
+  async #apply(changes: readonly (readonly [LabNode, LabNode, boolean])[]): Promise<void> {
+    const byNs = new Map<string, string[]>();
+    for (const [a, b, on] of changes) {
+      const lines = byNs.get(a.netns) ?? [];
+      for (const addr of [b.v4, b.v6]) lines.push(on ? `neigh replace ${addr} lladdr ${CUT_MAC} nud permanent dev eth0` : `neigh del ${addr} dev eth0`);
+      byNs.set(a.netns, lines);
+    }
+    await Promise.all(
+      [...byNs].map(([ns, lines]) =>
+        // -force: a removal whose entry is already gone (a link flap flushed it) is fine.
+        run('ip', ['-n', ns, '-force', '-batch', '-'], { input: lines.join('\n') + '\n' }).catch((e: unknown) => {
+          if (lines.some((l) => l.startsWith('neigh replace'))) throw e;
+        }),
+      ),
+    );
+  }
+
+  /** Puts a node's own cut entries back (an admin-down link flushed them). */
+  async reapply(node: LabNode): Promise<void> {
+    const n = this.#node(node);
+    const changes: [LabNode, LabNode, boolean][] = [];
+    for (const key of this.#cuts.keys()) {
+      const [from, to] = key.split('>');
+      const peer = this.#network.nodes.find((x) => x.name === to);
+      if (from === n.name && peer) changes.push([n, peer, true]);
+    }
+    await this.#apply(changes);
+  }
+
+  #pairsAround(node: LabNode): [LabNode, LabNode][] {
+    const n = this.#node(node);
+    return this.#network.nodes.filter((o) => o !== n).flatMap((o): [LabNode, LabNode][] => [[n, o], [o, n]]);
+  }
+
+  setGossipBlocked(node: LabNode, blocked: boolean): Promise<void> {
+    return this.#setCut(`gossip ${node.name}`, this.#pairsAround(node), blocked);
+  }
+
+  apiPath(node: LabNode): ApiPathState {
+    return this.#bridges.get(this.#node(node).name)!.state;
+  }
+
+  /** Adds (mode) or removes (undefined) a reason to cut a node's API path. */
+  setApiCut(node: LabNode, reason: string, mode: 'refuse' | 'drop' | undefined): void {
+    const n = this.#node(node);
+    const reasons = this.#apiCuts.get(n.name) ?? new Map<string, 'refuse' | 'drop'>();
+    if (mode) reasons.set(reason, mode);
+    else reasons.delete(reason);
+    this.#apiCuts.set(n.name, reasons);
+    const modes = [...reasons.values()];
+    this.#bridges.get(n.name)!.set(modes.length === 0 ? 'open' : modes.includes('refuse') ? 'refuse' : 'drop');
+  }
+
+  async partition(groups: readonly (readonly LabNode[])[], o: { readonly api?: 'all' | readonly LabNode[]; readonly apiMode?: 'refuse' | 'drop' }): Promise<{ heal(): Promise<void> }> {
+    const seen = new Set<string>();
+    const all = groups.map((g) => g.map((n) => this.#node(n)));
+    for (const n of all.flat()) {
+      if (seen.has(n.name)) throw new LabError('LAB_BAD_OPTION', `partition: ${n.name} is in two groups`);
+      seen.add(n.name);
+    }
+    const rest = this.#network.nodes.filter((n) => !seen.has(n.name));
+    if (rest.length > 0) all.push(rest);
+    const reason = `partition ${++this.#partitions}`;
+    const pairs: [LabNode, LabNode][] = [];
+    all.forEach((g, i) => all.forEach((h, j) => {
+      if (i !== j) for (const a of g) for (const b of h) pairs.push([a, b]);
+    }));
+    const keep = o.api === undefined || o.api === 'all' ? undefined : new Set(o.api.map((n) => this.#node(n).name));
+    const cutApi = keep ? this.#network.nodes.filter((n) => !keep.has(n.name)) : [];
+    await this.#setCut(reason, pairs, true);
+    for (const n of cutApi) this.setApiCut(n, reason, o.apiMode ?? 'refuse');
+    let healed = false;
+    return {
+      heal: async () => {
+        if (healed) return;
+        healed = true;
+        for (const n of cutApi) this.setApiCut(n, reason, undefined);
+        await this.#setCut(reason, pairs, false);
+      },
+    };
+  }
+
+  async healAll(): Promise<void> {
+    for (const [name, reasons] of this.#apiCuts) {
+      reasons.clear();
+      this.#bridges.get(name)!.set('open');
+    }
+    const changes: [LabNode, LabNode, boolean][] = [];
+    for (const key of this.#cuts.keys()) {
+      const [from, to] = key.split('>');
+      const a = this.#network.nodes.find((x) => x.name === from);
+      const b = this.#network.nodes.find((x) => x.name === to);
+      if (a && b) changes.push([a, b, false]);
+    }
+    this.#cuts.clear();
+    await this.#apply(changes);
   }
 }
 

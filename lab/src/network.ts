@@ -17,6 +17,31 @@ export const LAN = {
   clientV6: '2001:db8::100',
 } as const;
 
+/**
+ * Source addresses of the ARP sampler's requests (arp-sampler.ts): a ring of tags, so an
+ * answer names the request it answers. On the LAN, used by nothing else: nodes are
+ * .11 to .60 (::11 to ::60), the client .100 (::100), the default pool .200 and up.
+ * The nodes learn a neighbour entry for each (the client's MAC); nothing is sent to them.
+ */
+export const SAMPLER_TAGS_V4: readonly string[] = Array.from({ length: 16 }, (_, i) => `192.0.2.${101 + i}`);
+export const SAMPLER_TAGS_V6: readonly string[] = Array.from({ length: 16 }, (_, i) => `2001:db8::${(0x101 + i).toString(16)}`);
+
+/** The 16 bytes of an IPv6 address in text form. */
+export function v6Bytes(address: string): Uint8Array {
+  const [head = '', tail] = address.split('::');
+  const words = (s: string): number[] => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
+  const h = words(head);
+  const t = tail === undefined ? [] : words(tail);
+  const all = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  if (all.length !== 8 || all.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffff)) throw new RangeError(`not an IPv6 address: ${address}`);
+  const b = new Uint8Array(16);
+  all.forEach((w, i) => {
+    b[i * 2] = w >> 8;
+    b[i * 2 + 1] = w & 0xff;
+  });
+  return b;
+}
+
 export interface LabNode {
   /** Kubernetes Node name (`node-1`, ...). */
   readonly name: string;

@@ -25,6 +25,12 @@ t.test('the announcing agent killed with -9: another node answers, and the clien
   const watch = lab.watchGratuitousArp(a!, 20_000);
   t.teardown(() => watch.stop());
   await watch.ready;
+  // Who answers ARP for the address, every 20 ms, from before the kill until only the new
+  // holder has it: never two MACs for one request.
+  const arp = lab.watchArp(a!);
+  t.teardown(() => arp.stop());
+  await arp.ready;
+  await arp.waitFor(`${before!.node} answering`, (s) => s.macs.join() === macs.get(before!.node), 5_000);
   const victim = cluster.agents.get(before!.node)!;
   victim.child.kill('SIGKILL');
   await victim.exited();
@@ -35,8 +41,14 @@ t.test('the announcing agent killed with -9: another node answers, and the clien
   const heard = await waitForGarp(watch, macs.get(next)!);
   t.ok(heard, `the client heard a gratuitous ARP from ${next}`);
   t.equal((await annotations(lab, 'kill'))['purelb.io/announcing-IPv4'], `${next},eth0`, 'the new winner announces');
-  // The killed agent's address expires by itself (lifetime), so the old node stops answering ARP.
-  await waitForHolders(lab, a!, (x) => x.length === 1 && x[0] === next, 'only the new holder once the old address expired', 20_000);
+  // Another node answering means the killed agent's address is gone already (it expired
+  // by its lifetime before anyone took over): one holder now, and it stays so.
+  const single = await waitForHolders(lab, a!, (x) => x.length === 1 && x[0] === next, 'only the new holder', 5_000).then(() => true, () => false);
+  await new Promise((r) => setTimeout(r, 1000));
+  await arp.stop();
+  const first = arp.duplicateSamples()[0];
+  t.equal(arp.duplicateSampleCount(), 0, `at most one MAC ever answered (${arp.sampleCount()} samples${first ? `; two MACs first ${Math.round(first.atMs - t0)} ms after the kill` : ''})`);
+  t.ok(single, `only ${next} holds the address`);
   t.same(await lab.arpWhoHas(a!), [macs.get(next)], 'one MAC answers');
   await restart(before!.node);
 });
