@@ -246,7 +246,7 @@ export class Histogram extends Metric {
   #count = 0;
 
   constructor(opts: Omit<MetricOptions<never, Histogram>, 'labelNames'> & { readonly buckets: readonly number[] }) {
-    super(opts as MetricOptions<never, never>);
+    super(opts);
     const b = [...opts.buckets];
     if (b.length === 0 || b.some((x, i) => !Number.isFinite(x) || (i > 0 && x <= b[i - 1]!))) {
       throw new MetricsError(MetricsErrorCode.InvalidValue, opts.name, 'buckets must be finite and strictly increasing');
