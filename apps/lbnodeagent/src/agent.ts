@@ -25,6 +25,7 @@ import {
   decideSafety,
   initialSafetyState,
   isSafetyMode,
+  modeClass,
   realScheduler,
   safetyTiming,
 } from '@purelb/election';
@@ -833,7 +834,7 @@ export class NodeAgent {
         renewTime: l.spec.renewTime,
         renewedAt: !prev || prev.renewTime !== l.spec.renewTime ? now : prev.renewedAt,
         mode,
-        modeSince: !prev || prev.mode !== mode ? now : prev.modeSince,
+        modeSince: !prev || modeClass(prev.mode) !== modeClass(mode) ? now : prev.modeSince,
         subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
         durationMs: (l.spec.leaseDurationSeconds ?? 10) * 1000,
       });

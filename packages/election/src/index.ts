@@ -39,6 +39,7 @@ export {
   safetyTiming,
   initialSafetyState,
   isSafetyMode,
+  modeClass,
   WITHDRAWN_MODES,
   type SafetyMode,
   type SafetyTiming,

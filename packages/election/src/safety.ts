@@ -46,6 +46,16 @@ export function isSafetyMode(text: string | undefined): text is SafetyMode {
   return text === 'swim' || text === 'settling' || text === 'lease' || text === 'lease-consensus' || text === 'fenced' || text === 'stalled';
 }
 
+/**
+ * Modes that count as one for `SafetyLease.modeSince`: `lease` and `lease-consensus` both
+ * mean "cut off from gossip". A peer moving from one to the other has not changed its
+ * mind, so the stability clock must not restart (or the nodes would keep each other out
+ * of consensus forever).
+ */
+export function modeClass(mode: SafetyMode | undefined): string {
+  return mode === 'lease' || mode === 'lease-consensus' ? 'cut-off' : (mode ?? 'unknown');
+}
+
 /** The time constants of the rule; see `safetyTiming` for how they follow from the SWIM preset. */
 export interface SafetyTiming {
   /** SWIM's `isolationTimeoutMs`: contact older than this is not contact. */
@@ -100,7 +110,7 @@ export interface SafetyLease {
   readonly leaseDurationMs: number;
   /** The mode the agent published with its last renewal. */
   readonly mode: SafetyMode | undefined;
-  /** When this node first saw the agent publish that mode. */
+  /** Since when this node has seen the agent publish that mode, or another of its `modeClass`. */
   readonly modeSince: number;
   readonly subnets: readonly string[];
 }

@@ -10,6 +10,7 @@ import {
   decideSafety,
   hardFenceMs,
   initialSafetyState,
+  modeClass,
   safetyTiming,
 } from '../src/safety.ts';
 
@@ -222,4 +223,11 @@ t.test('property: two disjoint groups never both may hold in swim mode', async (
     { numRuns: 2000, seed: 13 },
   );
   t.pass('2,000 random splits');
+});
+
+t.test('lease and lease-consensus are one class for the stability clock', async (t) => {
+  t.equal(modeClass('lease'), modeClass('lease-consensus'));
+  t.not(modeClass('lease'), modeClass('swim'));
+  t.not(modeClass('fenced'), modeClass('lease'));
+  t.equal(modeClass(undefined), 'unknown');
 });
