@@ -630,9 +630,13 @@ function checkProbeLink(raw: RawLink, context: ProbeContext, tense: 'is' | 'went
 
 function probeSocketFailure(e: unknown, context: ProbeContext, what: 'send' | 'read'): NetlinkError {
   if (e instanceof NetlinkError) return e;
-  const errno = e instanceof PacketSocketError ? errnoName(e.errno) : undefined;
+  const errno = e instanceof PacketSocketError ? e.errno : undefined;
+  const name = errno === undefined ? undefined : errnoName(errno);
+  if (errno === osConstants.errno.ENETDOWN || errno === osConstants.errno.ENXIO || errno === osConstants.errno.ENODEV) {
+    return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${context.link} went down during the probe (${name}); nothing could be heard`, { ...context, field: 'link', errno: name! });
+  }
   const detail = e instanceof Error ? e.message : String(e);
-  return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: cannot ${what} probe frames: ${detail}`, { ...context, ...(errno ? { errno } : {}) });
+  return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: cannot ${what} probe frames: ${detail}`, { ...context, ...(name ? { errno: name } : {}) });
 }
 
 /** A batch item's link index, or the per-item error its link lookup ended in. */
