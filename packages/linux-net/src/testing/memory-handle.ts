@@ -661,10 +661,12 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   /** Removes addresses whose valid lifetime has ended, as the kernel does, with a removal change each. */
   #expire(): InterfaceAddress[] {
     const now = this.#now();
+    const ended = (r: AddressRecord): boolean => r.configured.validLifetime !== Infinity && now - r.setAt >= r.configured.validLifetime * 1000;
+    // Called on every call: no new array unless something ended.
+    if (!this.#addresses.some(ended)) return [];
     const gone: InterfaceAddress[] = [];
     this.#addresses = this.#addresses.filter((r) => {
-      const valid = r.configured.validLifetime;
-      if (valid === Infinity || now - r.setAt < valid * 1000) return true;
+      if (!ended(r)) return true;
       gone.push(this.#view(r));
       return false;
     });
