@@ -65,6 +65,8 @@ import type {
 const IFF_NOARP = 0x80;
 /** How often a probe reads what has arrived while it waits: the latency of an early answer. */
 const PROBE_POLL_MS = 5;
+/** Frames read per look at a probe's queue; the final look reads on until the queue is empty. */
+const DRAIN_FRAMES = 256;
 /** Items of a batch in flight at once: bounds the memory a batch of any size takes. */
 const BATCH_WINDOW = 512;
 
@@ -406,11 +408,16 @@ class KernelNetlinkHandle implements NetlinkHandle {
         ),
     );
     try {
-      const heard = (): string | undefined => {
+      // Reads what is queued; `everything` keeps reading (boundedly) past one full drain, for the final look.
+      const heard = (everything = false): string | undefined => {
         try {
-          for (const f of receiver.drain()) {
-            const mac = conflictingMac(f, subject);
-            if (mac) return mac;
+          for (let round = 0; round < (everything ? 64 : 1); round++) {
+            const frames = receiver.drain(DRAIN_FRAMES);
+            for (const f of frames) {
+              const mac = conflictingMac(f, subject);
+              if (mac) return mac;
+            }
+            if (frames.length < DRAIN_FRAMES) break;
           }
           return undefined;
         } catch (e) {
@@ -430,7 +437,7 @@ class KernelNetlinkHandle implements NetlinkHandle {
       const mac = await this.#listenUntil(start + timing.totalMs, heard, signal, context);
       if (mac) return { conflict: true, mac };
       // Silence from a link that went down meanwhile proves nothing.
-      checkProbeLink(await this.#rawLink(link, op), context, 'went');
+      checkProbeLink(await this.#rawLink(raw.index, op), context, 'went');
       return { conflict: false };
     } finally {
       receiver.close();
@@ -496,7 +503,7 @@ class KernelNetlinkHandle implements NetlinkHandle {
   }
 
   /** Reads what arrives until `deadline` (performance.now() time); returns the first conflicting MAC heard. */
-  async #listenUntil(deadline: number, heard: () => string | undefined, signal: AbortSignal | undefined, context: ProbeContext): Promise<string | undefined> {
+  async #listenUntil(deadline: number, heard: (everything?: boolean) => string | undefined, signal: AbortSignal | undefined, context: ProbeContext): Promise<string | undefined> {
     // At most one pass per millisecond of the longest probe, so the loop is bounded by count as well as by time.
     for (let pass = 0; pass < 100_000; pass++) {
       const left = deadline - performance.now();
@@ -508,7 +515,7 @@ class KernelNetlinkHandle implements NetlinkHandle {
       if (mac) return mac;
     }
     // Everything the kernel received before the deadline is in the queue now.
-    return heard();
+    return heard(true);
   }
 
   /** Looks up each distinct link once (by name or index) for a batch. */
@@ -618,21 +625,25 @@ interface ProbeContext {
 
 /** Throws `NETLINK_PROBE_FAILED` unless a probe on `raw` can mean something. `tense`: before ('is') or after ('went'). */
 function checkProbeLink(raw: RawLink, context: ProbeContext, tense: 'is' | 'went'): void {
-  const during = tense === 'went' ? ' during the probe' : '';
-  const fail = (why: string): never => {
-    throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${raw.name} ${why}${during}; nothing could be heard`, { ...context, field: 'link' });
+  const fail = (before: string, during: string): never => {
+    const why = tense === 'is' ? before : `${during} during the probe`;
+    throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${raw.name} ${why}; nothing could be heard`, { ...context, field: 'link' });
   };
-  if ((raw.flags & IFF_UP) === 0) fail(tense === 'is' ? `is down (ip link set ${raw.name} up)` : 'went down');
-  if (raw.operState !== 'up' && raw.operState !== 'unknown') fail(`${tense === 'is' ? 'has' : 'lost'} no carrier (operstate ${raw.operState})`);
-  if (raw.mac.length !== 6 || raw.mac.every((b) => b === 0)) fail('has no Ethernet address');
-  if ((raw.flags & IFF_NOARP) !== 0) fail('has ARP turned off (NOARP), so no host answers probes on it');
+  if ((raw.flags & IFF_UP) === 0) fail(`is down (ip link set ${raw.name} up)`, 'went down');
+  if (raw.operState !== 'up' && raw.operState !== 'unknown') fail(`has no carrier (operstate ${raw.operState})`, `lost its carrier (operstate ${raw.operState})`);
+  if (raw.mac.length !== 6 || raw.mac.every((b) => b === 0)) fail('has no Ethernet address', 'lost its Ethernet address');
+  if ((raw.flags & IFF_NOARP) !== 0) fail('has ARP turned off (NOARP), so no host answers probes on it', 'had ARP turned off (NOARP)');
 }
 
 function probeSocketFailure(e: unknown, context: ProbeContext, what: 'send' | 'read'): NetlinkError {
   if (e instanceof NetlinkError) return e;
-  const errno = e instanceof PacketSocketError ? errnoName(e.errno) : undefined;
+  const errno = e instanceof PacketSocketError ? e.errno : undefined;
+  const name = errno === undefined ? undefined : errnoName(errno);
+  if (errno === osConstants.errno.ENETDOWN || errno === osConstants.errno.ENXIO || errno === osConstants.errno.ENODEV) {
+    return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${context.link} went down during the probe (${name}); nothing could be heard`, { ...context, field: 'link', errno: name! });
+  }
   const detail = e instanceof Error ? e.message : String(e);
-  return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: cannot ${what} probe frames: ${detail}`, { ...context, ...(errno ? { errno } : {}) });
+  return new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: cannot ${what} probe frames: ${detail}`, { ...context, ...(name ? { errno: name } : {}) });
 }
 
 /** A batch item's link index, or the per-item error its link lookup ended in. */

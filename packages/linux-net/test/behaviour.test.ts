@@ -1,7 +1,7 @@
 // One behavioural table, run against the kernel (in a namespace the test makes) and
 // against the in-memory handle, so the test double keeps the real handle's contract.
 import t from 'tap';
-import { NetlinkError, type InterfaceAddress, type NetChange } from '../src/index.ts';
+import { NetlinkError, PURELB_ADDRESS_PROTOCOL, type InterfaceAddress, type NetChange } from '../src/index.ts';
 import { WORLDS, memoryWorldWithKind, nextMatching, type World } from './fixtures.ts';
 
 const byAddress = (list: InterfaceAddress[], address: string): InterfaceAddress | undefined => list.find((a) => a.address === address);
@@ -54,6 +54,70 @@ for (const [name, makeWorld] of WORLDS) {
       t.equal(await h.addAddress(lan.index, '2001:0DB8:0000:0000:0000:0000:0000:00b1/128', { nodad: true }), true);
       t.ok(byAddress(await h.listAddresses({ link: lan.index }), '2001:db8::b1'), 'listed in RFC 5952 form');
       t.equal(await h.deleteAddress(lan.index, '2001:db8::b1/128'), true);
+    });
+
+    t.test('the protocol mark: set on add and replace, reported on list, reset by a replace without it', async (t) => {
+      t.equal(await h.addAddress('lan0', '192.0.2.40/24', { protocol: PURELB_ADDRESS_PROTOCOL }), true);
+      t.equal(await h.addAddress('lan0', '2001:db8:0:4::40/64', { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL }), true);
+      t.equal(await h.addAddress('lan0', '203.0.113.41/24'), true);
+      const list = await h.listAddresses({ link: 'lan0' });
+      t.equal(byAddress(list, '192.0.2.40')?.protocol, 80, 'IPv4 carries proto 80');
+      t.equal(byAddress(list, '2001:db8:0:4::40')?.protocol, 80, 'IPv6 carries proto 80');
+      t.equal(byAddress(list, '203.0.113.41')?.protocol, undefined, 'an address added without one reports none');
+      t.notOk('protocol' in byAddress(list, '203.0.113.41')!, 'not even as a key');
+      await h.replaceAddress('lan0', '203.0.113.41/24', { protocol: 200 });
+      t.equal(byAddress(await h.listAddresses({ link: 'lan0' }), '203.0.113.41')?.protocol, 200, 'replace sets it');
+      await h.replaceAddress('lan0', '2001:db8:0:4::40/64', { nodad: true });
+      t.equal(byAddress(await h.listAddresses({ link: 'lan0' }), '2001:db8:0:4::40')?.protocol, undefined, 'replace without it resets it, as ip addr replace does');
+      await t.rejects(h.addAddress('lan0', '192.0.2.42/24', { protocol: 256 }), { code: 'NETLINK_INVALID_ARGUMENT', context: { field: 'protocol' } });
+      await t.rejects(h.addAddress('lan0', '192.0.2.42/24', { protocol: 1.5 }), { code: 'NETLINK_INVALID_ARGUMENT', context: { field: 'protocol' } });
+      for (const a of ['192.0.2.40/24', '203.0.113.41/24', '2001:db8:0:4::40/64']) t.equal(await h.deleteAddress('lan0', a), true);
+    });
+
+    t.test('batches: one result per item, in order; a failed item does not stop the others', async (t) => {
+      const replaced = await h.replaceAddresses([
+        { link: 'lan0', address: '198.51.100.20/24', options: { protocol: PURELB_ADDRESS_PROTOCOL } },
+        { link: 'nosuch0', address: '198.51.100.21/24' },
+        { link: 'lan0', address: '198.51.100.300/24' },
+        { link: 'lan0', address: '2001:db8:0:5::20/64', options: { nodad: true, validLifetime: 60 } },
+        { link: 'lan0', address: '198.51.100.22/25' },
+        { link: 'lan0', address: '198.51.100.23/24', options: { validLifetime: 5, preferredLifetime: 10 } },
+      ]);
+      t.match(replaced, [
+        { ok: true },
+        { ok: false, error: { code: 'NETLINK_LINK_NOT_FOUND', context: { link: 'nosuch0', address: '198.51.100.21/24' } } },
+        { ok: false, error: { code: 'NETLINK_INVALID_ARGUMENT', context: { field: 'address' } } },
+        { ok: true },
+        { ok: true },
+        { ok: false, error: { code: 'NETLINK_INVALID_ARGUMENT', context: { field: 'preferredLifetime' } } },
+      ]);
+      t.type((replaced[1] as { error: unknown }).error, NetlinkError);
+      const list = await h.listAddresses({ link: 'lan0' });
+      t.equal(byAddress(list, '198.51.100.20')?.protocol, 80);
+      t.ok(byAddress(list, '2001:db8:0:5::20')!.validLifetime <= 60);
+      t.ok(byAddress(list, '198.51.100.22'));
+      t.notOk(byAddress(list, '198.51.100.23'), 'the refused item changed nothing');
+
+      const lan = await h.getLink('lan0');
+      const deleted = await h.deleteAddresses([
+        { link: 'lan0', address: '198.51.100.20/24' },
+        { link: lan.index, address: '198.51.100.22' },
+        { link: 'lan0', address: '2001:db8:0:5::20' },
+        { link: 'lan0', address: '198.51.100.20/24' },
+        { link: 'nosuch0', address: '198.51.100.20/24' },
+        { link: 'lan0', address: '2001:db8:0:5::99' },
+      ]);
+      t.match(deleted, [
+        { ok: true, value: true },
+        { ok: true, value: true },
+        { ok: true, value: true },
+        { ok: true, value: false },
+        { ok: false, error: { code: 'NETLINK_LINK_NOT_FOUND' } },
+        { ok: true, value: false },
+      ]);
+      t.same(await h.deleteAddresses([]), [], 'an empty batch');
+      const left = await h.listAddresses({ link: 'lan0' });
+      t.notOk(left.some((a) => ['198.51.100.20', '198.51.100.22', '2001:db8:0:5::20'].includes(a.address)), 'all gone');
     });
 
     t.test('errors name the link and carry a code', async (t) => {
@@ -173,5 +237,8 @@ for (const [name, makeWorld] of WORLDS) {
     w.handle.close();
     await t.rejects(w.handle.listLinks(), { code: 'NETLINK_CLOSED' });
     t.throws(() => w.handle.subscribe(), { code: 'NETLINK_CLOSED' });
+    await t.rejects(w.handle.deleteAddresses([{ link: 'lo', address: '192.0.2.1/32' }]), { code: 'NETLINK_CLOSED' });
+    await t.rejects(w.handle.replaceAddresses([]), { code: 'NETLINK_CLOSED' });
+    await t.rejects(w.handle.probeAddress('lo', '192.0.2.1'), { code: 'NETLINK_CLOSED' });
   });
 }

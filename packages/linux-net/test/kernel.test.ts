@@ -24,7 +24,7 @@ function pair(t: Test): { node: TestNetns; peer: TestNetns; capture: PacketCaptu
   return { node, peer, capture, nodeMac: node.linkMac('lan0') };
 }
 
-t.test('without CAP_NET_ADMIN and CAP_NET_RAW: reads work, changes fail with NETLINK_PERMISSION', async (t) => {
+t.test('without CAP_NET_ADMIN and CAP_NET_RAW: reads work, changes and probes fail with NETLINK_PERMISSION', async (t) => {
   const ns = new TestNetns('lnet');
   t.teardown(() => ns.delete());
   ns.ip('link', 'add', 'lan0', 'type', 'bridge');
@@ -38,6 +38,8 @@ t.test('without CAP_NET_ADMIN and CAP_NET_RAW: reads work, changes fail with NET
   t.match(out.deleteAddress, { code: 'NETLINK_PERMISSION', errno: 'EPERM' });
   t.match(out.ensureVirtualLink, { code: 'NETLINK_PERMISSION' });
   t.match(out.announce, { code: 'NETLINK_PERMISSION', message: /CAP_NET_RAW/ });
+  t.match(out.probeAddress, { code: 'NETLINK_PERMISSION', message: /CAP_NET_RAW/ }, 'a probe without CAP_NET_RAW is an error, not "no conflict"');
+  t.same(out.deleteAddresses!.ok, ['NETLINK_PERMISSION'], 'a batch reports the refusal per item');
   t.match(ns.ip('-4', 'addr', 'show', 'lan0'), /192\.0\.2\.1\/24/, 'the refused delete changed nothing');
   t.notMatch(ns.ip('-4', 'addr', 'show', 'lan0'), /192\.0\.2\.5/, 'the refused add changed nothing');
 });

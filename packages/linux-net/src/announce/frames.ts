@@ -134,7 +134,8 @@ export function solicitedNodeMulticast(address: Uint8Array): { readonly ip: Uint
 }
 
 /**
- * A duplicate address detection probe (RFC 4862 section 5.4.2): a neighbour solicitation
+ * A duplicate address detection probe (RFC 4862 section 5.4.2), the frame the kernel sends
+ * for `ip addr add` without `nodad` (minus its RFC 7527 nonce): a neighbour solicitation
  * for `target` from the unspecified address `::` to the target's solicited-node group, hop
  * limit 255, without a source link-layer address option (the RFC forbids it from `::`).
  * A host that holds `target` answers with a neighbour advertisement to ff02::1. 78 bytes.

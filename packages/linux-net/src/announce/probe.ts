@@ -16,6 +16,7 @@ export interface ProbeTiming {
   readonly totalMs: number;
 }
 
+/** The defaults of `probeAddress` (`arping -D`, at a faster pace): 2 probes 30 ms apart and 80 ms of listening after the last, 110 ms in all. */
 export const PROBE_DEFAULTS = { probes: 2, intervalMs: 30, waitMs: 80 } as const;
 
 /** Applies defaults and checks bounds; throws `NETLINK_INVALID_ARGUMENT` naming the field. */

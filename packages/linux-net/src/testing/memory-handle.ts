@@ -554,7 +554,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     const op = `ip addr replace ${address} dev ${link}`;
     const parsed = parseAddressText(address);
     addressRequestFields(address, options);
-    const l = this.#find(link, op);
+    const l = this.#find(link, op, address);
     this.#checkPermission(op, link);
     const i = this.#indexOf(l.index, parsed);
     if (i !== -1) {
@@ -569,14 +569,14 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   #delete(link: LinkRef, address: string): boolean {
     const op = `ip addr del ${address} dev ${link}`;
     parseAddressText(address);
-    const l = this.#find(link, op);
+    const l = this.#find(link, op, address);
     this.#checkPermission(op, link);
     return this.#remove(l, address);
   }
 
-  #find(link: LinkRef, op: string): MemoryLink {
+  #find(link: LinkRef, op: string, address?: string): MemoryLink {
     const l = typeof link === 'number' ? this.#links.get(link) : [...this.#links.values()].find((x) => x.name === link);
-    if (!l) throw new NetlinkError(NetlinkErrorCode.LinkNotFound, `${op}: link ${link} does not exist`, { link, operation: op });
+    if (!l) throw new NetlinkError(NetlinkErrorCode.LinkNotFound, `${op}: link ${link} does not exist`, { link, operation: op, ...(address !== undefined ? { address } : {}) });
     return l;
   }
 
@@ -661,10 +661,12 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   /** Removes addresses whose valid lifetime has ended, as the kernel does, with a removal change each. */
   #expire(): InterfaceAddress[] {
     const now = this.#now();
+    const ended = (r: AddressRecord): boolean => r.configured.validLifetime !== Infinity && now - r.setAt >= r.configured.validLifetime * 1000;
+    // Called on every call: no new array unless something ended.
+    if (!this.#addresses.some(ended)) return [];
     const gone: InterfaceAddress[] = [];
     this.#addresses = this.#addresses.filter((r) => {
-      const valid = r.configured.validLifetime;
-      if (valid === Infinity || now - r.setAt < valid * 1000) return true;
+      if (!ended(r)) return true;
       gone.push(this.#view(r));
       return false;
     });

@@ -17,6 +17,8 @@ const result = {
   deleteAddress: await outcome(() => h.deleteAddress('lan0', '192.0.2.1/24')),
   ensureVirtualLink: await outcome(() => h.ensureVirtualLink('kube-lb0')),
   announce: await outcome(() => h.announce('lan0', '192.0.2.1')),
+  probeAddress: await outcome(() => h.probeAddress('lan0', '192.0.2.9')),
+  deleteAddresses: await outcome(async () => (await h.deleteAddresses([{ link: 'lan0', address: '192.0.2.1/24' }])).map((r) => (r.ok ? r.value : r.error.code))),
 };
 h.close();
 process.stdout.write(JSON.stringify(result));
