@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { LabError, waitFor } from './exec.ts';
+import { SAMPLER_TAGS_V4 } from './network.ts';
 
 export interface ArpAnswer {
   readonly mac: string;
@@ -56,7 +57,7 @@ export interface ArpWatchSummary {
 export interface ArpWatchOptions {
   /** Time between requests, ms (default 20). */
   readonly intervalMs?: number;
-  /** How long after its request a sample waits for answers, ms (default 250; under 15 intervals). */
+  /** How long after its request a sample waits for answers, ms (default 250, or 14 intervals if that is less; at most 14 intervals). */
   readonly windowMs?: number;
   /** The sampler exits by itself after this long, ms (default 6 hours). */
   readonly maxMs?: number;
@@ -219,7 +220,12 @@ export function startArpWatch(netns: string, iface: string, addresses: readonly 
   if (addresses.length === 0) throw new LabError('LAB_BAD_OPTION', 'watchArp: no address to watch');
   if (new Set(addresses).size !== addresses.length) throw new LabError('LAB_BAD_OPTION', `watchArp: an address is listed twice: ${addresses.join(' ')}`);
   const intervalMs = opts.intervalMs ?? 20;
-  const windowMs = opts.windowMs ?? 250;
+  // A request's tag comes round again after SAMPLER_TAGS_V4.length requests: its sample must be closed by then.
+  const maxWindowMs = intervalMs * (SAMPLER_TAGS_V4.length - 2);
+  const windowMs = opts.windowMs ?? Math.min(250, maxWindowMs);
+  if (!(intervalMs >= 1) || !(windowMs >= intervalMs && windowMs <= maxWindowMs)) {
+    throw new LabError('LAB_BAD_OPTION', `watchArp: intervalMs ${intervalMs} and windowMs ${windowMs}: need 1 <= intervalMs <= windowMs <= ${SAMPLER_TAGS_V4.length - 2} intervals`);
+  }
   const keep = opts.keep ?? 200_000;
   const records = addresses.map((a) => new AddressRecord(a, keep));
   const counters = { sent: 0, strays: 0, skipped: 0 };
