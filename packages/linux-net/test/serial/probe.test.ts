@@ -1,12 +1,15 @@
 // probeAddress against real kernels: two namespaces on a veth pair, the peer's kernel as
-// the holder that answers (or not), frames checked on the wire, timings measured.
+// the holder that answers (or not), frames checked on the wire, timings measured. In
+// test/serial so its timings are not taken while the other test files load the machine.
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
-import { openNetlinkHandle, parseArpFrame, parseNeighbourSolicitationFrame, buildDadNeighbourSolicitation, type NetlinkHandle, type ProbeResult } from '../src/index.ts';
-import { PacketCapture, TestNetns, assertNetnsPrerequisites, connectVeth } from '../src/testing/index.ts';
-import { formatMac, parseAddressText, parseMac } from '../src/address.ts';
+import { openNetlinkHandle, parseArpFrame, parseNeighbourSolicitationFrame, buildDadNeighbourSolicitation, type NetlinkHandle, type ProbeResult } from '../../src/index.ts';
+import { PacketCapture, TestNetns, assertNetnsPrerequisites, connectVeth } from '../../src/testing/index.ts';
+import { formatMac, parseAddressText, parseMac } from '../../src/address.ts';
 
 assertNetnsPrerequisites();
+// Mostly waiting (probe windows, the kernel's DAD); more than tap's 30 s default on a loaded machine.
+t.setTimeout(180_000);
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -54,9 +57,10 @@ t.test('IPv4: no conflict, then the peer holds it, then it is gone again', async
   t.ok(quiet.ms >= 110 - 1, `a silent probe listens its whole window (${quiet.ms.toFixed(1)} ms >= 110)`);
 
   peer.ip('addr', 'add', '192.0.2.50/24', 'dev', 'peer0');
-  const held = await timed(() => h.probeAddress('lan0', '192.0.2.50'));
+  // A long window, so ending early is unmistakable however loaded the machine is.
+  const held = await timed(() => h.probeAddress('lan0', '192.0.2.50', { waitMs: 3000 }));
   t.same(held.result, { conflict: true, mac: peerMac }, "the peer's kernel answers the probe, with its MAC");
-  t.ok(held.ms < 110, `a conflict ends the probe early (${held.ms.toFixed(1)} ms)`);
+  t.ok(held.ms < 1500, `a conflict ends the probe early (${held.ms.toFixed(1)} ms of a 3000 ms window)`);
   t.same(await h.probeAddress('lan0', '192.0.2.50/24'), { conflict: true, mac: peerMac }, 'a /len in the text is ignored');
 
   peer.ip('addr', 'del', '192.0.2.50/24', 'dev', 'peer0');
@@ -74,9 +78,9 @@ t.test('IPv6: a holder with nodad answers duplicate address detection', async (t
   // The kernel joins the solicited-node group even with nodad, which is why it hears the probe.
   t.match(peer.ip('-6', 'maddr', 'show', 'dev', 'peer0'), /ff02::1:ff00:50/, 'holder joined ff02::1:ff00:50');
   t.notMatch(peer.ip('-6', 'addr', 'show', 'dev', 'peer0'), /2001:db8:a::50\/64.*tentative/, 'not tentative');
-  const held = await timed(() => h.probeAddress('lan0', '2001:db8:a::50'));
+  const held = await timed(() => h.probeAddress('lan0', '2001:db8:a::50', { waitMs: 3000 }));
   t.same(held.result, { conflict: true, mac: peerMac }, "the peer's kernel answers with a neighbour advertisement");
-  t.ok(held.ms < 110, `early answer (${held.ms.toFixed(1)} ms)`);
+  t.ok(held.ms < 1500, `early answer (${held.ms.toFixed(1)} ms of a 3000 ms window)`);
 
   // Added with `ip addr add ... nodad` too, a /128 on the same link.
   peer.ip('addr', 'add', '2001:db8:a::51/128', 'dev', 'peer0', 'nodad');
@@ -106,7 +110,8 @@ t.test('two hosts probing for one address at once: never both "no conflict"', as
   const { peer, h, nodeMac, peerMac } = pair(t);
   const other = peer.run(() => openNetlinkHandle());
   t.teardown(() => other.close());
-  const opts = { probes: 3, intervalMs: 40, waitMs: 80 };
+  // Long windows, so "at the same time" holds however late a loaded machine runs our timers.
+  const opts = { probes: 3, intervalMs: 100, waitMs: 1000 };
   for (const address of ['192.0.2.70', '2001:db8:d::70']) {
     // Started together, the first to hear the other stops probing (RFC 5227), so the other may hear nothing: one of them wins.
     const [ours, theirs] = await Promise.all([h.probeAddress('lan0', address, opts), other.probeAddress('peer0', address, opts)]);
@@ -128,8 +133,8 @@ t.test('an announcement heard while listening is a conflict', async (t) => {
   const { peer, h, peerMac } = pair(t);
   const other = peer.run(() => openNetlinkHandle());
   t.teardown(() => other.close());
-  // The peer announces 40 ms into our 300 ms window without answering probes (it does not hold the address).
-  const probing = h.probeAddress('lan0', '192.0.2.80', { probes: 1, waitMs: 300 });
+  // The peer announces 40 ms into our 3 s window without answering probes (it does not hold the address).
+  const probing = h.probeAddress('lan0', '192.0.2.80', { probes: 1, waitMs: 3000 });
   await new Promise((r) => setTimeout(r, 40));
   await other.announce('peer0', '192.0.2.80');
   t.same(await probing, { conflict: true, mac: peerMac });
@@ -156,7 +161,7 @@ t.test('could not probe: typed errors, never a silent "no conflict"', async (t) 
   node.ip('link', 'set', 'lan0', 'arp', 'on');
 
   // Down while listening: silence from a dead link must not read as "nobody holds it".
-  const probing = h.probeAddress('lan0', '192.0.2.90', { probes: 1, waitMs: 400 });
+  const probing = h.probeAddress('lan0', '192.0.2.90', { probes: 1, waitMs: 3000 });
   await new Promise((r) => setTimeout(r, 60));
   node.ip('link', 'set', 'lan0', 'down');
   await t.rejects(probing, { code: 'NETLINK_PROBE_FAILED', message: /during the probe/ });
@@ -166,11 +171,11 @@ t.test('an AbortSignal stops a probe within a poll', async (t) => {
   const { h } = pair(t);
   const ac = new AbortController();
   const started = performance.now();
-  const probing = h.probeAddress('lan0', '192.0.2.91', { probes: 1, waitMs: 2000, signal: ac.signal });
+  const probing = h.probeAddress('lan0', '192.0.2.91', { probes: 1, waitMs: 5000, signal: ac.signal });
   setTimeout(() => ac.abort(new Error('shutting down')), 30);
   await t.rejects(probing, { code: 'NETLINK_ABORTED', cause: { message: 'shutting down' } });
   const took = performance.now() - started;
-  t.ok(took < 200, `stopped after ${took.toFixed(1)} ms, not 2 s`);
+  t.ok(took < 2500, `stopped after ${took.toFixed(1)} ms, not 5 s`);
   await t.rejects(h.probeAddress('lan0', '192.0.2.91', { signal: AbortSignal.abort() }), { code: 'NETLINK_ABORTED' }, 'an aborted signal never starts');
 });
 
@@ -194,10 +199,11 @@ t.test('on the wire: ARP probes as RFC 5227 says, at the configured interval', a
     t.equal(hex(frame.senderIp), '00000000', 'sender address 0.0.0.0');
     t.equal(hex(frame.targetMac), '000000000000', 'target MAC zero');
   }
-  const gaps = seen.slice(1).map((s, i) => s.at - seen[i]!.at);
+  // Probe i goes out at i * 50 ms after the first, never earlier (a late timer may delay one, not the schedule).
+  const offsets = seen.map((s) => s.at - seen[0]!.at);
   t.ok(
-    gaps.every((g) => g >= 45 && g <= 90),
-    `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ms, about 50`,
+    offsets.every((o, i) => o >= i * 50 - 1 && o <= i * 50 + 150),
+    `sent at ${offsets.map((o) => o.toFixed(1)).join(', ')} ms: 0, 50, 100 or a little later`,
   );
 });
 
@@ -243,31 +249,42 @@ t.test('timing: a silent probe takes (probes - 1) * interval + wait, and a few m
     { family: 'IPv4', silent: '192.0.2.96', held: '192.0.2.95' },
     { family: 'IPv6', silent: '2001:db8:f::96', held: '2001:db8:f::95' },
   ];
-  const RUNS = 7;
+  const RUNS = 9;
+  // What the machine itself adds to a 110 ms wait with a link lookup on each side, measured
+  // between the probes: on a loaded shared machine timers run late, and that is not the probe's.
+  const control = async (): Promise<number> => {
+    const start = performance.now();
+    await h.getLink('lan0');
+    await new Promise((r) => setTimeout(r, 110));
+    await h.getLink('lan0');
+    return performance.now() - start;
+  };
   for (const row of rows) {
     const silent: number[] = [];
     const held: number[] = [];
+    const baseline: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const s = await timed(() => h.probeAddress('lan0', row.silent));
       t.same(s.result, { conflict: false });
       silent.push(s.ms);
+      baseline.push(await control());
       const c = await timed(() => h.probeAddress('lan0', row.held));
       t.same(c.result, { conflict: true, mac: peerMac });
       held.push(c.ms);
     }
-    // Defaults: 2 probes 30 ms apart, 80 ms of listening after the last: 110 ms. The time
-    // past it is one poll (5 ms), a link lookup and the event loop's lateness, which on this
-    // shared 2-core machine can reach tens of ms for a single run; the median may not.
+    // Defaults: 2 probes 30 ms apart, 80 ms of listening after the last: 110 ms. Never less:
+    // that would cut listening short.
     t.ok(
-      silent.every((ms) => ms >= 109 && ms <= 110 + 150),
-      `${row.family} silent probes ${silent.map((x) => x.toFixed(1)).join(', ')} ms: at least 110, never 150 more`,
+      silent.every((ms) => ms >= 109.5 && ms <= 110 + 500),
+      `${row.family} silent probes ${silent.map((x) => x.toFixed(1)).join(', ')} ms: at least 110`,
     );
-    t.ok(median(silent) <= 110 + 20, `${row.family} silent median ${median(silent).toFixed(1)} ms within 20 ms of 110`);
     t.ok(
-      held.every((ms) => ms < 110),
-      `${row.family} answered probes ${held.map((x) => x.toFixed(1)).join(', ')} ms end before the silent window would`,
+      median(silent) <= median(baseline) + 25,
+      `${row.family} silent median ${median(silent).toFixed(1)} ms, at most 25 ms over a bare 110 ms wait here (${median(baseline).toFixed(1)} ms)`,
     );
-    t.ok(median(held) < 40, `${row.family} answered median ${median(held).toFixed(1)} ms: the first answer ends it`);
-    t.comment(`${row.family}: silent probe median ${median(silent).toFixed(1)} ms, answered probe median ${median(held).toFixed(1)} ms (${RUNS} runs, defaults)`);
+    t.ok(median(held) < median(silent) / 2, `${row.family} answered median ${median(held).toFixed(1)} ms: the first answer ends it`);
+    t.comment(
+      `${row.family}: silent probe median ${median(silent).toFixed(1)} ms (bare 110 ms wait: ${median(baseline).toFixed(1)} ms), answered probe median ${median(held).toFixed(1)} ms (${RUNS} runs, defaults)`,
+    );
   }
 });
