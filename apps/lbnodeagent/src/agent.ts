@@ -107,6 +107,13 @@ interface LinkConfig {
   readonly sendgarp: boolean;
 }
 
+/**
+ * The probe before an add: two ARP probes / DAD solicitations 20 ms apart, then 50 ms of
+ * listening (70 ms in all). A holder's kernel answers within a few ms on a LAN, and the
+ * answer waits in the socket if this process is slow to read it; every millisecond here
+ * is added to every create and every failover.
+ */
+const PROBE = { probes: 2, intervalMs: 20, waitMs: 50 } as const;
 /** A full pass (address dumps, local subnets) runs at least this often. */
 const FULL_PASS_MS = 5000;
 /** Leases stale this many durations whose Node is gone are deleted. */
@@ -570,7 +577,7 @@ export class NodeAgent {
       if (this.#stalledNow() || !this.#decide().mayHold) return;
       let probe: { conflict: boolean; mac?: string };
       try {
-        probe = await this.#d.netlink.probeAddress(w.link, w.address);
+        probe = await this.#d.netlink.probeAddress(w.link, w.address, PROBE);
       } catch (e) {
         this.#d.log.warn({ address: w.address, link: w.link, err: errText(e) }, 'cannot probe; not adding');
         this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150) * 4, () => this.schedule());
