@@ -293,6 +293,24 @@ export class Ipam {
     return out;
   }
 
+  /** Free addresses of these pools (of one group: they do not overlap) that are never handed out. */
+  #excludedIn(f: Family, pools: readonly Pool[]): bigint {
+    const used = this.#used[f];
+    const reasons = this.#exclusionReasons[f];
+    let excluded = 0n;
+    for (const p of pools) {
+      for (const v of this.#reserved.get(p) ?? []) if (!used.has(v) && !reasons.has(v)) excluded++;
+    }
+    for (const v of reasons.keys()) if (!used.has(v) && pools.some((p) => v >= p.first && v <= p.last)) excluded++;
+    return excluded;
+  }
+
+  /** For an exhaustion message: how many of the pools' addresses are never handed out, if any. */
+  #excludedNote(f: Family, pools: readonly Pool[]): string {
+    const n = this.#excludedIn(f, pools);
+    return n === 0n ? '' : `; ${n} of their free addresses ${n === 1n ? 'is' : 'are'} never handed out (excluded, or a subnet's network, broadcast or anycast address)`;
+  }
+
   /** Which reserved address of the pool's subnet `v` is, if it is one (and they are excluded). */
   #reservedWhy(pool: Pool | undefined, v: bigint): string | undefined {
     if (!pool || !this.#reserved.get(pool)?.includes(v)) return undefined;
@@ -362,14 +380,7 @@ export class Ipam {
       for (const p of g.pools[f]) size += poolSize(p);
       let inUse = 0;
       for (const u of this.#poolUse[f]) if (u.group === group) inUse += u.inUse;
-      const used = this.#used[f];
-      const reasons = this.#exclusionReasons[f];
-      let excluded = 0n;
-      for (const p of g.pools[f]) {
-        for (const v of this.#reserved.get(p) ?? []) if (!used.has(v) && !reasons.has(v)) excluded++;
-      }
-      for (const v of reasons.keys()) if (!used.has(v) && findPool(g, f, v)) excluded++;
-      return { size, inUse: BigInt(inUse), excluded };
+      return { size, inUse: BigInt(inUse), excluded: this.#excludedIn(f, g.pools[f]) };
     };
     return { IPv4: one('IPv4'), IPv6: one('IPv6') };
   }
@@ -450,7 +461,7 @@ export class Ipam {
               ? new IpamError(IpamErrorCode.FamilyUnavailable, `Service ${req.service}: ServiceGroup "${group}" has no ${f} pool`, { service: req.service, group })
               : new IpamError(
                   IpamErrorCode.PoolExhausted,
-                  `Service ${req.service}: every ${f} pool of ServiceGroup "${group}" is full (${pools.map((p) => p.text).join(', ')})`,
+                  `Service ${req.service}: every ${f} pool of ServiceGroup "${group}" is full (${pools.map((p) => p.text).join(', ')})${this.#excludedNote(f, pools)}`,
                   { service: req.service, group, pool: pools.map((p) => p.text).join(',') },
                 );
           if (req.policy !== 'PreferDualStack') throw failure;

@@ -40,8 +40,13 @@ t.test('first fit skips the network and broadcast addresses; the size is the poo
       { do: 'allocate', req: { service: 'a', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' }, want: { group: 'default', addresses: ['192.0.2.1', '2001:db8::1'] } },
       { do: 'allocate', req: { service: 'b', families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' }, want: { group: 'default', addresses: ['192.0.2.2', '2001:db8::2'] } },
       { do: 'allocate', req: { service: 'c', families: ['IPv6'] }, want: { group: 'default', addresses: ['2001:db8::3'] } },
-      { do: 'allocate', req: { service: 'd', families: ['IPv4'] }, error: 'IPAM_POOL_EXHAUSTED' },
-      { do: 'allocate', req: { service: 'd', families: ['IPv6'] }, error: 'IPAM_POOL_EXHAUSTED' },
+      {
+        do: 'allocate',
+        req: { service: 'd', families: ['IPv4'] },
+        error: 'IPAM_POOL_EXHAUSTED',
+        message: /is full \(192\.0\.2\.0\/30\); 2 of their free addresses are never handed out \(excluded, or a subnet's network, broadcast or anycast address\)/,
+      },
+      { do: 'allocate', req: { service: 'd', families: ['IPv6'] }, error: 'IPAM_POOL_EXHAUSTED', message: /is full \(2001:db8::\/126\); 1 of their free addresses is never handed out/ },
       { do: 'stats', group: 'default', v4: [4n, 2n, 2n], v6: [4n, 3n, 1n] },
       {
         do: 'allocate',
