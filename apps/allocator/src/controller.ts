@@ -299,7 +299,7 @@ export class AllocatorController {
   #failureMessage(e: IpamError | NetboxError, group: string | undefined, addressSource: string): string {
     if (e instanceof IpamError && e.code === IpamErrorCode.UnknownGroup && e.context.group !== undefined) {
       const validity = this.#validity.get(e.context.group);
-      if (validity && !validity.valid && this.#d.groups.get(e.context.group)) {
+      if (validity && !validity.valid && this.#group(e.context.group)) {
         const who = group === undefined ? `names no ServiceGroup, and ServiceGroup "${e.context.group}" (the default)` : `ServiceGroup "${e.context.group}"`;
         return `Service ${e.context.service}: ${who} is invalid (${validity.message}); the Service gets an address once it is fixed`;
       }
@@ -383,7 +383,7 @@ export class AllocatorController {
       const message = overlapMessage(list);
       const key = `overlap|${name}`;
       if (this.#told.get(key) !== message) {
-        const sg = this.#d.groups.get(name);
+        const sg = this.#group(name);
         if (sg) this.#groupEvent(sg, 'Warning', 'OverlappingPools', message);
         this.#told.set(key, message);
       }
@@ -429,7 +429,7 @@ export class AllocatorController {
       current.add(key);
       if (this.#told.get(key) === x.reason) continue;
       this.#told.set(key, x.reason);
-      const sg = this.#d.groups.get(x.group);
+      const sg = this.#group(x.group);
       if (sg) this.#groupEvent(sg, 'Warning', 'ExcludedAddressInPool', `spec.local.${x.field} "${x.pool}" holds ${x.address}, which is never handed out: ${x.reason}`);
     }
     for (const key of [...this.#told.keys()]) if (key.startsWith('inpool|') && !current.has(key)) this.#told.delete(key);
@@ -506,6 +506,11 @@ export class AllocatorController {
 
   #event(svc: Service, type: 'Normal' | 'Warning', reason: string, message: string): void {
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
+  }
+
+  /** A ServiceGroup of our namespace from the cache, by name. */
+  #group(name: string): ServiceGroup | undefined {
+    return this.#d.groups.get(`${this.#opts.namespace}/${name}`);
   }
 
   #groupEvent(sg: ServiceGroup, type: 'Normal' | 'Warning', reason: string, message: string): void {
