@@ -1,6 +1,6 @@
 // The allocator's shell: read Services and ServiceGroups from the API, call the pure core
 // (serviceIntent, Ipam, servicePatch), write the difference. Only the Lease holder writes.
-import { type Allocation, type GroupSpec, Ipam, IpamError } from '@purelb/ipam-core';
+import { type Allocation, type Exclusion, type Group, type GroupSpec, Ipam, IpamError, IpamErrorCode, parseGroup } from '@purelb/ipam-core';
 import { NetboxError } from '@purelb/ipam-netbox';
 import {
   type EventRecorder,
@@ -8,6 +8,7 @@ import {
   type KubeClient,
   type Logger,
   type NetboxSpec,
+  type Node,
   type Service,
   type ServiceGroup,
   Annotation,
@@ -19,7 +20,9 @@ import {
   serviceKey,
 } from '@purelb/k8s-glue';
 import { allocatedByUs, servicePatch } from './desired.ts';
+import { exclusionsInPools, nodeExclusions } from './exclusions.ts';
 import { type ClassPolicy, serviceIntent } from './intent.ts';
+import { type PoolOverlap, poolOverlaps } from './overlaps.ts';
 import type { AllocatorMetrics } from './metrics.ts';
 import { NetboxAllocations, type NetboxAllocationsOptions } from './netbox.ts';
 import { KeyQueue } from './queue.ts';
@@ -39,6 +42,8 @@ interface Deps {
   readonly client: KubeClient;
   readonly services: Informer<Service>;
   readonly groups: Informer<ServiceGroup>;
+  /** Nodes: the addresses they report are never handed out. */
+  readonly nodes: Informer<Node>;
   readonly events: EventRecorder;
   readonly metrics: AllocatorMetrics;
   readonly log: Logger;
@@ -49,13 +54,20 @@ type Validity = { valid: true } | { valid: false; reason: string; message: strin
 export class AllocatorController {
   readonly #opts: ControllerOptions;
   readonly #d: Deps;
-  #ipam = new Ipam();
+  #ipam = newIpam();
   #queue = new KeyQueue();
   /** Services whose allocation failed: retried when a group changes or an address is freed. */
   readonly #pending = new Set<string>();
   /** The last valid spec of each group, kept while an edit makes it invalid. */
   readonly #lastGood = new Map<string, GroupSpec>();
   readonly #validity = new Map<string, Validity>();
+  /** Overlaps of each group's pools with other groups' (a Warning and a condition, not invalid). */
+  #overlaps = new Map<string, PoolOverlap[]>();
+  /** The Node exclusions last given to #ipam (as JSON), so a Node heartbeat that changes no address costs nothing. */
+  #exclusionsText = '';
+  #exclusions: Exclusion[] = [];
+  /** Warnings already given, so a recomputation does not repeat them: held exclusions per Service, excluded addresses per group, overlaps per group. */
+  readonly #told = new Map<string, string>();
   /** Writes sent but not yet seen back through the watch: the patch and the resourceVersion it produced. */
   readonly #unobserved = new Map<string, { patch: string; rv: string | undefined }>();
   readonly #inflight = new Map<string, Promise<void>>();
@@ -99,6 +111,16 @@ export class AllocatorController {
     deps.groups.on('add', groupsChanged);
     deps.groups.on('update', groupsChanged);
     deps.groups.on('delete', groupsChanged);
+    const nodesChanged = (): void => {
+      if (!this.#leading) return;
+      if (this.#applyExclusions()) {
+        this.#retryPending();
+        this.#markGroupStatusDirty();
+      }
+    };
+    deps.nodes.on('add', nodesChanged);
+    deps.nodes.on('update', nodesChanged);
+    deps.nodes.on('delete', nodesChanged);
   }
 
   /** Read-only view for tests and metrics. */
@@ -128,13 +150,16 @@ export class AllocatorController {
     if (this.#stopped) return;
     // A fresh queue per term: the previous term's was closed when it ended.
     this.#queue = new KeyQueue();
-    this.#ipam = new Ipam();
+    this.#ipam = newIpam();
     this.#pending.clear();
     this.#unobserved.clear();
+    this.#told.clear();
+    this.#exclusionsText = '';
     this.#leading = true;
     this.#d.metrics.leader.set(1);
     this.#applyGroups();
     this.#adoptAll();
+    this.#applyExclusions();
     this.#netbox.lead();
     for (const s of this.#d.services.list()) this.#queue.add(serviceKey(s));
     this.#markGroupStatusDirty();
@@ -200,6 +225,20 @@ export class AllocatorController {
       if (this.#ipam.release(key)) this.#afterRelease(key, intent.why, held);
       return this.#write(svc, servicePatch(svc, undefined));
     }
+    if (intent.kind === 'ignore') {
+      // Another load balancer's Service: no write, no Event, whatever it carries.
+      this.#pending.delete(key);
+      this.#unobserved.delete(key);
+      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why, held);
+      return undefined;
+    }
+    if (intent.kind === 'refuse') {
+      // What it holds stays (an edit never takes an address away); nothing new is given.
+      this.#pending.delete(key);
+      this.#d.metrics.failures.inc({ reason: intent.reason });
+      this.#event(svc, 'Warning', intent.reason, intent.message);
+      return undefined;
+    }
     for (const w of intent.warnings) this.#event(svc, 'Warning', w.reason, w.message);
     const before = this.#ipam.get(key);
     let allocation: Allocation | undefined;
@@ -211,7 +250,7 @@ export class AllocatorController {
       if (!(e instanceof IpamError) && !(e instanceof NetboxError)) throw e;
       this.#pending.add(key);
       this.#d.metrics.failures.inc({ reason: e.code });
-      this.#event(svc, 'Warning', 'AllocationFailed', e.message);
+      this.#event(svc, 'Warning', 'AllocationFailed', this.#failureMessage(e, intent.request.group, intent.addressSource));
       allocation = this.#ipam.get(key);
     }
     if (allocation && (before?.addresses.join() !== allocation.addresses.join() || before?.group !== allocation.group)) {
@@ -253,6 +292,24 @@ export class AllocatorController {
       });
   }
 
+  /**
+   * The failure as the user should read it: a group that exists but is invalid is said
+   * to be invalid (with why), not missing; a bad address names where it was written.
+   */
+  #failureMessage(e: IpamError | NetboxError, group: string | undefined, addressSource: string): string {
+    if (e instanceof IpamError && e.code === IpamErrorCode.UnknownGroup && e.context.group !== undefined) {
+      const validity = this.#validity.get(e.context.group);
+      if (validity && !validity.valid && this.#group(e.context.group)) {
+        const who = group === undefined ? `names no ServiceGroup, and ServiceGroup "${e.context.group}" (the default)` : `ServiceGroup "${e.context.group}"`;
+        return `Service ${e.context.service}: ${who} is invalid (${validity.message}); the Service gets an address once it is fixed`;
+      }
+    }
+    if (e instanceof IpamError && e.code === IpamErrorCode.InvalidRequest && e.context.field?.startsWith('addresses')) {
+      return e.message.replace(/: addresses(\[\d+\])?: /, (_m, index: string | undefined) => `: ${addressSource}${index === undefined ? '' : ` entry ${Number(index.slice(1, -1)) + 1}`}: `);
+    }
+    return e.message;
+  }
+
   #afterRelease(key: string, why: string, held: Allocation | undefined): void {
     if (held) this.#netbox.released(held);
     this.#d.metrics.releases.inc();
@@ -288,7 +345,8 @@ export class AllocatorController {
         const prev = this.#validity.get(name);
         const message = `${parsed.field}: ${parsed.message}`;
         if (!prev || prev.valid || prev.message !== message) {
-          this.#d.events.event({ kind: 'ServiceGroup', apiVersion: 'purelb.io/v1', namespace: sg.metadata.namespace, name, uid: sg.metadata.uid }, 'Warning', 'InvalidServiceGroup', message);
+          const kept = this.#lastGood.has(name) ? '; its last valid pools stay in force' : '; it has no valid pools since this allocator started: Services that name it get no new address';
+          this.#groupEvent(sg, 'Warning', 'InvalidServiceGroup', `${message}${kept}`);
         }
         this.#validity.set(name, { valid: false, reason: parsed.reason, message });
       }
@@ -303,9 +361,78 @@ export class AllocatorController {
       // Netbox groups have no pools in #ipam: their adopted addresses are not orphans.
       if (this.#netbox.serves(o.group)) continue;
       const svc = this.#d.services.get(o.service);
-      if (svc) this.#event(svc, 'Warning', 'AddressOutsidePool', `${o.address} is no longer in a pool of ServiceGroup ${o.group}; the Service keeps it`);
+      if (!svc) continue;
+      const validity = this.#validity.get(o.group);
+      if (validity && !validity.valid && !this.#lastGood.has(o.group)) {
+        this.#event(svc, 'Warning', 'ServiceGroupInvalid', `ServiceGroup ${o.group} is invalid (${validity.message}); the Service keeps ${o.address}`);
+      } else {
+        this.#event(svc, 'Warning', 'AddressOutsidePool', `${o.address} is no longer in a pool of ServiceGroup ${o.group}; the Service keeps it`);
+      }
     }
+    this.#applyOverlaps(specs);
+    this.#tellExclusionsInPools();
     this.#updatePoolMetrics();
+  }
+
+  /** Pools that overlap another group's: a Warning on both groups (once per change) and a condition. */
+  #applyOverlaps(specs: readonly GroupSpec[]): void {
+    const groups: Group[] = specs.map((g) => parseGroup(g));
+    const next = new Map<string, PoolOverlap[]>();
+    for (const o of poolOverlaps(groups)) next.set(o.group, [...(next.get(o.group) ?? []), o]);
+    for (const [name, list] of next) {
+      const message = overlapMessage(list);
+      const key = `overlap|${name}`;
+      if (this.#told.get(key) !== message) {
+        const sg = this.#group(name);
+        if (sg) this.#groupEvent(sg, 'Warning', 'OverlappingPools', message);
+        this.#told.set(key, message);
+      }
+    }
+    for (const name of this.#overlaps.keys()) if (!next.has(name)) this.#told.delete(`overlap|${name}`);
+    this.#overlaps = next;
+  }
+
+  /**
+   * Gives #ipam the addresses the Nodes report, if they changed. A Service that holds
+   * one keeps it and is warned once; a group whose pools hold one is told once.
+   * Returns whether anything changed.
+   */
+  #applyExclusions(): boolean {
+    const exclusions = nodeExclusions(this.#d.nodes.list());
+    const text = JSON.stringify(exclusions);
+    if (text === this.#exclusionsText) return false;
+    this.#exclusionsText = text;
+    this.#exclusions = exclusions;
+    const { held } = this.#ipam.setExclusions(exclusions);
+    const current = new Set<string>();
+    for (const h of held) {
+      const key = `held|${h.service}|${h.address}`;
+      current.add(key);
+      if (this.#told.get(key) === h.reason) continue;
+      this.#told.set(key, h.reason);
+      const svc = this.#d.services.get(h.service);
+      if (svc) this.#event(svc, 'Warning', 'ExcludedAddressHeld', `${h.address} is never handed out: ${h.reason}; the Service keeps it (an edit never takes an address away), but should move to another address`);
+    }
+    for (const key of [...this.#told.keys()]) if (key.startsWith('held|') && !current.has(key)) this.#told.delete(key);
+    this.#tellExclusionsInPools();
+    this.#updatePoolMetrics();
+    return true;
+  }
+
+  /** A Warning on each group whose pools hold an address a Node reports, once per (group, address, reason). */
+  #tellExclusionsInPools(): void {
+    if (this.#exclusions.length === 0 && ![...this.#told.keys()].some((k) => k.startsWith('inpool|'))) return;
+    const groups = [...this.#lastGood.values()].map((g) => parseGroup(g));
+    const current = new Set<string>();
+    for (const x of exclusionsInPools(groups, this.#exclusions)) {
+      const key = `inpool|${x.group}|${x.address}`;
+      current.add(key);
+      if (this.#told.get(key) === x.reason) continue;
+      this.#told.set(key, x.reason);
+      const sg = this.#group(x.group);
+      if (sg) this.#groupEvent(sg, 'Warning', 'ExcludedAddressInPool', `spec.local.${x.field} "${x.pool}" holds ${x.address}, which is never handed out: ${x.reason}`);
+    }
+    for (const key of [...this.#told.keys()]) if (key.startsWith('inpool|') && !current.has(key)) this.#told.delete(key);
   }
 
   #adoptAll(): void {
@@ -313,14 +440,17 @@ export class AllocatorController {
       const ips = ingressIPs(svc);
       if (!allocatedByUs(svc) || ips.length === 0) continue;
       const intent = serviceIntent(svc, this.#opts);
+      // Another load balancer's Service never blocks one of our addresses, whatever its status says.
+      if (intent.kind === 'ignore') continue;
       const req = intent.kind === 'allocate' ? intent.request : undefined;
+      const sharingKey = svc.metadata.annotations?.[Annotation.allowSharedIp]?.trim();
       try {
         this.#ipam.adopt({
           service: serviceKey(svc),
           addresses: ips,
           group: svc.metadata.annotations?.[Annotation.allocatedFrom],
-          sharingKey: req?.sharingKey,
-          ports: req?.ports,
+          sharingKey: req?.sharingKey ?? (sharingKey === '' ? undefined : sharingKey),
+          ports: req?.ports ?? (svc.spec.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'TCP', port: p.port })),
         });
       } catch (e) {
         if (!(e instanceof IpamError)) throw e;
@@ -347,7 +477,8 @@ export class AllocatorController {
       const name = sg.metadata.name;
       const validity = this.#netbox.validity(name) ?? this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
       const stats = this.#lastGood.has(name) ? this.#ipam.stats(name) : this.#netbox.stats(name);
-      const desired = serviceGroupStatus(sg, validity, stats, now);
+      const overlaps = this.#overlaps.get(name);
+      const desired = serviceGroupStatus(sg, validity, stats, now, overlaps ? { message: overlapMessage(overlaps) } : undefined);
       const patch = mergePatchIfChanged(sg.status ?? {}, desired);
       if (!patch) continue;
       try {
@@ -362,11 +493,13 @@ export class AllocatorController {
   #updatePoolMetrics(): void {
     this.#d.metrics.poolSize.reset();
     this.#d.metrics.poolInUse.reset();
+    this.#d.metrics.poolExcluded.reset();
     for (const name of this.#ipam.groupNames()) {
       const s = this.#ipam.stats(name);
       for (const f of ['IPv4', 'IPv6'] as const) {
         this.#d.metrics.poolSize.set({ group: name, family: f }, Number(s[f].size));
         this.#d.metrics.poolInUse.set({ group: name, family: f }, Number(s[f].inUse));
+        this.#d.metrics.poolExcluded.set({ group: name, family: f }, Number(s[f].excluded));
       }
     }
   }
@@ -374,4 +507,25 @@ export class AllocatorController {
   #event(svc: Service, type: 'Normal' | 'Warning', reason: string, message: string): void {
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+
+  /** A ServiceGroup of our namespace from the cache, by name. */
+  #group(name: string): ServiceGroup | undefined {
+    return this.#d.groups.get(`${this.#opts.namespace}/${name}`);
+  }
+
+  #groupEvent(sg: ServiceGroup, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.#d.events.event({ kind: 'ServiceGroup', apiVersion: 'purelb.io/v1', namespace: sg.metadata.namespace, name: sg.metadata.name, uid: sg.metadata.uid }, type, reason, message);
+  }
+}
+
+/** The allocation state: a subnet's network, broadcast and subnet-router anycast addresses are never handed out. */
+function newIpam(): Ipam {
+  return new Ipam({ excludeSubnetReserved: true });
+}
+
+/** One message for every overlap of a group's pools with other groups'. */
+function overlapMessage(list: readonly PoolOverlap[]): string {
+  return list
+    .map((o) => `spec.local.${o.field} "${o.pool}" overlaps ServiceGroup ${o.other} ${o.otherField} "${o.otherPool}" at ${o.range}`)
+    .join('; ') + ': an address held through one group counts as in use in both';
 }

@@ -13,42 +13,95 @@ export interface IntentWarning {
 }
 
 export type ServiceIntent =
-  /** Not ours: release whatever we hold for it and remove our marks. */
+  /** Not ours any more: release whatever we hold for it and remove our marks. */
   | { readonly kind: 'release'; readonly why: string }
+  /**
+   * Another load balancer's Service (another `spec.loadBalancerClass`): never touched,
+   * whatever its status or annotations say (a status that names one of our addresses
+   * is not adopted either).
+   */
+  | { readonly kind: 'ignore'; readonly why: string }
+  /**
+   * Ours, but an annotation cannot be read: nothing changes (a Service keeps what it
+   * holds; a new one gets nothing) and a Warning names the annotation.
+   */
+  | { readonly kind: 'refuse'; readonly reason: string; readonly message: string }
   /** Ours: give it the addresses of this request. */
-  | { readonly kind: 'allocate'; readonly request: AllocateRequest; readonly warnings: readonly IntentWarning[] };
+  | {
+      readonly kind: 'allocate';
+      readonly request: AllocateRequest;
+      readonly warnings: readonly IntentWarning[];
+      /** Where `request.addresses` came from, to name it in messages. */
+      readonly addressSource: string;
+    };
 
 export function serviceIntent(svc: Service, classPolicy: ClassPolicy): ServiceIntent {
   const key = serviceKey(svc);
   if (svc.metadata.deletionTimestamp) return { kind: 'release', why: 'the Service is being deleted' };
   if (svc.spec.type !== 'LoadBalancer') return { kind: 'release', why: `type is ${svc.spec.type ?? 'ClusterIP'}, not LoadBalancer` };
   const cls = svc.spec.loadBalancerClass;
-  if (cls !== undefined && cls !== PURELB_LOAD_BALANCER_CLASS) return { kind: 'release', why: `loadBalancerClass is ${cls}` };
+  if (cls !== undefined && cls !== PURELB_LOAD_BALANCER_CLASS) return { kind: 'ignore', why: `loadBalancerClass is ${cls}` };
   if (cls === undefined && classPolicy.requireLoadBalancerClass) return { kind: 'release', why: `no loadBalancerClass, and only ${PURELB_LOAD_BALANCER_CLASS} is served` };
 
   const a = svc.metadata.annotations ?? {};
+  const group = a[Annotation.serviceGroup];
+  if (group !== undefined && group.trim() === '') {
+    return {
+      kind: 'refuse',
+      reason: 'InvalidAnnotation',
+      message: `annotation ${Annotation.serviceGroup} is empty; name a ServiceGroup, or remove the annotation to use "default"`,
+    };
+  }
+  if (group !== undefined && group !== group.trim()) {
+    return {
+      kind: 'refuse',
+      reason: 'InvalidAnnotation',
+      message: `annotation ${Annotation.serviceGroup}: "${group}" has leading or trailing whitespace; write "${group.trim()}"`,
+    };
+  }
+
   const warnings: IntentWarning[] = [];
   let addresses: string[] = [];
+  let addressSource = `annotation ${Annotation.addresses}`;
   const listed = a[Annotation.addresses];
+  const lbip = svc.spec.loadBalancerIP;
   if (listed !== undefined && listed.trim() !== '') {
-    addresses = listed.split(',').map((x) => x.trim()).filter((x) => x !== '');
-  } else if (svc.spec.loadBalancerIP) {
-    addresses = [svc.spec.loadBalancerIP];
-    warnings.push({
-      reason: 'LoadBalancerIPDeprecated',
-      message: `spec.loadBalancerIP is deprecated; use the annotation ${Annotation.addresses}: "${svc.spec.loadBalancerIP}"`,
-    });
+    const entries = listed.split(',').map((x) => x.trim());
+    addresses = entries.filter((x) => x !== '');
+    if (addresses.length !== entries.length) {
+      warnings.push({ reason: 'InvalidAnnotation', message: `annotation ${Annotation.addresses}: "${listed}" has an empty entry; it is ignored` });
+    }
+    if (lbip && !addresses.includes(lbip.trim())) {
+      warnings.push({
+        reason: 'LoadBalancerIPIgnored',
+        message: `spec.loadBalancerIP "${lbip}" disagrees with annotation ${Annotation.addresses} "${listed}"; the annotation wins, spec.loadBalancerIP is ignored`,
+      });
+    }
+  } else {
+    if (listed !== undefined) {
+      warnings.push({
+        reason: 'InvalidAnnotation',
+        message: `annotation ${Annotation.addresses} is empty; treated as not set${lbip ? ' (spec.loadBalancerIP is used)' : ': the Service gets the first free address of its ServiceGroup'}`,
+      });
+    }
+    if (lbip) {
+      addresses = [lbip.trim()];
+      addressSource = 'spec.loadBalancerIP';
+      warnings.push({
+        reason: 'LoadBalancerIPDeprecated',
+        message: `spec.loadBalancerIP is deprecated; use the annotation ${Annotation.addresses}: "${lbip}"`,
+      });
+    }
   }
   const families: readonly Family[] = svc.spec.ipFamilies && svc.spec.ipFamilies.length > 0 ? svc.spec.ipFamilies : ['IPv4'];
   const policy: FamilyPolicy = svc.spec.ipFamilyPolicy ?? 'SingleStack';
   const ports: ServicePort[] = (svc.spec.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'TCP', port: p.port }));
-  const group = a[Annotation.serviceGroup]?.trim();
   const key2 = a[Annotation.allowSharedIp]?.trim();
   return {
     kind: 'allocate',
     request: {
       service: key,
-      group: group === '' ? undefined : group,
+      group,
       families,
       policy,
       addresses,
@@ -56,5 +109,6 @@ export function serviceIntent(svc: Service, classPolicy: ClassPolicy): ServiceIn
       ports,
     },
     warnings,
+    addressSource,
   };
 }

@@ -8,12 +8,14 @@ import {
   KubeApiError,
   KubeClient,
   LeaderElector,
+  type Node,
   type Service,
   type ServiceGroup,
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
   startHealthServer,
+  trimNode,
   trimService,
   createJsonLogger,
 } from '@purelb/k8s-glue';
@@ -28,14 +30,16 @@ const metrics = createMetrics();
 monitorEventLoopLag(eventLoopLagHistogram(metrics.registry));
 const services = new Informer<Service>(client, { path: '/api/v1/services', transform: (raw) => trimService(raw as Service) });
 const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${config.namespace}/servicegroups` });
+// Every address a Node reports is kept out of every pool.
+const nodes = new Informer<Node>(client, { path: '/api/v1/nodes', transform: (raw) => trimNode(raw as Node) });
 // Events wait while Service writes are going out (up to 10 s): addresses first in a burst.
 // The queue holds a burst's worth of them.
 const events: EventRecorder = new EventRecorder(client, { component: 'purelb-allocator', host: config.identity, deferWhile: (): boolean => controller.writingServices(), maxQueue: 10_000 });
 const controller = new AllocatorController(
   { namespace: config.namespace, requireLoadBalancerClass: config.requireLoadBalancerClass, writeConcurrency: config.writeConcurrency, groupStatusIntervalMs: config.groupStatusIntervalMs },
-  { client, services, groups, events, metrics, log },
+  { client, services, groups, nodes, events, metrics, log },
 );
-for (const inf of [services, groups]) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
+for (const inf of [services, groups, nodes]) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
 
 let synced = false;
 const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => synced });
@@ -43,9 +47,10 @@ log.info({ port: health.port }, 'serving /metrics, /healthz, /readyz');
 
 services.start();
 groups.start();
-await Promise.all([services.synced(), groups.synced()]);
+nodes.start();
+await Promise.all([services.synced(), groups.synced(), nodes.synced()]);
 synced = true;
-log.info({ services: services.list().length, groups: groups.list().length }, 'caches synced');
+log.info({ services: services.list().length, groups: groups.list().length, nodes: nodes.list().length }, 'caches synced');
 
 const elector = new LeaderElector(client, {
   namespace: config.namespace,
@@ -64,7 +69,7 @@ onShutdown(
     await controller.stop();
     await events.flush();
     if (elector.isLeader()) await elector.release();
-    await Promise.all([services.stop(), groups.stop()]);
+    await Promise.all([services.stop(), groups.stop(), nodes.stop()]);
     await health.close();
   },
   { timeoutMs: 20_000 },

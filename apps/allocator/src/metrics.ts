@@ -5,6 +5,7 @@ export interface AllocatorMetrics {
   readonly registry: MetricsRegistry;
   readonly poolSize: Gauge<'group' | 'family'>;
   readonly poolInUse: Gauge<'group' | 'family'>;
+  readonly poolExcluded: Gauge<'group' | 'family'>;
   readonly allocations: Counter;
   readonly releases: Counter;
   readonly failures: Counter<'reason'>;
@@ -18,6 +19,12 @@ export function createMetrics(): AllocatorMetrics {
     registry,
     poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registry }),
     poolInUse: new Gauge({ name: 'purelb_address_pool_addresses_in_use', help: 'Addresses of a ServiceGroup held by Services, per family.', labelNames: ['group', 'family'], registry }),
+    poolExcluded: new Gauge({
+      name: 'purelb_address_pool_addresses_excluded',
+      help: 'Free addresses of a ServiceGroup never handed out (a Node\'s own; a subnet\'s network, broadcast or subnet-router anycast address), per family.',
+      labelNames: ['group', 'family'],
+      registry,
+    }),
     allocations: new Counter({ name: 'purelb_allocations_total', help: 'Services given new or changed addresses.', registry }),
     releases: new Counter({ name: 'purelb_releases_total', help: 'Services whose addresses were released.', registry }),
     failures: new Counter({ name: 'purelb_allocation_failures_total', help: 'Allocations that failed, by reason (the IPAM error code).', labelNames: ['reason'], registry }),

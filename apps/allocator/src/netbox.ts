@@ -181,8 +181,8 @@ export class NetboxAllocations {
     for (const byFamily of g.held.values()) for (const f of byFamily.keys()) inUse[f]++;
     const src = g.pool.resolved.sources;
     return {
-      IPv4: { size: src.IPv4?.size ?? 0n, inUse: inUse.IPv4 },
-      IPv6: { size: src.IPv6?.size ?? 0n, inUse: inUse.IPv6 },
+      IPv4: { size: src.IPv4?.size ?? 0n, inUse: inUse.IPv4, excluded: 0n },
+      IPv6: { size: src.IPv6?.size ?? 0n, inUse: inUse.IPv6, excluded: 0n },
     };
   }
 

@@ -1,6 +1,5 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
-import { randomBytes } from 'node:crypto';
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
 import {
   EventRecorder,
@@ -19,6 +18,7 @@ import {
 } from '@purelb/k8s-glue';
 import { openNetlinkHandle } from '@purelb/linux-net';
 import { SETTINGS, loadConfig } from './config.ts';
+import { GossipSecretError, GossipSecretWatcher, loadGossipKeys, replaceKeys } from './gossip-secret.ts';
 import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
 
@@ -29,33 +29,18 @@ const ns = config.namespace;
 
 // The gossip keys: one seals, all open (rotation without a gap). A first install from the
 // one-file manifest has no Secret; with --create-memberlist-secret the first agent makes
-// one with a random key, and the others read that one (an existing Secret is never replaced).
-const secretPath = `/api/v1/namespaces/${ns}/secrets/${config.memberlistSecret}`;
-const readSecret = (): Promise<{ data?: Record<string, string> }> => client.get<{ data?: Record<string, string> }>(secretPath);
-let secret: { data?: Record<string, string> };
+// one with a random key, and the others read that one (an existing Secret is never
+// replaced). An unusable Secret stops the agent with one line naming it and the key.
+const secretRef = { namespace: ns, name: config.memberlistSecret };
+let gossipKeys: Buffer[];
 try {
-  secret = await readSecret();
+  gossipKeys = await loadGossipKeys(client, secretRef, config.createMemberlistSecret, log);
 } catch (e) {
-  if (!(config.createMemberlistSecret && e instanceof KubeApiError && e.status === 404)) {
-    log.error({ err: e instanceof Error ? e.message : String(e) }, `cannot read the gossip Secret ${ns}/${config.memberlistSecret} (keys "key", optional "keys")`);
-    process.exit(1);
-  }
-  try {
-    await client.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: config.memberlistSecret, namespace: ns }, stringData: { key: randomBytes(32).toString('base64') } });
-    log.info({}, `created the gossip Secret ${ns}/${config.memberlistSecret}`);
-  } catch (c) {
-    if (!(c instanceof KubeApiError && c.status === 409)) throw c; // another agent made it first: use theirs
-  }
-  secret = await readSecret();
-}
-const decode = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8').trim();
-const sealKey = secret.data?.key ? decode(secret.data.key) : undefined;
-if (!sealKey) {
-  log.error({}, `the gossip Secret ${ns}/${config.memberlistSecret} has no "key"`);
+  if (!(e instanceof GossipSecretError)) throw e;
+  log.error({ code: e.code }, e.message);
   process.exit(1);
 }
-const extra = secret.data?.keys ? decode(secret.data.keys).split(',').map((k) => k.trim()).filter(Boolean) : [];
-const keyring = Keyring.fromBase64([sealKey, ...extra.filter((k) => k !== sealKey)]);
+const keyring = new Keyring(gossipKeys);
 
 // Where peers reach this member: the flag, else this node's first InternalIP.
 let bind = config.memberlistBind;
@@ -87,6 +72,8 @@ const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/na
 const agents = new Informer<LBNodeAgent>(client, { path: `/apis/purelb.io/v1/namespaces/${ns}/lbnodeagents` });
 const leases = new Informer<LeaseView>(client, { path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, labelSelector: 'purelb.io/component=lbnodeagent' });
 const events = new EventRecorder(client, { component: 'purelb-lbnodeagent', host: config.nodeName });
+// Key rotation without a restart: a valid change replaces the membership's keys in place.
+const gossipSecret = new GossipSecretWatcher(secretRef, gossipKeys, { client, log, events, registry: metrics.registry, apply: (keys) => replaceKeys(keyring, keys) });
 const informers = [services, slices, groups, agents, leases];
 for (const inf of informers) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
 
@@ -115,7 +102,7 @@ onShutdown(
     await agent.stop();
     await events.flush();
     await membership.shutdown();
-    await Promise.all(informers.map((i) => i.stop()));
+    await Promise.all([...informers.map((i) => i.stop()), gossipSecret.stop()]);
     netlink.close();
     await health.close();
   },
@@ -123,7 +110,8 @@ onShutdown(
 );
 
 for (const inf of informers) inf.start();
-await Promise.all(informers.map((i) => i.synced()));
+gossipSecret.start();
+await Promise.all([...informers.map((i) => i.synced()), gossipSecret.synced()]);
 membership.start();
 // First install from the manifest: no LBNodeAgent yet; the defaults are created once.
 if (config.defaultLBNodeAgent && agents.list().length === 0) {

@@ -131,6 +131,7 @@ t.test('default render: RBAC is least privilege', async (t) => {
   t.same(rules('ClusterRole/purelb:allocator'), [
     { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['services/status'], verbs: ['patch'] },
+    { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   ]);
   t.same(rules('Role/allocator'), [

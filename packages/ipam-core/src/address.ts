@@ -87,3 +87,16 @@ export function formatAddress(family: Family, value: bigint): string {
 export function hostMask(family: Family, prefixLength: number): bigint {
   return (1n << BigInt(familyBits(family) - prefixLength)) - 1n;
 }
+
+/** The IPv4-mapped IPv6 prefix `::ffff:0:0/96` as its top 96 bits. */
+const V4_MAPPED_PREFIX = 0xffffn;
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) stands for, as text;
+ * undefined for any other address. Such an address is never a LoadBalancer address: it
+ * is how a dual-stack socket shows an IPv4 peer, and nothing answers for it on the wire.
+ */
+export function ipv4MappedText(a: Address): string | undefined {
+  if (a.family !== 'IPv6' || a.value >> 32n !== V4_MAPPED_PREFIX) return undefined;
+  return formatAddress('IPv4', BigInt.asUintN(32, a.value));
+}

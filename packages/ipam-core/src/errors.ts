@@ -19,6 +19,12 @@ export const IpamErrorCode = {
   FamilyUnavailable: 'IPAM_FAMILY_UNAVAILABLE',
   /** The request itself is malformed (bad address text, two addresses of one family, no families). */
   InvalidRequest: 'IPAM_INVALID_REQUEST',
+  /**
+   * A requested address is never handed out: it is excluded (`setExclusions`, for example
+   * a Node's own address), or it is the network, broadcast or subnet-router anycast
+   * address of its pool's subnet (`excludeSubnetReserved`).
+   */
+  AddressExcluded: 'IPAM_ADDRESS_EXCLUDED',
 } as const;
 
 export type IpamErrorCode = (typeof IpamErrorCode)[keyof typeof IpamErrorCode];

@@ -1,13 +1,17 @@
-export { type Family, type Address, FAMILIES, parseAddress, formatAddress } from './address.ts';
+export { type Family, type Address, FAMILIES, parseAddress, formatAddress, ipv4MappedText } from './address.ts';
 export { IpamError, IpamErrorCode, type IpamErrorContext } from './errors.ts';
 export { type GroupSpec, type Group, parseGroup } from './group.ts';
-export { type PoolSpec, type Pool, type Subnet, parsePool, parseSubnet, formatSubnet, parseRangeText, poolSize } from './pool.ts';
+export { type PoolSpec, type Pool, type Subnet, parsePool, parseSubnet, formatSubnet, parseRangeText, poolSize, subnetReserved } from './pool.ts';
 export { type ServicePort } from './ports.ts';
 export {
   Ipam,
   type AllocateRequest,
   type AdoptRequest,
   type Allocation,
+  type Exclusion,
+  type HeldExclusion,
+  type IpamOptions,
+  type SetExclusionsResult,
   type FamilyPolicy,
   type FamilyStats,
   type GroupStats,

@@ -1,8 +1,8 @@
-import { type Family, FAMILIES, formatAddress, parseAddress } from './address.ts';
+import { type Family, FAMILIES, formatAddress, ipv4MappedText, parseAddress } from './address.ts';
 import { IpamError, IpamErrorCode } from './errors.ts';
 import { type Group, type GroupSpec, findPool, parseGroup } from './group.ts';
 import { IntervalSet } from './interval-set.ts';
-import { type Pool, poolSize } from './pool.ts';
+import { type Pool, formatSubnet, poolSize, reservedKind, subnetReserved } from './pool.ts';
 import { type ServicePort, findPortConflict, parsePorts } from './ports.ts';
 
 /** `spec.ipFamilyPolicy` of a Service. */
@@ -58,6 +58,46 @@ export interface FamilyStats {
   readonly size: bigint;
   /** Of those, how many are held (a shared address counts once). */
   readonly inUse: bigint;
+  /**
+   * Of those, how many are free but never handed out: excluded addresses
+   * (`setExclusions`) and, with `excludeSubnetReserved`, the subnets' network, broadcast
+   * and subnet-router anycast addresses. `size - inUse - excluded` addresses are free to
+   * hand out. An excluded address a Service holds (adopted) counts in `inUse` only.
+   */
+  readonly excluded: bigint;
+}
+
+/** Options of an `Ipam`. Absent options keep the behaviour of earlier versions. */
+export interface IpamOptions {
+  /**
+   * Never hand out the IPv4 network and broadcast addresses, nor the IPv6 subnet-router
+   * anycast address (all-zero host part), of each pool's subnet. They stay in the pools
+   * (a CIDR pool's size is what it says) and count in `FamilyStats.excluded`. Subnets of
+   * /31, /32, /127 and /128 have no such addresses (RFC 3021, RFC 6164). Default false.
+   */
+  readonly excludeSubnetReserved?: boolean | undefined;
+}
+
+/** An address no pool hands out, and why (for messages: "Node web-1 reports it as its own"). */
+export interface Exclusion {
+  readonly address: string;
+  readonly reason: string;
+}
+
+/** A Service holds an address that is never handed out (it was adopted, or excluded later). It keeps it. */
+export interface HeldExclusion {
+  readonly service: string;
+  readonly group: string;
+  readonly family: Family;
+  readonly address: string;
+  /** Why the address is excluded. */
+  readonly reason: string;
+}
+
+/** What `setExclusions` reports back. */
+export interface SetExclusionsResult {
+  /** Allocations that hold an address now excluded; they keep it. */
+  readonly held: HeldExclusion[];
 }
 
 export type GroupStats = Readonly<Record<Family, FamilyStats>>;
@@ -140,12 +180,22 @@ function familiesOf(h: Holding): Family[] {
  * exactly as it was. State grows with the addresses in use, not with pool sizes.
  */
 export class Ipam {
+  readonly #excludeSubnetReserved: boolean;
   #groups = new Map<string, Group>();
+  /** Excluded addresses per family (`setExclusions`), with their reasons; the set finds the next non-excluded value fast. */
+  #excluded: Record<Family, IntervalSet> = { IPv4: new IntervalSet(), IPv6: new IntervalSet() };
+  #exclusionReasons: Record<Family, Map<bigint, string>> = { IPv4: new Map(), IPv6: new Map() };
+  /** Per pool, its subnet's reserved addresses that lie inside it (empty unless excludeSubnetReserved). */
+  #reserved = new WeakMap<Pool, readonly bigint[]>();
   #byService = new Map<string, Holding>();
   #used: Record<Family, IntervalSet> = { IPv4: new IntervalSet(), IPv6: new IntervalSet() };
   #poolUse: Record<Family, PoolUse[]> = { IPv4: [], IPv6: [] };
   #keys = new Map<string, KeyBinding>();
   #sharedAt: Record<Family, Map<bigint, KeyBinding>> = { IPv4: new Map(), IPv6: new Map() };
+
+  constructor(options: IpamOptions = {}) {
+    this.#excludeSubnetReserved = options.excludeSubnetReserved === true;
+  }
 
   /**
    * Replaces the configured groups. All groups are validated first; if any is invalid
@@ -163,6 +213,11 @@ export class Ipam {
       next.set(g.name, g);
     }
     this.#groups = next;
+    if (this.#excludeSubnetReserved) {
+      for (const g of next.values()) {
+        for (const f of FAMILIES) for (const p of g.pools[f]) this.#reserved.set(p, subnetReserved(p.subnet).filter((v) => v >= p.first && v <= p.last));
+      }
+    }
     for (const f of FAMILIES) {
       const uses: PoolUse[] = [];
       for (const g of next.values()) {
@@ -176,6 +231,90 @@ export class Ipam {
   /** Names of the configured groups, in the order they were given. */
   groupNames(): string[] {
     return [...this.#groups.keys()];
+  }
+
+  /**
+   * Replaces the excluded addresses: no pool of any group hands them out, whether asked
+   * for by first fit or by a specific address (`IPAM_ADDRESS_EXCLUDED`). A Service that
+   * already holds one keeps it; such holdings are returned (and listed by
+   * `heldExclusions()`). An address given twice keeps its first reason. Every address is
+   * checked first: bad text throws `IPAM_INVALID_REQUEST` naming `exclusions[i]` and
+   * nothing changes.
+   */
+  setExclusions(list: readonly Exclusion[]): SetExclusionsResult {
+    const entries: unknown = list;
+    if (!Array.isArray(entries)) throw new IpamError(IpamErrorCode.InvalidRequest, 'exclusions: must be a list', { field: 'exclusions' });
+    const reasons: Record<Family, Map<bigint, string>> = { IPv4: new Map(), IPv6: new Map() };
+    list.forEach((e, i) => {
+      const a = typeof e?.address === 'string' ? parseAddress(e.address) : undefined;
+      if (!a) {
+        throw new IpamError(IpamErrorCode.InvalidRequest, `exclusions[${i}].address: "${String(e?.address)}" is not an IPv4 or IPv6 address`, {
+          field: `exclusions[${i}].address`,
+        });
+      }
+      if (!reasons[a.family].has(a.value)) reasons[a.family].set(a.value, typeof e.reason === 'string' && e.reason !== '' ? e.reason : 'excluded');
+    });
+    for (const f of FAMILIES) {
+      const set = new IntervalSet();
+      for (const v of [...reasons[f].keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))) set.add(v);
+      this.#excluded[f] = set;
+    }
+    this.#exclusionReasons = reasons;
+    return { held: this.heldExclusions() };
+  }
+
+  /**
+   * Why an address is never handed out (an exclusion's reason, or which reserved address
+   * of its pool's subnet it is, in any group), or undefined if it may be.
+   */
+  exclusionOf(address: string): string | undefined {
+    const a = parseAddress(address);
+    if (!a) return undefined;
+    const reason = this.#exclusionReasons[a.family].get(a.value);
+    if (reason !== undefined) return reason;
+    for (const g of this.#groups.values()) {
+      const why = this.#reservedWhy(findPool(g, a.family, a.value), a.value);
+      if (why) return why;
+    }
+    return undefined;
+  }
+
+  /** Allocations that hold an address that is never handed out: they keep it. */
+  heldExclusions(): HeldExclusion[] {
+    const out: HeldExclusion[] = [];
+    for (const [service, h] of this.#byService) {
+      for (const f of familiesOf(h)) {
+        const v = addressOf(h, f)!;
+        const g = this.#groups.get(h.group);
+        const reason = this.#exclusionReasons[f].get(v) ?? (g ? this.#reservedWhy(findPool(g, f, v), v) : undefined);
+        if (reason !== undefined) out.push({ service, group: h.group, family: f, address: formatAddress(f, v), reason });
+      }
+    }
+    return out;
+  }
+
+  /** Free addresses of these pools (of one group: they do not overlap) that are never handed out. */
+  #excludedIn(f: Family, pools: readonly Pool[]): bigint {
+    const used = this.#used[f];
+    const reasons = this.#exclusionReasons[f];
+    let excluded = 0n;
+    for (const p of pools) {
+      for (const v of this.#reserved.get(p) ?? []) if (!used.has(v) && !reasons.has(v)) excluded++;
+    }
+    for (const v of reasons.keys()) if (!used.has(v) && pools.some((p) => v >= p.first && v <= p.last)) excluded++;
+    return excluded;
+  }
+
+  /** For an exhaustion message: how many of the pools' addresses are never handed out, if any. */
+  #excludedNote(f: Family, pools: readonly Pool[]): string {
+    const n = this.#excludedIn(f, pools);
+    return n === 0n ? '' : `; ${n} of their free addresses ${n === 1n ? 'is' : 'are'} never handed out (excluded, or a subnet's network, broadcast or anycast address)`;
+  }
+
+  /** Which reserved address of the pool's subnet `v` is, if it is one (and they are excluded). */
+  #reservedWhy(pool: Pool | undefined, v: bigint): string | undefined {
+    if (!pool || !this.#reserved.get(pool)?.includes(v)) return undefined;
+    return `it is ${reservedKind(pool.subnet, v)} of subnet ${formatSubnet(pool.subnet)}`;
   }
 
   /**
@@ -241,7 +380,7 @@ export class Ipam {
       for (const p of g.pools[f]) size += poolSize(p);
       let inUse = 0;
       for (const u of this.#poolUse[f]) if (u.group === group) inUse += u.inUse;
-      return { size, inUse: BigInt(inUse) };
+      return { size, inUse: BigInt(inUse), excluded: this.#excludedIn(f, g.pools[f]) };
     };
     return { IPv4: one('IPv4'), IPv6: one('IPv6') };
   }
@@ -322,7 +461,7 @@ export class Ipam {
               ? new IpamError(IpamErrorCode.FamilyUnavailable, `Service ${req.service}: ServiceGroup "${group}" has no ${f} pool`, { service: req.service, group })
               : new IpamError(
                   IpamErrorCode.PoolExhausted,
-                  `Service ${req.service}: every ${f} pool of ServiceGroup "${group}" is full (${pools.map((p) => p.text).join(', ')})`,
+                  `Service ${req.service}: every ${f} pool of ServiceGroup "${group}" is full (${pools.map((p) => p.text).join(', ')})${this.#excludedNote(f, pools)}`,
                   { service: req.service, group, pool: pools.map((p) => p.text).join(',') },
                 );
           if (req.policy !== 'PreferDualStack') throw failure;
@@ -382,6 +521,16 @@ export class Ipam {
         { service: req.service, group, address: text },
       );
     }
+    if (!req.adopting && v !== keep) {
+      const why = this.#exclusionReasons[f].get(v) ?? (g ? this.#reservedWhy(findPool(g, f, v), v) : undefined);
+      if (why !== undefined) {
+        throw new IpamError(IpamErrorCode.AddressExcluded, `Service ${req.service}: address ${text} in ServiceGroup "${group}" is never handed out: ${why}`, {
+          service: req.service,
+          group,
+          address: text,
+        });
+      }
+    }
     if (this.#used[f].has(v)) {
       const other = this.#sharedAt[f].get(v);
       const by = other ? `Services sharing key "${other.key}"` : `Service ${this.holdersOf(text)[0] ?? '?'}`;
@@ -412,9 +561,27 @@ export class Ipam {
 
   #firstFree(f: Family, pools: readonly Pool[]): bigint | undefined {
     const used = this.#used[f];
+    const excluded = this.#excluded[f];
     for (const p of pools) {
-      const c = used.firstFreeAtOrAfter(p.first);
-      if (c <= p.last) return c;
+      const reserved = this.#reserved.get(p) ?? [];
+      // Each pass that does not return moves past a run of excluded addresses or a
+      // reserved address (the used set's runs are maximal, so one step clears them),
+      // hence the bound.
+      const passes = excluded.size + reserved.length + 2;
+      let c = p.first;
+      for (let i = 0; i < passes && c <= p.last; i++) {
+        const next = excluded.firstFreeAtOrAfter(used.firstFreeAtOrAfter(c));
+        if (reserved.includes(next)) {
+          c = next + 1n;
+          continue;
+        }
+        // `next` is never excluded; if it is free too, it is the answer.
+        if (!used.has(next)) {
+          if (next <= p.last) return next;
+          break;
+        }
+        c = next;
+      }
     }
     return undefined;
   }
@@ -490,9 +657,10 @@ export class Ipam {
     if (!POLICIES.includes(policy)) throw bad('policy', `"${String(policy)}" is not one of ${POLICIES.join(', ')}`);
     if (policy === 'RequireDualStack' && r.families.length !== 2) throw bad('families', 'RequireDualStack needs both IPv4 and IPv6');
     const wanted = policy === 'SingleStack' ? r.families.slice(0, 1) : [...r.families];
-    const specific = parseAddressList(r.addresses ?? [], bad);
-    for (const [f, v] of specific) {
-      if (!wanted.includes(f)) throw bad('addresses', `${formatAddress(f, v)} is ${f}, but the Service asks for ${wanted.join(' and ')} only`);
+    const texts = new Map<Family, string>();
+    const specific = parseAddressList(r.addresses ?? [], bad, texts);
+    for (const f of specific.keys()) {
+      if (!wanted.includes(f)) throw bad('addresses', `"${texts.get(f)}" is an ${f} address, but the Service asks for ${wanted.join(' and ')} only`);
     }
     return {
       service,
@@ -533,13 +701,17 @@ function checkService(service: unknown): string {
   return service;
 }
 
-function parseAddressList(list: readonly string[], bad: (field: string, what: string) => IpamError): Map<Family, bigint> {
+/** Addresses by family; `texts` (if given) gets each as the caller wrote it, for messages. */
+function parseAddressList(list: readonly string[], bad: (field: string, what: string) => IpamError, texts?: Map<Family, string>): Map<Family, bigint> {
   const out = new Map<Family, bigint>();
   list.forEach((text, i) => {
     const a = typeof text === 'string' ? parseAddress(text) : undefined;
     if (!a) throw bad(`addresses[${i}]`, `"${String(text)}" is not an IPv4 or IPv6 address`);
+    const mapped = ipv4MappedText(a);
+    if (mapped !== undefined) throw bad(`addresses[${i}]`, `"${text.trim()}" is an IPv4-mapped IPv6 address; write the IPv4 address ${mapped}`);
     if (out.has(a.family)) throw bad(`addresses[${i}]`, `a second ${a.family} address (${text}); give at most one per family`);
     out.set(a.family, a.value);
+    texts?.set(a.family, text.trim());
   });
   return out;
 }

@@ -1,4 +1,4 @@
-import { type Family, familyBits, formatAddress, hostMask, parseAddress } from './address.ts';
+import { type Family, familyBits, formatAddress, hostMask, ipv4MappedText, parseAddress } from './address.ts';
 import { IpamError, IpamErrorCode } from './errors.ts';
 
 /** One pool entry as written in a ServiceGroup (`spec.local.v4pools[]` and friends). */
@@ -105,6 +105,9 @@ export function parsePool(spec: PoolSpec, group: string, field: string, family: 
   const s = subnet;
   if (family && r.family !== family) fail(`"${spec.pool}" is ${r.family}, but this list holds ${family} pools`, 'pool');
   if (s.family !== r.family) fail(`"${spec.subnet}" is ${s.family}, but the pool is ${r.family}`, 'subnet');
+  if (ipv4MappedText({ family: r.family, value: r.first }) !== undefined || ipv4MappedText({ family: r.family, value: r.last }) !== undefined) {
+    fail(`"${spec.pool}" holds IPv4-mapped IPv6 addresses (::ffff:0:0/96), which nothing answers for on the wire; write IPv4 pools as IPv4`, 'pool');
+  }
   if (!subnetContains(s, r.first) || !subnetContains(s, r.last)) {
     fail(`"${spec.pool}" does not lie inside subnet ${formatSubnet(s)}`, 'pool');
   }
@@ -116,6 +119,25 @@ export function parsePool(spec: PoolSpec, group: string, field: string, family: 
     );
   }
   return { family: r.family, text: spec.pool, field, first: r.first, last: r.last, subnet: s, aggregation };
+}
+
+/**
+ * The addresses of a subnet that are never handed out when `excludeSubnetReserved` is on:
+ * for IPv4 the network (all-zero host part) and broadcast (all-ones) addresses, for IPv6
+ * the subnet-router anycast address (all-zero host part, RFC 4291 2.6.1). Point-to-point
+ * and host subnets have none: an IPv4 /31 uses both of its addresses (RFC 3021), an IPv6
+ * /127 both of its (RFC 6164), and /32 and /128 are one address.
+ */
+export function subnetReserved(subnet: Subnet): bigint[] {
+  const bits = familyBits(subnet.family);
+  if (subnet.prefixLength >= bits - 1) return [];
+  return subnet.family === 'IPv4' ? [subnet.network, subnet.network | hostMask(subnet.family, subnet.prefixLength)] : [subnet.network];
+}
+
+/** What a reserved address of `subnet` is, for messages. */
+export function reservedKind(subnet: Subnet, value: bigint): string {
+  if (subnet.family === 'IPv6') return 'the subnet-router anycast address';
+  return value === subnet.network ? 'the network address' : 'the broadcast address';
 }
 
 /** `default` (or absent) is the subnet's prefix length; `/N` must not be shorter than the subnet. */

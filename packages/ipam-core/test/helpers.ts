@@ -1,6 +1,6 @@
 // Test helpers: not a test file (tap includes *.test.ts only).
 import type { Test } from 'tap';
-import { type AllocateRequest, type AdoptRequest, type Allocation, type GroupSpec, Ipam, IpamError, type ServicePort, parseGroup, parseAddress } from '../src/index.ts';
+import { type AllocateRequest, type AdoptRequest, type Allocation, type Exclusion, type GroupSpec, Ipam, IpamError, type ServicePort, formatAddress, parseGroup, parseAddress, subnetReserved } from '../src/index.ts';
 /** Runs fn and returns what it threw (undefined if it returned). */
 export function catchError(fn: () => unknown): unknown {
   try {
@@ -22,17 +22,19 @@ export function snapshot(ipam: Ipam): unknown {
   const allocations = [...ipam.allocations()].sort(([a], [b]) => (a < b ? -1 : 1));
   const stats = ipam.groupNames().map((g) => {
     const s = ipam.stats(g);
-    return [g, String(s.IPv4.size), String(s.IPv4.inUse), String(s.IPv6.size), String(s.IPv6.inUse)];
+    return [g, String(s.IPv4.size), String(s.IPv4.inUse), String(s.IPv4.excluded), String(s.IPv6.size), String(s.IPv6.inUse), String(s.IPv6.excluded)];
   });
-  return { allocations, stats, orphans: ipam.orphans() };
+  return { allocations, stats, orphans: ipam.orphans(), heldExclusions: ipam.heldExclusions() };
 }
 
 /**
  * The invariant: one address per family per Service; an address held by several Services
- * only under one non-empty sharing key with disjoint ports; stats equal a recount.
+ * only under one non-empty sharing key with disjoint ports; stats equal a recount (the
+ * excluded count over the candidates: the exclusions given and every pool's subnet
+ * reserved addresses, whichever `exclusionOf` names).
  * Returns a description of the first violation, or undefined.
  */
-export function violation(ipam: Ipam, groups: readonly GroupSpec[], holders: ReadonlyMap<string, HolderInfo>): string | undefined {
+export function violation(ipam: Ipam, groups: readonly GroupSpec[], holders: ReadonlyMap<string, HolderInfo>, exclusions: readonly Exclusion[] = []): string | undefined {
   const byAddress = new Map<string, string[]>();
   for (const [service, a] of ipam.allocations()) {
     const families = a.addresses.map((x) => parseAddress(x)?.family);
@@ -64,8 +66,19 @@ export function violation(ipam: Ipam, groups: readonly GroupSpec[], holders: Rea
         const a = parseAddress(x)!;
         if (a.family === f && g.pools[f].some((p) => a.value >= p.first && a.value <= p.last)) inUse++;
       }
-      if (s[f].size !== size || s[f].inUse !== inUse) {
-        return `stats(${g.name}).${f} = ${s[f].size}/${s[f].inUse}, recount ${size}/${inUse}`;
+      const candidates = new Set<string>();
+      for (const e of exclusions) {
+        const a = parseAddress(e.address);
+        if (a?.family === f) candidates.add(formatAddress(f, a.value));
+      }
+      for (const p of g.pools[f]) for (const v of subnetReserved(p.subnet)) candidates.add(formatAddress(f, v));
+      let excluded = 0n;
+      for (const x of candidates) {
+        const v = parseAddress(x)!.value;
+        if (g.pools[f].some((p) => v >= p.first && v <= p.last) && !byAddress.has(x) && ipam.exclusionOf(x) !== undefined) excluded++;
+      }
+      if (s[f].size !== size || s[f].inUse !== inUse || s[f].excluded !== excluded) {
+        return `stats(${g.name}).${f} = ${s[f].size}/${s[f].inUse}/${s[f].excluded}, recount ${size}/${inUse}/${excluded}`;
       }
     }
   }
@@ -78,12 +91,15 @@ export type Step =
   | { do: 'allocate'; req: AllocateRequest; want?: Allocation; error?: string; message?: RegExp }
   | { do: 'adopt'; req: AdoptRequest; want?: Allocation; error?: string; message?: RegExp }
   | { do: 'release'; service: string; want: boolean }
-  | { do: 'stats'; group: string; v4: [bigint, bigint]; v6: [bigint, bigint] };
+  | { do: 'setExclusions'; exclusions: Exclusion[]; held?: string[]; error?: string }
+  /** `v4`/`v6` are [size, inUse] or [size, inUse, excluded]. */
+  | { do: 'stats'; group: string; v4: [bigint, bigint] | [bigint, bigint, bigint]; v6: [bigint, bigint] | [bigint, bigint, bigint] };
 
 
 /** Runs steps in order; after each, the invariant must hold, and a failed call must change nothing. */
 export function runSteps(t: Test, steps: readonly Step[], ipam = new Ipam()): Ipam {
   let groups: GroupSpec[] = [];
+  let exclusions: Exclusion[] = [];
   const holders = new Map<string, HolderInfo>();
   steps.forEach((step, i) => {
     const label = `step ${i + 1} ${step.do}`;
@@ -105,6 +121,10 @@ export function runSteps(t: Test, steps: readonly Step[], ipam = new Ipam()): Ip
         case 'release':
           result = ipam.release(step.service);
           holders.delete(step.service);
+          break;
+        case 'setExclusions':
+          result = ipam.setExclusions(step.exclusions);
+          exclusions = step.exclusions;
           break;
         case 'stats':
           result = ipam.stats(step.group);
@@ -130,12 +150,18 @@ export function runSteps(t: Test, steps: readonly Step[], ipam = new Ipam()): Ip
           const got = (result as { orphans: { service: string; address: string }[] }).orphans.map((o) => `${o.service}=${o.address}`).sort();
           t.same(got, [...step.orphans].sort(), `${label}: orphans`);
         }
+      } else if (step.do === 'setExclusions') {
+        if (step.held) {
+          const got = (result as { held: { service: string; address: string }[] }).held.map((h) => `${h.service}=${h.address}`).sort();
+          t.same(got, [...step.held].sort(), `${label}: held`);
+        }
       } else if (step.do === 'stats') {
-        const s = result as { IPv4: { size: bigint; inUse: bigint }; IPv6: { size: bigint; inUse: bigint } };
-        t.same([s.IPv4.size, s.IPv4.inUse, s.IPv6.size, s.IPv6.inUse], [...step.v4, ...step.v6], `${label}: stats ${step.group}`);
+        const s = result as { IPv4: { size: bigint; inUse: bigint; excluded: bigint }; IPv6: { size: bigint; inUse: bigint; excluded: bigint } };
+        const got = (f: 'IPv4' | 'IPv6', want: readonly bigint[]): bigint[] => [s[f].size, s[f].inUse, s[f].excluded].slice(0, want.length);
+        t.same([...got('IPv4', step.v4), ...got('IPv6', step.v6)], [...step.v4, ...step.v6], `${label}: stats ${step.group}`);
       }
     }
-    const bad = violation(ipam, groups, holders);
+    const bad = violation(ipam, groups, holders, exclusions);
     t.equal(bad, undefined, `${label}: invariant`);
   });
   return ipam;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { type GroupSpec, Ipam, IpamError, type ServicePort } from '../src/index.ts';
+import { type Exclusion, type GroupSpec, Ipam, IpamError, type ServicePort } from '../src/index.ts';
 import { type HolderInfo, snapshot, violation } from './helpers.ts';
 
 // Small pools so that exhaustion, sharing and conflicts happen often.
@@ -17,6 +17,9 @@ const CONFIGS: GroupSpec[][] = [
   [{ name: 'bad', v4pools: [{ pool: '192.0.2.0/30', subnet: '198.51.100.0/24' }] }],
 ];
 const ADDRESSES = ['192.0.2.1', '192.0.2.3', '192.0.2.5', '198.51.100.9', '203.0.113.1', '2001:db8::1', '2001:db8::2', '2001:db8::9'];
+// Candidates for exclusion: pool members, subnet edges (192.0.2.0 is the network address
+// of 192.0.2.0/24 and lies in the /30 pool), and addresses outside every pool.
+const EXCLUDABLE = ['192.0.2.0', '192.0.2.1', '192.0.2.2', '192.0.2.4', '198.51.100.9', '198.51.100.10', '203.0.113.1', '2001:db8::2', '2001:db8::3', '2001:db8::'];
 const PORTS: ServicePort[] = [
   { protocol: 'TCP', port: 80 },
   { protocol: 'TCP', port: 443 },
@@ -45,14 +48,16 @@ const op = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('adopt' as const), service, group, addresses: fc.subarray(ADDRESSES, { minLength: 1, maxLength: 2 }), sharingKey: key, ports }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('release' as const), service }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('setExclusions' as const), addresses: fc.subarray(EXCLUDABLE) }) },
 );
 
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 
 /** Runs ops; returns a description of the first broken rule, or undefined. */
-function run(ops: readonly Op[]): { problem: string | undefined; ipam: Ipam } {
-  const ipam = new Ipam();
+function run(ops: readonly Op[], excludeSubnetReserved = false): { problem: string | undefined; ipam: Ipam } {
+  const ipam = new Ipam({ excludeSubnetReserved });
   let groups: GroupSpec[] = [];
+  let exclusions: Exclusion[] = [];
   const holders = new Map<string, HolderInfo>();
   for (const [i, o] of ops.entries()) {
     const before = snapshot(ipam);
@@ -60,9 +65,19 @@ function run(ops: readonly Op[]): { problem: string | undefined; ipam: Ipam } {
       if (o.kind === 'setGroups') {
         ipam.setGroups(CONFIGS[o.config]!);
         groups = CONFIGS[o.config]!;
+      } else if (o.kind === 'setExclusions') {
+        exclusions = o.addresses.map((address) => ({ address, reason: `excluded ${address}` }));
+        const { held } = ipam.setExclusions(exclusions);
+        for (const h of held) if (ipam.get(h.service)?.addresses.includes(h.address) !== true) return { problem: `op ${i}: ${h.service} listed as holding ${h.address}, which it does not`, ipam };
       } else if (o.kind === 'allocate') {
+        const had = ipam.get(o.service)?.addresses ?? [];
         const got = ipam.allocate(o);
         if (got.addresses.length === 0) return { problem: `op ${i}: allocate returned no address`, ipam };
+        for (const a of got.addresses) {
+          // A new address is never one that is excluded (sharing a held one is not new: it is in use already).
+          const shared = ipam.holdersOf(a).length > 1;
+          if (!had.includes(a) && !shared && ipam.exclusionOf(a) !== undefined) return { problem: `op ${i}: ${o.service} got ${a}, which is excluded (${ipam.exclusionOf(a)})`, ipam };
+        }
         holders.set(o.service, { key: o.sharingKey || undefined, ports: o.ports });
       } else if (o.kind === 'adopt') {
         const got = ipam.adopt(o);
@@ -76,7 +91,7 @@ function run(ops: readonly Op[]): { problem: string | undefined; ipam: Ipam } {
       if (!(e instanceof IpamError)) return { problem: `op ${i}: threw a non-IpamError: ${String(e)}`, ipam };
       if (JSON.stringify(snapshot(ipam)) !== JSON.stringify(before)) return { problem: `op ${i}: failed with ${e.code} but changed the state`, ipam };
     }
-    const bad = violation(ipam, groups, holders);
+    const bad = violation(ipam, groups, holders, exclusions);
     if (bad) return { problem: `op ${i} (${o.kind}): ${bad}`, ipam };
   }
   return { problem: undefined, ipam };
@@ -86,6 +101,17 @@ t.test('random allocate/release/adopt/setGroups sequences keep every rule', asyn
   fc.assert(
     fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
       const { problem } = run(ops);
+      if (problem) throw new Error(problem);
+    }),
+    { numRuns: 400 },
+  );
+  t.pass('no counterexample in 400 sequences');
+});
+
+t.test('the same with subnet reserved addresses excluded', async (t) => {
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const { problem } = run(ops, true);
       if (problem) throw new Error(problem);
     }),
     { numRuns: 400 },

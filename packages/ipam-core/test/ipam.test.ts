@@ -222,7 +222,7 @@ t.test('bad requests name the Service and the field', async (t) => {
     { do: 'allocate', req: { service: 'a', families: ['IPv4'], policy: 'Sometimes' as 'SingleStack' }, error: 'IPAM_INVALID_REQUEST', message: /policy/ },
     { do: 'allocate', req: { service: 'a', families: ['IPv4'], addresses: ['192.0.2.x'] }, error: 'IPAM_INVALID_REQUEST', message: /addresses\[0\]: "192\.0\.2\.x"/ },
     { do: 'allocate', req: { service: 'a', families: ['IPv4'], addresses: ['192.0.2.10', '192.0.2.11'] }, error: 'IPAM_INVALID_REQUEST', message: /addresses\[1\]: a second IPv4/ },
-    { do: 'allocate', req: { service: 'a', families: ['IPv4'], addresses: ['2001:db8::10'] }, error: 'IPAM_INVALID_REQUEST', message: /is IPv6, but the Service asks for IPv4 only/ },
+    { do: 'allocate', req: { service: 'a', families: ['IPv4'], addresses: ['2001:db8::10'] }, error: 'IPAM_INVALID_REQUEST', message: /"2001:db8::10" is an IPv6 address, but the Service asks for IPv4 only/ },
     { do: 'allocate', req: { service: 'a', families: ['IPv4'], ports: [{ protocol: 'ICMP' as 'TCP', port: 1 }] }, error: 'IPAM_INVALID_REQUEST', message: /ports\[0\]\.protocol/ },
     { do: 'allocate', req: { service: 'a', families: ['IPv4'], ports: [TCP(70000)] }, error: 'IPAM_INVALID_REQUEST', message: /ports\[0\]\.port/ },
     { do: 'allocate', req: { service: '', families: ['IPv4'] }, error: 'IPAM_INVALID_REQUEST' },

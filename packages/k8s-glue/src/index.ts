@@ -56,6 +56,9 @@ export {
   type ServiceGroup,
   type ServiceGroupStatus,
   type LBNodeAgent,
+  type Node,
+  type NodeAddress,
+  trimNode,
   type Service,
   type ServicePortSpec,
   type LoadBalancerIngress,
@@ -64,6 +67,16 @@ export {
   serviceKey,
   localGroupSpec,
 } from './purelb-api.ts';
-export { type ParsedServiceGroup, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
+export { type ParsedServiceGroup, MIN_SUBNET_PREFIX, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
+export {
+  type LBNodeAgentSettings,
+  type ParsedLBNodeAgent,
+  LINK_NAME_PATTERN,
+  MAX_LINK_NAME_BYTES,
+  RESERVED_LINK_NAMES,
+  linkNameProblem,
+  localIntProblem,
+  parseLBNodeAgent,
+} from './lbnodeagent.ts';
 export { type LogLevel, type JsonLoggerOptions, LOG_LEVELS, createJsonLogger, logLine, parseLogLevel } from './log.ts';
 export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, parseJsonObject, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';

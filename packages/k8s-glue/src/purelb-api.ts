@@ -66,6 +66,8 @@ export interface NetboxSpec {
 export interface PoolUsage {
   readonly size?: string | undefined;
   readonly inUse?: string | undefined;
+  /** Free addresses never handed out: a Node's own, a subnet's network/broadcast/anycast. */
+  readonly excluded?: string | undefined;
   readonly usage?: string | undefined;
 }
 
@@ -90,6 +92,27 @@ export interface LBNodeAgent extends ApiObject {
       readonly localint?: string | undefined;
       readonly sendgarp?: boolean | undefined;
     } | undefined;
+  };
+}
+
+// --- Node (the addresses the allocator keeps out of every pool) ---------------------
+
+export interface NodeAddress {
+  /** `InternalIP`, `ExternalIP`, `Hostname`, `InternalDNS`, `ExternalDNS`. */
+  readonly type: string;
+  readonly address: string;
+}
+
+export interface Node extends ApiObject {
+  readonly status?: { readonly addresses?: readonly NodeAddress[] | undefined } | undefined;
+}
+
+/** Keeps only a Node's name and addresses: a cache of every Node stays small. */
+export function trimNode(raw: Node): Node {
+  const m = raw.metadata;
+  return {
+    metadata: { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion },
+    status: { addresses: (raw.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })) },
   };
 }
 
