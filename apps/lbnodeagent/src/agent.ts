@@ -40,7 +40,9 @@ import {
   ALLOCATED_BY_VALUE,
   Annotation,
   KubeApiError,
+  PURELB_LOAD_BALANCER_CLASS,
   ingressIPs,
+  parseLBNodeAgent,
   localGroupSpec,
   microTime,
   serviceKey,
@@ -103,9 +105,13 @@ export interface AgentDeps {
 
 interface LinkConfig {
   readonly extlbint: string;
-  readonly localint: string;
+  /** `default`, or a regular expression over link names. */
+  readonly localint: 'default' | RegExp;
   readonly sendgarp: boolean;
 }
+
+const DEFAULT_LINK_CONFIG: LinkConfig = { extlbint: 'kube-lb0', localint: 'default', sendgarp: false };
+const sameLinks = (a: LinkConfig, b: LinkConfig): boolean => a.extlbint === b.extlbint && String(a.localint) === String(b.localint);
 
 /**
  * The probe before an add: two ARP probes / DAD solicitations 20 ms apart, then 50 ms of
@@ -137,7 +143,11 @@ export class NodeAgent {
   readonly #stallMs: number;
   readonly #beatMs: number;
   readonly #apiTimeoutMs: number;
-  #linkConfig: LinkConfig = { extlbint: 'kube-lb0', localint: 'default', sendgarp: false };
+  #linkConfig: LinkConfig = DEFAULT_LINK_CONFIG;
+  /** The last configuration problem reported (reported once per distinct problem). */
+  #configProblem = '';
+  /** Subnets of every link of the node but the virtual one and loopback: never virtual. */
+  #nodeSubnets: LocalSubnet[] = [];
   #createdVirtualLink: string | undefined;
   #localSubnets: LocalSubnet[] = [];
   /** Addresses this process put on a link: always ours to remove. */
@@ -212,10 +222,18 @@ export class NodeAgent {
 
   /** Reads the configuration and the node, ensures the virtual link, starts the loops. */
   async start(): Promise<void> {
-    this.#linkConfig = this.#readLinkConfig();
-    const v = await this.#d.netlink.ensureVirtualLink(this.#linkConfig.extlbint);
-    if (v.created) this.#createdVirtualLink = v.link.name;
+    const wanted = this.#readLinkConfig();
+    const v = await this.#ensureVirtualLink(wanted.extlbint).catch(async (e: unknown) => {
+      // A configuration the kernel refuses (the name of an existing link of another kind,
+      // the LAN interface): say so, and start on the default rather than not at all.
+      this.#reportConfig(`spec.local.extlbint: ${errText(e)}; using ${DEFAULT_LINK_CONFIG.extlbint}`);
+      return { link: await this.#ensureVirtualLink(DEFAULT_LINK_CONFIG.extlbint), fallback: true };
+    });
+    const link = 'fallback' in v ? v.link : v;
+    this.#linkConfig = 'fallback' in v ? { ...wanted, extlbint: DEFAULT_LINK_CONFIG.extlbint } : wanted;
+    if (link.created) this.#createdVirtualLink = link.link.name;
     this.#localSubnets = await this.#readLocalSubnets();
+    this.#nodeSubnets = await this.#readNodeSubnets();
     this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
     await this.#renewLease();
     this.#lastBeat = this.#clock.now();
@@ -475,15 +493,23 @@ export class NodeAgent {
   // --- one reconcile --------------------------------------------------------
 
   async #reconcile(): Promise<void> {
-    const linkConfig = this.#readLinkConfig();
-    if (linkConfig.extlbint !== this.#linkConfig.extlbint || linkConfig.localint !== this.#linkConfig.localint) {
-      this.#d.log.info({ linkConfig }, 'LBNodeAgent changed');
+    let linkConfig = this.#readLinkConfig();
+    if (!sameLinks(linkConfig, this.#linkConfig)) {
       const previous = this.#linkConfig.extlbint;
-      const v = await this.#d.netlink.ensureVirtualLink(linkConfig.extlbint);
+      let v: Awaited<ReturnType<NetlinkHandle['ensureVirtualLink']>>;
+      try {
+        v = await this.#ensureVirtualLink(linkConfig.extlbint);
+      } catch (e) {
+        // Refused by the kernel or by the checks: keep the last valid configuration.
+        this.#reportConfig(`spec.local.extlbint: ${errText(e)}; keeping ${previous}`);
+        linkConfig = { ...linkConfig, extlbint: previous };
+        v = await this.#ensureVirtualLink(previous);
+      }
+      this.#d.log.info({ extlbint: linkConfig.extlbint, localint: String(linkConfig.localint) }, 'LBNodeAgent changed');
       if (previous !== linkConfig.extlbint) {
         // The old virtual interface is no longer ours to fill: empty it, and remove it if we made it.
         for (const a of await this.#d.netlink.listAddresses({ link: previous }).catch(() => [])) {
-          if (!isLinkLocal(a)) await this.#d.netlink.deleteAddress(previous, `${a.address}/${a.prefixLength}`).catch(() => false);
+          if (!isLinkLocal(a) && this.#managed(a.address, previous, a.protocol)) await this.#d.netlink.deleteAddress(previous, `${a.address}/${a.prefixLength}`).catch(() => false);
         }
         if (this.#createdVirtualLink === previous) {
           await this.#d.netlink.deleteLink(previous).catch(() => false);
@@ -511,6 +537,10 @@ export class NodeAgent {
         this.#localSubnets = subnets;
         this.#d.membership.setSubnets(subnets.map((x) => x.cidr));
       }
+      const nodeSubnets = await this.#readNodeSubnets();
+      // Like the local subnets, a link down for a moment does not make its subnets virtual.
+      for (const old of this.#nodeSubnets) if (!nodeSubnets.some((x) => x.cidr === old.cidr)) nodeSubnets.push(old);
+      this.#nodeSubnets = nodeSubnets;
     }
 
     const d = this.#decide();
@@ -522,6 +552,8 @@ export class NodeAgent {
       node: this.#s.node,
       addresses: this.#serviceAddresses(),
       localSubnets: this.#localSubnets,
+      nodeSubnets: this.#nodeSubnets,
+      localint: String(this.#linkConfig.localint),
       virtualLink: this.#linkConfig.extlbint,
       verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
     });
@@ -535,10 +567,18 @@ export class NodeAgent {
       this.#added.delete(r.address);
       this.#d.log.info({ address: r.address, link: r.link }, 'withdrew');
     }
-    // Local addresses present and wanted: held (the refresh loop renews them).
+    // Local addresses present and wanted: held (the refresh loop renews them), if they are
+    // ours. One that is not (the node's own address, given to a Service by mistake) is
+    // never held, renewed, announced or removed.
     for (const p of present) {
       const w = plan.wanted.get(p.address);
-      if (w?.kind === 'local' && w.link === p.link && w.prefixLength === p.prefixLength) this.#held.set(w.address, w);
+      if (w?.kind !== 'local' || w.link !== p.link || w.prefixLength !== p.prefixLength) continue;
+      if (this.#managed(p.address, p.link, p.protocol)) this.#held.set(w.address, w);
+      else {
+        for (const service of w.services) {
+          this.#event(service, 'Warning', 'AddressInUseByNode', `${w.address} is an address of node ${this.#s.node} on ${p.link}, not one PureLB added; it is not announced (give the Service another address)`);
+        }
+      }
     }
     for (const w of changes.add) {
       if (w.kind === 'local') {
@@ -622,11 +662,58 @@ export class NodeAgent {
 
   // --- reading the world ------------------------------------------------------
 
+  /** The LBNodeAgent's settings, checked; an invalid one is reported and the last valid one kept. */
   #readLinkConfig(): LinkConfig {
     const all = this.#d.agents.list();
     const cfg = all.find((a) => a.metadata.name === 'default') ?? all[0];
-    const l = cfg?.spec.local ?? {};
-    return { extlbint: l.extlbint ?? 'kube-lb0', localint: l.localint ?? 'default', sendgarp: l.sendgarp ?? false };
+    if (!cfg) return this.#linkConfig;
+    const parsed = parseLBNodeAgent(cfg);
+    if (!parsed.ok) {
+      this.#reportConfig(`${parsed.message}; keeping extlbint ${this.#linkConfig.extlbint}, localint ${String(this.#linkConfig.localint)}`);
+      return this.#linkConfig;
+    }
+    if (this.#configProblem !== '' && sameLinks(parsed.settings, this.#linkConfig)) this.#configProblem = '';
+    return parsed.settings;
+  }
+
+  /** Reports a configuration problem once (log line, Warning Event on the LBNodeAgent, metric). */
+  #reportConfig(message: string): void {
+    this.#d.metrics.configValid.set(0);
+    if (message === this.#configProblem) return;
+    this.#configProblem = message;
+    this.#d.log.warn({ problem: message }, 'LBNodeAgent configuration refused');
+    const cfg = this.#d.agents.list().find((a) => a.metadata.name === 'default') ?? this.#d.agents.list()[0];
+    if (cfg) {
+      this.#d.events.event({ kind: 'LBNodeAgent', apiVersion: 'purelb.io/v1', namespace: cfg.metadata.namespace ?? this.#s.namespace, name: cfg.metadata.name, uid: cfg.metadata.uid }, 'Warning', 'InvalidLBNodeAgent', `node ${this.#s.node}: ${message}`);
+    }
+  }
+
+  /**
+   * `ip link add NAME type dummy` unless NAME is an interface the node uses for its own
+   * traffic (the default route's): that would put LoadBalancer addresses beside the node's
+   * and, on a change, empty it.
+   */
+  async #ensureVirtualLink(name: string): ReturnType<NetlinkHandle['ensureVirtualLink']> {
+    for (const f of ['IPv4', 'IPv6'] as const) {
+      const r = await this.#d.netlink.defaultRoute(f).catch(() => undefined);
+      if (r?.link.name === name) throw new Error(`${name} is the interface of this node's ${f} default route, not a link of its own`);
+    }
+    const v = await this.#d.netlink.ensureVirtualLink(name);
+    if (this.#configProblem === '') this.#d.metrics.configValid.set(1);
+    return v;
+  }
+
+  /** Subnets of every link but the virtual one and loopback. */
+  async #readNodeSubnets(): Promise<LocalSubnet[]> {
+    const out: LocalSubnet[] = [];
+    const names = new Map((await this.#d.netlink.listLinks().catch(() => [])).map((l) => [l.index, l.name]));
+    for (const a of await this.#d.netlink.listAddresses().catch(() => [] as InterfaceAddress[])) {
+      const link = names.get(a.linkIndex);
+      if (link === undefined || link === this.#linkConfig.extlbint || link === 'lo' || isLinkLocal(a) || this.#added.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
+      const cidr = subnetText(a);
+      if (!out.some((s) => s.cidr === cidr)) out.push({ family: a.family, cidr, prefixLength: a.prefixLength, link });
+    }
+    return out;
   }
 
   /** Subnets of the local interfaces: `default` = the default route's interface per family, else a regular expression. */
@@ -638,7 +725,7 @@ export class NodeAgent {
         if (r && !links.includes(r.link.name)) links.push(r.link.name);
       }
     } else {
-      for (const l of await this.#d.netlink.findLinks(new RegExp(this.#linkConfig.localint))) links.push(l.name);
+      for (const l of await this.#d.netlink.findLinks(this.#linkConfig.localint)) links.push(l.name);
     }
     const out: LocalSubnet[] = [];
     for (const link of links) {
@@ -666,6 +753,8 @@ export class NodeAgent {
     for (const svc of this.#d.services.list()) {
       if (svc.metadata.annotations?.[Annotation.allocatedBy] !== ALLOCATED_BY_VALUE) continue;
       if (svc.spec.type !== 'LoadBalancer') continue;
+      // Another class's Service is not ours, whatever its annotations and status say.
+      if (svc.spec.loadBalancerClass !== undefined && svc.spec.loadBalancerClass !== PURELB_LOAD_BALANCER_CLASS) continue;
       const key = serviceKey(svc);
       const shared = (svc.metadata.annotations?.[Annotation.allowSharedIp] ?? '') !== '';
       for (const ip of ingressIPs(svc)) {

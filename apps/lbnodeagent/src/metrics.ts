@@ -12,6 +12,8 @@ export interface AgentMetrics {
   readonly eventLoopLag: Histogram;
   readonly stalls: Counter;
   readonly probeConflicts: Counter<'family'>;
+  /** 1 while the LBNodeAgent configuration in use is the one written; 0 while a bad one is refused. */
+  readonly configValid: Gauge;
   update(plan: NodePlan, mode: SafetyMode, liveMembers: number, node: string): void;
 }
 
@@ -31,6 +33,8 @@ export function createMetrics(membership: Membership): AgentMetrics {
   const awaiting = new Gauge({ name: 'purelb_addresses_awaiting', help: 'Local addresses this node should hold but waits for (a handover, or the fence after losing their announcer).', registry });
   const eventLoopLag = eventLoopLagHistogram(registry);
   const stalls = new Counter({ name: 'purelb_stalls_total', help: 'Event-loop stalls past the stall threshold (each withdraws local addresses until contact is fresh).', registry });
+  const configValid = new Gauge({ name: 'purelb_lbnodeagent_config_valid', help: '1 while the LBNodeAgent in use is the one written, 0 while a bad one is refused (the last valid one is kept).', registry });
+  configValid.set(1);
   const probeConflicts = new Counter({ name: 'purelb_probe_conflicts_total', help: 'Probes (ARP probe / DAD) before adding an address that another host answered.', labelNames: ['family'], registry });
   const garpSent = new Counter({ name: 'purelb_garp_sent_total', help: 'Gratuitous ARP / unsolicited neighbour advertisement rounds sent.', labelNames: ['family'], registry });
   const counters = [
@@ -59,6 +63,7 @@ export function createMetrics(membership: Membership): AgentMetrics {
     eventLoopLag,
     stalls,
     probeConflicts,
+    configValid,
     update(plan, mode, liveMembers, node) {
       announced.reset();
       for (const w of plan.wanted.values()) announced.inc({ kind: w.kind, family: w.family });

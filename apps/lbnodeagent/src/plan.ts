@@ -37,6 +37,14 @@ export interface NodeSnapshot {
   readonly node: string;
   readonly addresses: readonly ServiceAddress[];
   readonly localSubnets: readonly LocalSubnet[];
+  /**
+   * Subnets of every link of the node (but the virtual one and loopback). An address in one
+   * of them that is not local (no link matches `localint` there) is never put on the
+   * virtual interface: the kernel would answer ARP for it on the LAN from every node.
+   */
+  readonly nodeSubnets?: readonly LocalSubnet[];
+  /** `localint` as written, for the note that explains such an address. */
+  readonly localint?: string;
   /** The virtual interface (`extlbint`). */
   readonly virtualLink: string;
   /**
@@ -148,11 +156,26 @@ export function planNode(s: NodeSnapshot): NodePlan {
       if (!m) announcing.set(a.service, (m = new Map<Family, string>()));
       m.set(a.family, `${s.node},${local.link}`);
     } else {
+      const lan = localSubnetOf(a.address, s.nodeSubnets ?? []);
+      if (lan) {
+        notes.push({
+          service: a.service,
+          reason: 'LocalInterfaceNotFound',
+          message: `${a.address} is in ${lan.cidr} of ${lan.link} on node ${s.node}, but localint "${s.localint ?? 'default'}" matches no interface there; not announced (a LAN address on the virtual interface would answer from every node)`,
+        });
+        continue;
+      }
       // Virtual: every node holds it on the virtual interface, unless the Service keeps
       // traffic local and this node has no ready endpoint.
       if (a.trafficPolicy === 'Local' && !a.shared && !a.endpointNodes.has(s.node)) continue;
       const max = a.family === 'IPv4' ? 32 : 128;
-      want({ address: a.address, family: a.family, link: s.virtualLink, prefixLength: a.aggregation ?? max, kind: 'virtual' }, a.service);
+      // A prefix shorter than any sane pool (a /0 would become a default route) is never used.
+      const shortest = a.family === 'IPv4' ? 8 : 16;
+      if (a.aggregation !== undefined && a.aggregation < shortest) {
+        notes.push({ service: a.service, reason: 'InvalidAggregation', message: `aggregation /${a.aggregation} for ${a.address} is shorter than /${shortest}; using /${max}` });
+      }
+      const prefixLength = a.aggregation === undefined || a.aggregation < shortest ? max : a.aggregation;
+      want({ address: a.address, family: a.family, link: s.virtualLink, prefixLength, kind: 'virtual' }, a.service);
     }
   }
   for (const [service, m] of [...announcing]) if (m.size === 0) announcing.delete(service);

@@ -160,3 +160,20 @@ t.test('break before make: a winner waits while a live node still announces the 
   t.notOk(shared.wanted.has(a), 'one Service of a shared address announced elsewhere decides for all');
   t.equal(shared.announcing.size, 0);
 });
+
+t.test('a LAN address that no localint interface holds is never virtual', async (t) => {
+  const eth1: LocalSubnet = { family: 'IPv4', cidr: '198.51.100.0/24', prefixLength: 24, link: 'eth1' };
+  // localint matches eth0 only; 198.51.100.7 lies in eth1's subnet.
+  const p = planNode(snap('node-1', [addr('198.51.100.7'), addr('203.0.113.9')], { nodeSubnets: [lan4, eth1], localint: '^eth0$' }));
+  t.notOk(p.wanted.has('198.51.100.7'), 'not on the virtual interface');
+  t.ok(p.wanted.has('203.0.113.9'), 'a real virtual address still is');
+  t.match(p.notes, [{ reason: 'LocalInterfaceNotFound', message: /198\.51\.100\.7 is in 198\.51\.100\.0\/24 of eth1 .* localint "\^eth0\$"/ }]);
+});
+
+t.test('an aggregation shorter than a sane pool is not used', async (t) => {
+  const p = planNode(snap('node-1', [addr('203.0.113.9', { aggregation: 0 }), addr('2001:db8:9::1', { aggregation: 12 }), addr('203.0.113.10', { aggregation: 24 })]));
+  t.equal(p.wanted.get('203.0.113.9')?.prefixLength, 32, '/0 becomes a host route');
+  t.equal(p.wanted.get('2001:db8:9::1')?.prefixLength, 128);
+  t.equal(p.wanted.get('203.0.113.10')?.prefixLength, 24, 'a sane aggregation is kept');
+  t.equal(p.notes.filter((n) => n.reason === 'InvalidAggregation').length, 2);
+});
