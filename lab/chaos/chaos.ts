@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machine, machineLoad } from '../../bench/lib.ts';
+import { cpuSeconds, machine, machineLoad, vmRssMb } from '../../bench/lib.ts';
 import { type ArpWatchSet, type DaemonProcess, type Lab, type LabNode, PURELB_NAMESPACE, installPureLB, startAgent, startAllocator, startLab, waitFor } from '../src/index.ts';
 import { FAULT_KINDS, type FaultKind, type FaultRecord, chaosFigures, seededRandom } from './report.ts';
 
@@ -73,8 +73,37 @@ const SETTLE_TIMEOUT_MS = 30_000;
 
 const say = (line: string): void => console.log(`[chaos] ${line}`);
 const random = seededRandom(seed);
-const between = (lo: number, hi: number): number => Math.round(lo + random() * (hi - lo));
-const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+const scale = (x: number, lo: number, hi: number): number => Math.round(lo + x * (hi - lo));
+const choose = <T>(x: number, list: readonly T[]): T => list[Math.min(list.length - 1, Math.floor(x * list.length))]!;
+
+/**
+ * Everything random about one fault, drawn up front with the same number of draws every
+ * time, so a seed gives the same kinds, hold times, gaps and options whatever happens in
+ * between (the victim is the node answering for the drawn address at that moment).
+ */
+interface FaultDraw {
+  readonly kind: FaultKind;
+  readonly address: number;
+  /** The node to hit if nobody (or more than one node) answers for the address. */
+  readonly fallback: number;
+  readonly hold: number;
+  readonly gap: number;
+  /** Link side, API mode, or the size of a partition's minority. */
+  readonly option: number;
+  /** Order of the other nodes, for a partition's minority. */
+  readonly order: readonly number[];
+}
+function drawFault(): FaultDraw {
+  return {
+    kind: choose(random(), kinds),
+    address: random(),
+    fallback: random(),
+    hold: random(),
+    gap: random(),
+    option: random(),
+    order: Array.from({ length: 5 }, () => random()),
+  };
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 say(`seed ${seed} (repeat with --seed ${seed}); ${nodeCount} nodes, ${serviceCount} Services, ${Number.isFinite(maxFaults) ? `${maxFaults} faults or ` : ''}${minutes} min; kinds ${kinds.join(',')}`);
@@ -201,7 +230,7 @@ async function waitSettled(timeoutMs: number): Promise<number | undefined> {
 }
 
 /** Injects one fault; returns what it hit and how to undo it. */
-async function inject(kind: FaultKind, victim: LabNode): Promise<{ nodes: string[]; detail: string; holdMs: number; undo: () => Promise<void> }> {
+async function inject(kind: FaultKind, victim: LabNode, d: FaultDraw): Promise<{ nodes: string[]; detail: string; holdMs: number; undo: () => Promise<void> }> {
   const agent = agents.get(victim.name)!;
   switch (kind) {
     case 'kill': {
@@ -210,7 +239,7 @@ async function inject(kind: FaultKind, victim: LabNode): Promise<{ nodes: string
       return {
         nodes: [victim.name],
         detail: 'agent SIGKILLed, restarted',
-        holdMs: between(500, 3000),
+        holdMs: scale(d.hold, 500, 3000),
         undo: async () => {
           agents.set(victim.name, await startAgent(theLab.controlPlane, victim, { shipped: values.shipped }));
         },
@@ -222,31 +251,31 @@ async function inject(kind: FaultKind, victim: LabNode): Promise<{ nodes: string
         theLab.thaw(agent);
         return Promise.resolve();
       };
-      return { nodes: [victim.name], detail: 'agent SIGSTOPped, SIGCONTed', holdMs: between(1000, 6000), undo };
+      return { nodes: [victim.name], detail: 'agent SIGSTOPped, SIGCONTed', holdMs: scale(d.hold, 1000, 6000), undo };
     }
     case 'gossip': {
       await theLab.setGossipBlocked(victim, true);
-      return { nodes: [victim.name], detail: 'gossip blocked', holdMs: between(2000, 10_000), undo: () => theLab.setGossipBlocked(victim, false) };
+      return { nodes: [victim.name], detail: 'gossip blocked', holdMs: scale(d.hold, 2000, 10_000), undo: () => theLab.setGossipBlocked(victim, false) };
     }
     case 'partition':
     case 'partition_api': {
       // The victim's side: it alone, or with others, always a minority.
       const others = theLab.nodes.filter((n) => n !== victim);
-      const extra = between(0, Math.floor((theLab.nodes.length - 1) / 2) - 1);
-      const side = [victim, ...[...others].sort(() => random() - 0.5).slice(0, extra)];
+      const extra = scale(d.option, 0, Math.floor((theLab.nodes.length - 1) / 2) - 1);
+      const side = [victim, ...others.map((n, i) => ({ n, key: d.order[i]! })).sort((a, b) => a.key - b.key).slice(0, extra).map((x) => x.n)];
       const rest = theLab.nodes.filter((n) => !side.includes(n));
       const p = await theLab.partition([side, rest], kind === 'partition_api' ? { api: rest } : {});
-      return { nodes: side.map((n) => n.name), detail: kind === 'partition_api' ? 'minority cut from the majority and the API' : 'minority cut from the majority, API kept', holdMs: between(2000, 10_000), undo: () => p.heal() };
+      return { nodes: side.map((n) => n.name), detail: kind === 'partition_api' ? 'minority cut from the majority and the API' : 'minority cut from the majority, API kept', holdMs: scale(d.hold, 2000, 10_000), undo: () => p.heal() };
     }
     case 'link': {
-      const at = pick(['node', 'bridge'] as const);
+      const at = choose(d.option, ['node', 'bridge'] as const);
       await theLab.setLinkUp(victim, false, { at });
-      return { nodes: [victim.name], detail: `link down at the ${at}`, holdMs: between(300, 3000), undo: () => theLab.setLinkUp(victim, true, { at }) };
+      return { nodes: [victim.name], detail: `link down at the ${at}`, holdMs: scale(d.hold, 300, 3000), undo: () => theLab.setLinkUp(victim, true, { at }) };
     }
     case 'api': {
-      const mode = pick(['refuse', 'drop'] as const);
+      const mode = choose(d.option, ['refuse', 'drop'] as const);
       await theLab.setApiReachable(victim, false, { mode });
-      return { nodes: [victim.name], detail: `API path ${mode}`, holdMs: between(2000, 10_000), undo: () => theLab.setApiReachable(victim, true) };
+      return { nodes: [victim.name], detail: `API path ${mode}`, holdMs: scale(d.hold, 2000, 10_000), undo: () => theLab.setApiReachable(victim, true) };
     }
   }
 }
@@ -261,19 +290,20 @@ process.on('unhandledRejection', (e) => {
 });
 
 const startedAt = Date.now();
+const samplerStartedAt = startedAt;
 const faults: FaultRecord[] = [];
 const settledAt = await waitSettled(60_000);
 say(settledAt ? `settled after ${((settledAt - startedAt) / 1000).toFixed(1)} s; injecting faults` : 'did not settle within 60 s; injecting faults anyway');
 const faultsStart = Date.now();
 const deadline = faultsStart + minutes * 60_000;
 for (let i = 1; i <= maxFaults && i <= 100_000 && Date.now() < deadline && !aborted; i++) {
-  const kind = pick(kinds);
-  const address = pick(watched);
-  const victim = holderOf(address) ?? pick(theLab.nodes);
+  const draw = drawFault();
+  const kind = draw.kind;
+  const victim = holderOf(choose(draw.address, watched)) ?? choose(draw.fallback, theLab.nodes);
   const atMs = Date.now();
   let record: Omit<FaultRecord, 'undoneAtMs' | 'settledAtMs'>;
   try {
-    const f = await inject(kind, victim);
+    const f = await inject(kind, victim, draw);
     record = { index: i, kind, nodes: f.nodes, detail: `${f.detail}, held ${(f.holdMs / 1000).toFixed(1)} s`, atMs };
     say(`+${((atMs - faultsStart) / 1000).toFixed(1)} s #${i} ${kind} ${f.nodes.join('+')} (${record.detail})`);
     await sleep(f.holdMs);
@@ -288,9 +318,15 @@ for (let i = 1; i <= maxFaults && i <= 100_000 && Date.now() < deadline && !abor
   faults.push({ ...record, undoneAtMs, settledAtMs: settled });
   const dup = watched.reduce((n, a) => n + watches.get(a).duplicateSampleCount(), 0);
   say(`   undone; ${settled ? `settled in ${((settled - undoneAtMs) / 1000).toFixed(1)} s` : `not settled after ${SETTLE_TIMEOUT_MS / 1000} s`}; duplicate samples so far: ${dup}`);
-  if (i < maxFaults && Date.now() < deadline && !aborted) await sleep(between(1000, 4000));
+  if (i < maxFaults && Date.now() < deadline && !aborted) await sleep(scale(draw.gap, 1000, 4000));
 }
 const endedAt = Date.now();
+let samplerUse = { cpuPercent: 0, rssMb: 0 };
+try {
+  samplerUse = { cpuPercent: (cpuSeconds(watches.pid!) / ((endedAt - samplerStartedAt) / 1000)) * 100, rssMb: vmRssMb(watches.pid!) };
+} catch {
+  // the sampler is gone: reported as 0
+}
 await watches.stop();
 
 const figures = chaosFigures(
@@ -305,7 +341,14 @@ const figures = chaosFigures(
   endedAt,
   (mac) => nodeOfMac.get(mac) ?? mac,
 );
-const metrics: Record<string, number> = { ...figures.metrics, sampler_skipped_ticks: watches.counters.skipped, sampler_stray_answers: watches.counters.strays };
+const metrics: Record<string, number> = {
+  ...figures.metrics,
+  sampler_requests: watches.counters.sent,
+  sampler_skipped_requests: watches.counters.skipped,
+  sampler_stray_answers: watches.counters.strays,
+  sampler_cpu_percent: Math.round(samplerUse.cpuPercent * 10) / 10,
+  sampler_rss_mb: Math.round(samplerUse.rssMb),
+};
 const report = {
   suite: 'chaos',
   metrics,

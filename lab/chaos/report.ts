@@ -47,7 +47,7 @@ export function percentile(values: readonly number[], p: number): number {
 
 export interface ChaosFigures {
   readonly metrics: Record<string, number>;
-  /** Each duplicate sample: address, time after the fault, MACs, the fault. */
+  /** Each run of duplicate samples: address, the fault, the MACs, from and to (after the fault), how many samples. */
   readonly duplicateLines: readonly string[];
   /** One line per fault. */
   readonly timeline: readonly string[];
@@ -78,11 +78,28 @@ export function chaosFigures(faults: readonly FaultRecord[], watched: readonly W
       runs.get(f?.kind ?? 'none')!.push(u.durationMs);
       if (f) worst.set(f.index, Math.max(worst.get(f.index) ?? 0, u.durationMs));
     }
+    // Consecutive duplicate samples of one address under one fault, with the same MACs, are one run.
+    let run: { fault: FaultRecord | undefined; macs: string; from: number; to: number; count: number } | undefined;
+    const endRun = (): void => {
+      if (!run || duplicateLines.length >= 50) return;
+      const f = run.fault;
+      const base = f?.atMs ?? startedAtMs;
+      const span = `+${Math.round(run.from - base)} to +${Math.round(run.to - base)} ms`;
+      duplicateLines.push(`${w.address} ${f ? `fault #${f.index} ${f.kind} ${f.nodes.join('+')}` : 'before any fault'}: ${run.macs} from ${span} (${run.count} samples)`);
+    };
     for (const d of w.duplicates) {
       const f = faultAt(faults, d.atMs);
       dups.set(f?.kind ?? 'none', dups.get(f?.kind ?? 'none')! + 1);
-      if (duplicateLines.length < 50) duplicateLines.push(`${w.address} ${f ? `fault #${f.index} ${f.kind} ${f.nodes.join('+')} +${Math.round(d.atMs - f.atMs)} ms` : `+${Math.round(d.atMs - startedAtMs)} ms before any fault`}: ${d.macs.map(nodeOfMac).join(' and ')}`);
+      const macs = d.macs.map(nodeOfMac).join(' and ');
+      if (run && run.fault === f && run.macs === macs && d.atMs - run.to < 1000) {
+        run.to = d.atMs;
+        run.count++;
+      } else {
+        endRun();
+        run = { fault: f, macs, from: d.atMs, to: d.atMs, count: 1 };
+      }
     }
+    endRun();
   }
   for (const k of kinds) {
     const r = runs.get(k)!;

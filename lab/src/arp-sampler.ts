@@ -14,11 +14,16 @@
 //   ready
 //   s INDEX AT_MS ANSWERS        a closed sample: ANSWERS is "-" or mac@afterMs,mac@afterMs
 //   end SENT STRAYS SKIPPED      at exit: requests sent, answers that matched no open sample,
-//                                ticks skipped because this process was late
-// A sample closes WINDOW_MS after its request left; answers after that are strays.
-// Stops on SIGTERM, when stdin closes, or after MAX_MS.
+//                                requests not sent (this process was late for their tick, or
+//                                the tag was still open), one per address
+// A sample closes once the capture has read every frame up to WINDOW_MS after its request
+// left (so a stall of this process never closes a sample before its answers are read);
+// answers after that are strays. A tag is not reused while its sample is open: the
+// address skips that tick instead (counted in SKIPPED), so an answer never lands on the
+// wrong request. Stops on SIGTERM, when stdin closes, or after MAX_MS.
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import { setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ARP_REPLY, ARP_REQUEST, icmpv6Checksum, parseArpFrame, parseNeighbourAdvertisementFrame } from '@purelb/linux-net';
 import { PacketCapture, PacketSender } from '@purelb/linux-net/testing';
@@ -45,6 +50,14 @@ if (!(intervalMs >= 1) || !(windowMs >= intervalMs) || !(maxMs > 0) || positiona
 if (windowMs >= intervalMs * (tagCount - 1)) {
   console.error(`--window ${windowMs} must be shorter than ${tagCount - 1} intervals (${intervalMs * (tagCount - 1)} ms)`);
   process.exit(2);
+}
+
+// A sampler starved of CPU samples less often (and says so in SKIPPED): ahead of the
+// daemons it watches, which run at the default priority. Root may; if not, it runs as is.
+try {
+  setPriority(-5);
+} catch {
+  // not permitted: default priority
 }
 
 const iface = values.iface;
@@ -128,10 +141,12 @@ const flush = (): void => {
 let sent = 0;
 let strays = 0;
 let skipped = 0;
+/** Every frame the kernel stamped up to this time (ms, wall clock) has been read. */
+let capturedUpTo = 0;
 
-function closeDue(now: number): void {
+function closeDue(upTo: number): void {
   targets.forEach((x, i) => {
-    while (x.queue.length > 0 && now - x.queue[0]!.atMs >= windowMs) {
+    while (x.queue.length > 0 && upTo - x.queue[0]!.atMs >= windowMs) {
       const p = x.queue.shift()!;
       x.pending.delete(p.seq % tagCount);
       const answers = p.answers.length === 0 ? '-' : p.answers.map((a) => `${a.mac}@${a.afterMs.toFixed(2)}`).join(',');
@@ -215,19 +230,23 @@ function onTick(): void {
   }
   const now = wallMs();
   for (const x of targets) {
+    const tag = x.seq % tagCount;
+    if (x.pending.has(tag)) {
+      skipped++;
+      continue;
+    }
     const seq = x.seq++;
-    const tag = seq % tagCount;
     const p: Pending = { seq, atMs: now, sentSeen: false, answers: [] };
     x.pending.set(tag, p);
     x.queue.push(p);
     sender.send(ifindex, x.frames[tag]!);
     sent++;
   }
-  closeDue(now);
+  closeDue(capturedUpTo);
   flush();
   const elapsed = performance.now() - startedAt;
   const next = Math.max(tick + 1, Math.ceil(elapsed / intervalMs));
-  skipped += next - tick - 1;
+  skipped += (next - tick - 1) * targets.length;
   tick = next;
   timer = setTimeout(onTick, Math.max(0, tick * intervalMs - (performance.now() - startedAt)));
 }
@@ -235,17 +254,23 @@ function onTick(): void {
 console.log('ready');
 timer = setTimeout(onTick, 0);
 // The capture loop: bounded by the deadline, and by a frame count no run reaches.
-for (let i = 0; i < 1e10 && !stopping && performance.now() < deadline; i++) {
+async function readOne(): Promise<void> {
+  const readFrom = wallMs();
   const f = await capture.next();
-  if (f) onFrame(f.frame, f.receivedAtMs);
+  if (f) {
+    onFrame(f.frame, f.receivedAtMs);
+    capturedUpTo = Math.max(capturedUpTo, f.receivedAtMs);
+  } else {
+    // Nothing came for a whole read timeout: everything sent before the read was read.
+    capturedUpTo = Math.max(capturedUpTo, readFrom);
+  }
+  closeDue(capturedUpTo);
 }
+for (let i = 0; i < 1e10 && !stopping && performance.now() < deadline; i++) await readOne();
 clearTimeout(timer);
 // Let the last requests' answers in before closing their samples.
 const lastAt = wallMs();
-for (let i = 0; i < 1000 && wallMs() - lastAt < windowMs; i++) {
-  const f = await capture.next();
-  if (f) onFrame(f.frame, f.receivedAtMs);
-}
+for (let i = 0; i < 100_000 && capturedUpTo < lastAt + windowMs && wallMs() - lastAt < windowMs + 2000; i++) await readOne();
 closeDue(Number.POSITIVE_INFINITY);
 out.push(`end ${sent} ${strays} ${skipped}`);
 flush();

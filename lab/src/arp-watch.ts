@@ -94,9 +94,11 @@ export interface ArpWatch {
 /** Several addresses sampled by one process (cheaper than a process each). */
 export interface ArpWatchSet {
   readonly ready: Promise<void>;
+  /** The sampler's process id (for its CPU time and memory). */
+  readonly pid: number | undefined;
   readonly watches: ReadonlyMap<string, ArpWatch>;
   get(address: string): ArpWatch;
-  /** Requests sent, answers that matched no open request, ticks the sampler was too late for (after stop). */
+  /** Requests sent, answers that matched no open request, requests not sent because the sampler was late or the tag still open (after stop). */
   readonly counters: { sent: number; strays: number; skipped: number };
   stop(): Promise<void>;
 }
@@ -318,6 +320,7 @@ export function startArpWatch(netns: string, iface: string, addresses: readonly 
   }
   return {
     ready,
+    pid: child.pid,
     watches,
     get: (address) => {
       const w = watches.get(address);

@@ -29,7 +29,9 @@ const code = await new Promise<number | null>((resolve) => child.once('exit', (c
 const seconds = (Date.now() - t0) / 1000;
 
 t.test('the chaos run finds no duplicate and writes a well-formed report', async (t) => {
-  t.equal(code, 0, `npm run chaos exited ${code} after ${seconds.toFixed(0)} s (0: no sample had two MACs)\n${log.split('\n').slice(-40).join('\n')}`);
+  // The run's own account: the faults as injected, their figures, and any duplicate runs.
+  const account = log.split('\n').filter((l) => l.startsWith('[chaos]') || l.startsWith('  #') || l.startsWith('  192.0.2.') || l.startsWith('chaos:'));
+  t.equal(code, 0, `npm run chaos exited ${code} after ${seconds.toFixed(0)} s (0: no sample had two MACs)\n${account.join('\n')}`);
   let report: { suite: string; metrics: Record<string, unknown>; env: Record<string, unknown> };
   try {
     report = JSON.parse(readFileSync(out, 'utf8')) as typeof report;

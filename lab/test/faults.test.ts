@@ -11,18 +11,14 @@ const mac = (n: LabNode): string => macs.get(n.name)!;
 const portCheck = join(import.meta.dirname, 'fixtures', 'port-check.ts');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Runs curl against the API server inside a node's namespace; returns its exit status and how long it took. */
+const apiGetScript = join(import.meta.dirname, 'fixtures', 'api-get.ts');
+const caFile = (): string => join(lab.dir, 'certs', 'apiserver.crt');
+
+/** One GET to the API server from inside a node's namespace; whether it succeeded and how long the request took. */
 async function apiGet(node: LabNode, path: string, maxTimeS = 5): Promise<{ ok: boolean; ms: number; body: string }> {
-  const t0 = Date.now();
-  try {
-    const body = await run('ip', [
-      'netns', 'exec', node.netns, 'curl', '-sS', '--fail', '--max-time', String(maxTimeS), '--cacert', join(lab.dir, 'certs', 'apiserver.crt'),
-      '-H', `Authorization: Bearer ${lab.controlPlane.adminToken}`, `${lab.controlPlane.url}${path}`,
-    ], { timeoutMs: maxTimeS * 1000 + 5000 });
-    return { ok: true, ms: Date.now() - t0, body };
-  } catch (e) {
-    return { ok: false, ms: Date.now() - t0, body: e instanceof Error ? e.message : String(e) };
-  }
+  const out = await run('ip', ['netns', 'exec', node.netns, process.execPath, apiGetScript, `${lab.controlPlane.url}${path}`, caFile(), lab.controlPlane.adminToken, String(maxTimeS * 1000)], { timeoutMs: maxTimeS * 1000 + 10_000 });
+  const r = JSON.parse(out) as { ok: boolean; ms: number };
+  return { ok: r.ok, ms: r.ms, body: out };
 }
 
 /** Starts UDP+TCP listeners on port 7934 in the nodes; returns what each heard so far. */
@@ -113,17 +109,17 @@ t.test('setApiReachable: one node\'s API path refused, its watches cut, then res
   t.teardown(() => lab.setApiReachable(n1, true));
   t.ok((await apiGet(n1, `/api/v1/nodes/${n1.name}`)).ok, 'n1 reaches the API server');
   const watch = new ManagedProcess('watch', 'ip', [
-    'netns', 'exec', n1.netns, 'curl', '-sSN', '--cacert', join(lab.dir, 'certs', 'apiserver.crt'),
-    '-H', `Authorization: Bearer ${lab.controlPlane.adminToken}`, `${lab.controlPlane.url}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=60`,
+    'netns', 'exec', n1.netns, process.execPath, apiGetScript, `${lab.controlPlane.url}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=60`, caFile(), lab.controlPlane.adminToken, '10000', '--hold',
   ]);
   t.teardown(() => watch.stop(1000));
-  await sleep(500);
+  await waitFor('the watch to be open', () => (watch.tail().includes('open') ? true : undefined), 10_000, 20);
   t.ok(watch.running, 'a watch is open');
   await lab.setApiReachable(n1, false);
   t.equal(lab.apiPath(n1), 'refuse');
   const cutAt = Date.now();
   await Promise.race([watch.exited(), sleep(3000)]);
   t.notOk(watch.running, `the open watch was cut (${Date.now() - cutAt} ms)`);
+  t.match(watch.tail(), /closed/, 'its connection ended');
   const refused = await apiGet(n1, '/version');
   t.notOk(refused.ok, 'a new request fails');
   t.ok(refused.ms < 2000, `and fails fast (${refused.ms} ms)`);
@@ -140,12 +136,16 @@ t.test('setApiReachable mode drop: requests hang, and go on when the path comes 
   const timedOut = await apiGet(n2, '/version', 1);
   t.notOk(timedOut.ok, 'a request with a 1 s timeout fails');
   t.ok(timedOut.ms >= 900, `by its timeout, not by a refusal (${timedOut.ms} ms)`);
-  const pending = apiGet(n2, '/version', 10);
+  const pending = new ManagedProcess('pending request', 'ip', ['netns', 'exec', n2.netns, process.execPath, apiGetScript, `${lab.controlPlane.url}/version`, caFile(), lab.controlPlane.adminToken, '10000']);
+  t.teardown(() => pending.stop(1000));
+  await waitFor('the request to be sent', () => (pending.tail().includes('sent') ? true : undefined), 10_000, 20);
   await sleep(1000);
+  t.ok(pending.running, 'a request sent while dropped is still waiting a second later');
   await lab.setApiReachable(n2, true);
-  const r = await pending;
-  t.ok(r.ok, 'a request sent while dropped completes once restored');
-  t.ok(r.ms >= 900, `after the path came back (${r.ms} ms)`);
+  await pending.exited();
+  const r = JSON.parse(/\{.*\}/.exec(pending.tail())?.[0] ?? '{}') as { ok?: boolean; ms?: number };
+  t.ok(r.ok, 'and completes once the path is back');
+  t.ok((r.ms ?? 0) >= 1000, `after the path came back (${r.ms} ms)`);
 });
 
 t.test('setGossipBlocked: that node cut from every other, the rest still talking', async (t) => {
