@@ -202,7 +202,7 @@ export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.aut
  */
 export function execRefreshMarginMs(lifetimeMs: number): number {
   // Never more than half the lifetime, so a short-lived credential is still used twice.
-  return Math.min(lifetimeMs / 2, 300_000, Math.max(10_000, lifetimeMs / 10));
+  return Math.max(0, Math.min(lifetimeMs / 2, 300_000, Math.max(10_000, lifetimeMs / 10)));
 }
 
 /**

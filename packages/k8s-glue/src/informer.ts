@@ -230,18 +230,20 @@ export class Informer<T extends KubeObject> {
 
   /**
    * True when the cache is known to be current: the first list is stored and something was
-   * heard from the server within the idle bound. False before the first list, while the
-   * API server is away, and while a watch is silent past the bound (until the restarted
-   * watch or a relist hears something). Read directly, so it is right even when a timer
-   * runs late. Always true after the first list when the idle check is off.
+   * heard from the server less than the idle bound ago. False before the first list, while
+   * the API server is away, and while a watch is silent past the bound (until the restarted
+   * watch or a relist hears something). Computed when read, so it is right even when a
+   * timer runs late. Always true after the first list when the idle check is off.
    */
   get healthy(): boolean {
-    return this.staleForMs() === 0;
+    if (!this.#synced || this.#lastHeardAt === undefined) return false;
+    return this.#idleMs <= 0 || this.#clock.now() - this.#lastHeardAt < this.#idleMs;
   }
 
   /**
-   * 0 while healthy; otherwise how long the informer has been stale: the time since the
-   * last thing heard minus the idle bound (Infinity before the first list).
+   * How long the informer has been stale: the time since it last heard from the server
+   * minus the idle bound. 0 while healthy (and at the instant it turns stale), Infinity
+   * before the first list.
    */
   staleForMs(): number {
     if (!this.#synced || this.#lastHeardAt === undefined) return Infinity;
