@@ -343,7 +343,10 @@ export class NodeAgent {
   #decide(): SafetyDecision {
     const now = this.#clock.now();
     const leases = new Map<string, SafetyLease>();
-    for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
+    // Peers' Leases are only as fresh as the watch that brings them: while it is stale (nothing
+    // heard within its idle bound) none counts as fresh, so no lease-consensus rests on it.
+    const watchFresh = this.#d.leases.healthy;
+    for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: watchFresh ? l.renewedAt : Math.min(l.renewedAt, now - l.durationMs), leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
     const announcers = new Set<string>();
     for (const svc of this.#d.services.list()) {
       for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {

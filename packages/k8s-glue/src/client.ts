@@ -5,7 +5,7 @@ import { channel } from 'node:diagnostics_channel';
 import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
-import type { KubeConfig } from './config.ts';
+import type { ExecCredentialResult, KubeConfig } from './config.ts';
 import { KubeApiError, KubeErrorCode, type KubeStatus, codeForStatus } from './errors.ts';
 
 /** Options of a KubeClient. */
@@ -18,6 +18,12 @@ export interface KubeClientOptions {
   readonly maxSockets?: number | undefined;
   /** Longest watch line accepted, in characters (default 16 MiB; etcd refuses objects over 1.5 MiB). */
   readonly maxWatchLineBytes?: number | undefined;
+  /**
+   * TCP keepalive on every connection: the first probe after this much idle time, then
+   * (Node 22+ on Linux) one a second, the connection given up after 10 unanswered
+   * (default 15000: a dead peer on an idle connection is found in about 25 s).
+   */
+  readonly keepAliveDelayMs?: number | undefined;
 }
 
 /** Options of one request. */
@@ -117,29 +123,59 @@ export function withQuery(path: string, params: Record<string, string | number |
 export class KubeClient {
   readonly #config: KubeConfig;
   readonly #base: URL;
-  readonly #agent: HttpAgent;
+  #agent: HttpAgent;
+  /** The client certificate the agent was made with (exec plugins may rotate it). */
+  #agentCert: string | undefined;
+  readonly #keepAliveMs: number;
   readonly #userAgent: string;
   readonly #timeoutMs: number;
   readonly #maxLine: number;
+  readonly #maxSockets: number;
   readonly #counts = new Map<string, number>();
 
   constructor(config: KubeConfig, opts: KubeClientOptions = {}) {
     this.#config = config;
     this.#base = new URL(config.server);
-    const secure = this.#base.protocol === 'https:';
-    const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 16, maxFreeSockets: 4, scheduling: 'lifo' as const };
-    this.#agent = secure
-      ? new HttpsAgent({
-          ...agentOpts,
-          ...(config.caPem !== undefined ? { ca: config.caPem } : {}),
-          ...(config.certPem !== undefined ? { cert: config.certPem } : {}),
-          ...(config.keyPem !== undefined ? { key: config.keyPem } : {}),
-          rejectUnauthorized: config.insecureSkipTlsVerify !== true,
-        })
-      : new HttpAgent(agentOpts);
+    this.#maxSockets = opts.maxSockets ?? 16;
+    this.#agent = this.#makeAgent(config.certPem, config.keyPem);
+    this.#agentCert = config.certPem;
+    this.#keepAliveMs = opts.keepAliveDelayMs ?? 15_000;
     this.#userAgent = opts.userAgent ?? `purelb-k8s-glue/${VERSION} (node ${process.version})`;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#maxLine = opts.maxWatchLineBytes ?? 16 * 1024 * 1024;
+  }
+
+  #makeAgent(certPem: string | undefined, keyPem: string | undefined): HttpAgent {
+    const config = this.#config;
+    const agentOpts = { keepAlive: true, maxSockets: this.#maxSockets, maxFreeSockets: 4, scheduling: 'lifo' as const };
+    return this.#base.protocol === 'https:'
+      ? new HttpsAgent({
+          ...agentOpts,
+          ...(config.caPem !== undefined ? { ca: config.caPem } : {}),
+          ...(certPem !== undefined ? { cert: certPem } : {}),
+          ...(keyPem !== undefined ? { key: keyPem } : {}),
+          rejectUnauthorized: config.insecureSkipTlsVerify !== true,
+        })
+      : new HttpAgent(agentOpts);
+  }
+
+  /**
+   * Credentials from the exec plugin, if the config has one (cached by the plugin's
+   * source). A new client certificate replaces the agent; the old one's connections finish
+   * what they carry and close.
+   */
+  async #credentials(): Promise<ExecCredentialResult | undefined> {
+    const exec = this.#config.exec;
+    if (!exec) return undefined;
+    const c = await exec.get();
+    if (c.certPem !== undefined && c.certPem !== this.#agentCert) {
+      const old = this.#agent;
+      this.#agent = this.#makeAgent(c.certPem, c.keyPem);
+      this.#agentCert = c.certPem;
+      old.maxFreeSockets = 0;
+      for (const list of Object.values(old.freeSockets)) for (const sock of list ?? []) sock.destroy();
+    }
+    return c;
   }
 
   /** The configuration this client was made from. */
@@ -163,10 +199,23 @@ export class KubeClient {
    */
   request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     this.#count(method);
-    return this.#requestOnce<T>(method, path, opts, true);
+    if (!this.#config.exec) return this.#requestOnce<T>(method, path, opts, true, undefined);
+    return this.#requestWithExec<T>(method, path, opts);
   }
 
-  #requestOnce<T>(method: string, path: string, opts: RequestOptions, mayRetry: boolean): Promise<T> {
+  /** A request with exec credentials: on 401 the plugin runs again and the request is sent once more. */
+  async #requestWithExec<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
+    const creds = await this.#credentials();
+    try {
+      return await this.#requestOnce<T>(method, path, opts, true, creds);
+    } catch (e) {
+      if (!(e instanceof KubeApiError && e.code === KubeErrorCode.Unauthorized) || !creds) throw e;
+      this.#config.exec?.invalidate(creds);
+      return this.#requestOnce<T>(method, path, opts, true, await this.#credentials());
+    }
+  }
+
+  #requestOnce<T>(method: string, path: string, opts: RequestOptions, mayRetry: boolean, creds: ExecCredentialResult | undefined): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const started = performance.now();
     return new Promise<T>((resolve, reject) => {
@@ -185,7 +234,7 @@ export class KubeClient {
         reject(new KubeApiError(KubeErrorCode.Aborted, method, path, 0, '', 'aborted by the caller'));
         return;
       }
-      const req = this.#open(method, path, opts.body, opts.contentType);
+      const req = this.#open(method, path, opts.body, opts.contentType, creds);
       const timer = setTimeout(() => {
         settle(new KubeApiError(KubeErrorCode.Timeout, method, path, 0, '', `no answer within ${timeoutMs} ms`));
         req.destroy();
@@ -203,7 +252,7 @@ export class KubeClient {
           settled = true;
           clearTimeout(timer);
           opts.signal?.removeEventListener('abort', onAbort);
-          this.#requestOnce<T>(method, path, opts, false).then(resolve, reject);
+          this.#requestOnce<T>(method, path, opts, false, creds).then(resolve, reject);
           return;
         }
         settle(transportError(method, path, e));
@@ -340,7 +389,9 @@ export class KubeClient {
     this.#count('WATCH');
     const started = performance.now();
     if (opts.signal?.aborted) return;
-    const req = this.#open('GET', full, undefined, undefined);
+    const creds = await this.#credentials();
+    if (opts.signal?.aborted) return;
+    const req = this.#open('GET', full, undefined, undefined, creds);
     let failure: KubeApiError | undefined;
     let aborted = false;
     const fail = (e: KubeApiError): void => {
@@ -377,6 +428,8 @@ export class KubeClient {
       if (status < 200 || status >= 300) {
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
+        // The caller (an informer) tries again; with fresh credentials then.
+        if (status === 401 && creds) this.#config.exec?.invalidate(creds);
         throw statusError('GET', full, status, Buffer.concat(chunks).toString('utf8'));
       }
       if (opts.timeoutSeconds !== undefined) {
@@ -437,9 +490,9 @@ export class KubeClient {
     requestChannel.publish(record);
   }
 
-  #open(method: string, path: string, body: unknown, contentType: string | undefined): ClientRequest {
+  #open(method: string, path: string, body: unknown, contentType: string | undefined, creds: ExecCredentialResult | undefined): ClientRequest {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const token = typeof this.#config.token === 'function' ? this.#config.token() : this.#config.token;
+    const token = creds ? creds.token : typeof this.#config.token === 'function' ? this.#config.token() : this.#config.token;
     const basePath = this.#base.pathname.replace(/\/$/, '');
     const headers: Record<string, string | number> = { accept: 'application/json', 'user-agent': this.#userAgent };
     if (token) headers.authorization = `Bearer ${token}`;
@@ -457,6 +510,8 @@ export class KubeClient {
       headers,
     };
     const req = this.#base.protocol === 'https:' ? httpsRequest(options) : httpRequest(options);
+    // A connection whose peer vanished (no FIN, no RST) is found by keepalive probes.
+    if (this.#keepAliveMs > 0) req.on('socket', (s) => s.setKeepAlive(true, this.#keepAliveMs));
     if (payload !== undefined) req.write(payload);
     return req;
   }

@@ -1,5 +1,6 @@
 // Where the API server is and how to authenticate: a kubeconfig file or the in-cluster
 // service account.
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -21,6 +22,29 @@ export interface KubeConfig {
   readonly insecureSkipTlsVerify?: boolean | undefined;
   /** The context's namespace, or the service account's namespace in a pod. */
   readonly namespace?: string | undefined;
+  /**
+   * Credentials from a kubeconfig `exec` plugin (EKS, GKE, kubelogin, ...): asked before
+   * each request (cached by the source), told when the server answered 401. When set, its
+   * token and client certificate win over `token`, `certPem` and `keyPem`.
+   */
+  readonly exec?: CredentialSource | undefined;
+}
+
+/** What a credential plugin gave. */
+export interface ExecCredentialResult {
+  readonly token?: string | undefined;
+  readonly certPem?: string | undefined;
+  readonly keyPem?: string | undefined;
+  /** Wall-clock expiry, when the plugin gave one. */
+  readonly expiresAt?: Date | undefined;
+}
+
+/** A source of credentials the client asks before each request. */
+export interface CredentialSource {
+  /** Cached credentials, or fresh ones from the plugin when there are none or they (nearly) expired. Rejects with a KubeConfigError. */
+  get(): Promise<ExecCredentialResult>;
+  /** The server refused `used` (401): the next get() runs the plugin again (unless newer credentials are cached already). */
+  invalidate(used: ExecCredentialResult): void;
 }
 
 /** Where loadKubeConfig looks. */
@@ -35,6 +59,8 @@ export interface LoadKubeConfigOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** How often a token file is read again (default 60000 ms; projected tokens rotate hourly). */
   readonly tokenRefreshMs?: number | undefined;
+  /** Bound on one run of an `exec` credential plugin (default 60000 ms). */
+  readonly execTimeoutMs?: number | undefined;
 }
 
 /** The service account folder Kubernetes mounts into every pod. */
@@ -49,17 +75,18 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
   const env = opts.env ?? process.env;
   const refreshMs = opts.tokenRefreshMs ?? 60_000;
-  if (opts.kubeconfig) return fromKubeconfigFile(opts.kubeconfig, opts.context, refreshMs);
+  const fileOpts = { refreshMs, env, execTimeoutMs: opts.execTimeoutMs ?? 60_000 };
+  if (opts.kubeconfig) return fromKubeconfigFile(opts.kubeconfig, opts.context, fileOpts);
   if (env.KUBECONFIG) {
     const files = env.KUBECONFIG.split(':').filter((f) => f !== '');
     const found = files.find((f) => existsSync(f));
     if (!found) throw new KubeConfigError('', 'KUBECONFIG', `none of ${files.join(', ')} exists`);
-    return fromKubeconfigFile(found, opts.context, refreshMs);
+    return fromKubeconfigFile(found, opts.context, fileOpts);
   }
   const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   if (env.KUBERNETES_SERVICE_HOST && existsSync(join(saDir, 'token'))) return inCluster(saDir, env, refreshMs);
   const home = join(homedir(), '.kube', 'config');
-  if (existsSync(home)) return fromKubeconfigFile(home, opts.context, refreshMs);
+  if (existsSync(home)) return fromKubeconfigFile(home, opts.context, fileOpts);
   throw new KubeConfigError('', '', `no kubeconfig given, KUBECONFIG unset, not in a pod (KUBERNETES_SERVICE_HOST unset or no ${join(saDir, 'token')}), and no ${home}`);
 }
 
@@ -101,7 +128,14 @@ export function tokenFromFile(file: string, refreshMs = 60_000): () => string {
 
 type Yaml = Record<string, unknown>;
 
-function fromKubeconfigFile(file: string, contextName: string | undefined, refreshMs: number): KubeConfig {
+interface FileOptions {
+  readonly refreshMs: number;
+  readonly env: NodeJS.ProcessEnv;
+  readonly execTimeoutMs: number;
+}
+
+function fromKubeconfigFile(file: string, contextName: string | undefined, fo: FileOptions): KubeConfig {
+  const refreshMs = fo.refreshMs;
   let doc: unknown;
   try {
     doc = parseYaml(readText(file, ''));
@@ -129,9 +163,10 @@ function fromKubeconfigFile(file: string, contextName: string | undefined, refre
   const caPem = pem(file, base, cluster, cf, 'certificate-authority');
   const user = userName ? named(file, doc, 'users', 'user', userName) : {};
   const uf = `users[${userName ?? ''}].user`;
-  for (const unsupported of ['exec', 'auth-provider', 'username', 'password']) {
-    if (user[unsupported] !== undefined) throw new KubeConfigError(file, `${uf}.${unsupported}`, 'is not supported; use a token, a token file or a client certificate');
+  for (const unsupported of ['auth-provider', 'username', 'password']) {
+    if (user[unsupported] !== undefined) throw new KubeConfigError(file, `${uf}.${unsupported}`, 'is not supported; use a token, a token file, a client certificate or an exec plugin');
   }
+  const exec = user.exec === undefined ? undefined : execSource(file, base, userName ?? '', user.exec, { server, caPem, insecure: cluster['insecure-skip-tls-verify'] === true }, fo);
   const certPem = pem(file, base, user, uf, 'client-certificate');
   const keyPem = pem(file, base, user, uf, 'client-key');
   if ((certPem === undefined) !== (keyPem === undefined)) {
@@ -153,6 +188,140 @@ function fromKubeconfigFile(file: string, contextName: string | undefined, refre
     ...(keyPem !== undefined ? { keyPem } : {}),
     ...(cluster['insecure-skip-tls-verify'] === true ? { insecureSkipTlsVerify: true } : {}),
     ...(namespace ? { namespace } : {}),
+    ...(exec ? { exec } : {}),
+  };
+}
+
+/** The ExecCredential versions a plugin may be asked for (v1alpha1 is gone from kubectl too). */
+export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1'] as const;
+
+/**
+ * How long before `expirationTimestamp` cached exec credentials are replaced: 10% of their
+ * lifetime, between 10 s and 5 min (and at most half the lifetime), so a request never
+ * leaves with a token about to expire.
+ */
+export function execRefreshMarginMs(lifetimeMs: number): number {
+  // Never more than half the lifetime, so a short-lived credential is still used twice.
+  return Math.max(0, Math.min(lifetimeMs / 2, 300_000, Math.max(10_000, lifetimeMs / 10)));
+}
+
+/**
+ * A CredentialSource that runs a kubeconfig `exec` plugin as kubectl does: the command
+ * (a path with a slash is relative to the kubeconfig's folder, a bare name is looked up in
+ * PATH) with its args, the process environment plus its `env` entries and
+ * KUBERNETES_EXEC_INFO (an ExecCredential naming the apiVersion, `interactive: false`, and
+ * the cluster when `provideClusterInfo` is set), stdin closed. Its stdout must be an
+ * ExecCredential of the same apiVersion with `status.token` and/or
+ * `status.clientCertificateData` + `status.clientKeyData`. The result is cached until
+ * `status.expirationTimestamp` minus a margin ({@link execRefreshMarginMs}), or until a
+ * 401 when there is no expiry. Concurrent requests share one run. A failing run rejects
+ * with a KubeConfigError naming the kubeconfig, the user and the command, with the exit
+ * code and the first line of stderr; the next request tries again.
+ */
+function execSource(
+  file: string,
+  base: string,
+  userName: string,
+  raw: unknown,
+  cluster: { server: string; caPem: string | undefined; insecure: boolean },
+  fo: FileOptions,
+): CredentialSource {
+  const field = `users[${userName}].user.exec`;
+  if (!isObject(raw)) throw new KubeConfigError(file, field, 'is not a mapping');
+  const command = str(raw.command);
+  if (!command) throw new KubeConfigError(file, `${field}.command`, 'is missing');
+  const apiVersion = str(raw.apiVersion);
+  if (!apiVersion) throw new KubeConfigError(file, `${field}.apiVersion`, `is missing (one of ${EXEC_API_VERSIONS.join(', ')})`);
+  if (!(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) throw new KubeConfigError(file, `${field}.apiVersion`, `${apiVersion} is not supported (one of ${EXEC_API_VERSIONS.join(', ')})`);
+  const args = raw.args === undefined || raw.args === null ? [] : raw.args;
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new KubeConfigError(file, `${field}.args`, 'is not a list of strings');
+  const extraEnv: Record<string, string> = {};
+  if (raw.env !== undefined && raw.env !== null) {
+    if (!Array.isArray(raw.env)) throw new KubeConfigError(file, `${field}.env`, 'is not a list');
+    for (const [i, e] of raw.env.entries()) {
+      const name = isObject(e) ? str(e.name) : undefined;
+      if (!isObject(e) || name === undefined || typeof e.value !== 'string') throw new KubeConfigError(file, `${field}.env[${i}]`, 'needs a name and a string value');
+      extraEnv[name] = e.value;
+    }
+  }
+  if (raw.interactiveMode === 'Always') throw new KubeConfigError(file, `${field}.interactiveMode`, 'is Always, but a daemon has no terminal to ask on');
+  const hint = str(raw.installHint)?.split('\n')[0];
+  const bin = command.includes('/') ? resolvePath(base, command) : command;
+  const shown = [command, ...args].join(' ');
+  const info = {
+    apiVersion,
+    kind: 'ExecCredential',
+    spec: {
+      interactive: false,
+      ...(raw.provideClusterInfo === true
+        ? {
+            cluster: {
+              server: cluster.server,
+              ...(cluster.caPem !== undefined ? { 'certificate-authority-data': Buffer.from(cluster.caPem).toString('base64') } : {}),
+              ...(cluster.insecure ? { 'insecure-skip-tls-verify': true } : {}),
+            },
+          }
+        : {}),
+    },
+  };
+  const env = { ...fo.env, ...extraEnv, KUBERNETES_EXEC_INFO: JSON.stringify(info) };
+  const fail = (what: string): KubeConfigError => new KubeConfigError(file, field, `user ${userName}: command ${shown}: ${what}`);
+
+  let cached: (ExecCredentialResult & { refreshAt: number }) | undefined;
+  let running: Promise<ExecCredentialResult> | undefined;
+
+  const run = (): Promise<ExecCredentialResult> =>
+    new Promise((resolve, reject) => {
+      execFile(bin, args, { env, timeout: fo.execTimeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024, encoding: 'utf8', windowsHide: true }, (err, stdout, stderr) => {
+        const errLine = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '');
+        if (err) {
+          const e = err as Error & { killed?: boolean; code?: string | number | null; signal?: string | null };
+          if (e.code === 'ENOENT') return reject(fail(`not found${hint ? ` (${hint})` : ''}`));
+          if (e.code === 'EACCES') return reject(fail('is not executable'));
+          if (e.killed) return reject(fail(`no answer within ${fo.execTimeoutMs} ms${errLine ? `; stderr: ${errLine}` : ''}`));
+          const how = typeof e.code === 'number' ? `exit code ${e.code}` : e.signal ? `killed by ${e.signal}` : (e.code ?? e.message.split('\n')[0] ?? 'an error');
+          return reject(fail(`failed with ${how}${errLine ? `: ${errLine}` : ''}`));
+        }
+        let out: unknown;
+        try {
+          out = JSON.parse(stdout);
+        } catch {
+          return reject(fail(`did not print an ExecCredential (not JSON: ${stdout.trim().split('\n')[0]?.slice(0, 100) ?? ''})`));
+        }
+        if (!isObject(out) || out.kind !== 'ExecCredential') return reject(fail('did not print an ExecCredential (kind is not ExecCredential)'));
+        if (out.apiVersion !== apiVersion) return reject(fail(`answered apiVersion ${String(out.apiVersion)}, asked for ${apiVersion}`));
+        const st = isObject(out.status) ? out.status : {};
+        const token = str(st.token);
+        const certPem = str(st.clientCertificateData);
+        const keyPem = str(st.clientKeyData);
+        if ((certPem === undefined) !== (keyPem === undefined)) return reject(fail('gave a client certificate without its key, or a key without its certificate'));
+        if (token === undefined && certPem === undefined) return reject(fail('gave neither status.token nor status.clientCertificateData'));
+        let expiresAt: Date | undefined;
+        const exp = str(st.expirationTimestamp);
+        if (exp) {
+          expiresAt = new Date(exp);
+          if (Number.isNaN(expiresAt.getTime())) return reject(fail(`status.expirationTimestamp ${exp} is not a time`));
+        }
+        resolve({ token, certPem, keyPem, expiresAt });
+      });
+    });
+
+  return {
+    get() {
+      const now = Date.now();
+      if (cached && now < cached.refreshAt) return Promise.resolve(cached);
+      running ??= run()
+        .then((c) => {
+          const lifetime = c.expiresAt ? c.expiresAt.getTime() - now : Infinity;
+          cached = { ...c, refreshAt: c.expiresAt ? c.expiresAt.getTime() - execRefreshMarginMs(lifetime) : Infinity };
+          return c;
+        })
+        .finally(() => (running = undefined));
+      return running;
+    },
+    invalidate(used) {
+      if (cached && cached.token === used.token && cached.certPem === used.certPem) cached = undefined;
+    },
   };
 }
 

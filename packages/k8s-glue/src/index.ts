@@ -1,5 +1,15 @@
 export { KubeApiError, KubeConfigError, KubeErrorCode, type KubeStatus, codeForStatus, isKubeError } from './errors.ts';
-export { type KubeConfig, type LoadKubeConfigOptions, loadKubeConfig, tokenFromFile, SERVICE_ACCOUNT_DIR } from './config.ts';
+export {
+  type KubeConfig,
+  type LoadKubeConfigOptions,
+  type CredentialSource,
+  type ExecCredentialResult,
+  loadKubeConfig,
+  tokenFromFile,
+  execRefreshMarginMs,
+  EXEC_API_VERSIONS,
+  SERVICE_ACCOUNT_DIR,
+} from './config.ts';
 export {
   KubeClient,
   type KubeClientOptions,
@@ -23,6 +33,10 @@ export {
   objectKey,
   stripManagedFields,
   backoffDelay,
+  type InformerClock,
+  BOOKMARK_PERIOD_MS,
+  BOOKMARK_SLACK_MS,
+  WATCH_IDLE_TIMEOUT_MS,
 } from './informer.ts';
 export { deepFreeze } from './freeze.ts';
 export { LeaderElector, type LeaderElectorOptions, type LeaderCallbacks, type Lease, microTime } from './leader.ts';

@@ -147,3 +147,31 @@ t.test('watch: breaking out of the loop or aborting closes the connection', asyn
   for (let i = 0; i < 100 && open > 0; i++) await new Promise((res) => setTimeout(res, 10));
   t.equal(open, 0, 'no connection left open on the server');
 });
+
+t.test('TCP keepalive is set on the connections of requests and watches', async (t) => {
+  const { Socket } = await import('node:net');
+  const calls: [boolean | undefined, number | undefined][] = [];
+  type KeepAlive = (this: unknown, enable?: boolean, delay?: number) => unknown;
+  const proto = Socket.prototype as unknown as { setKeepAlive: KeepAlive };
+  const original = Object.getOwnPropertyDescriptor(Socket.prototype, 'setKeepAlive')?.value as KeepAlive;
+  proto.setKeepAlive = function (this: unknown, enable?: boolean, delay?: number) {
+    calls.push([enable, delay]);
+    return original.call(this, enable, delay);
+  };
+  t.teardown(() => {
+    proto.setKeepAlive = original;
+  });
+  const url = await server(t, (req, res) => res.end(req.url?.includes('watch=true') ? '' : '{}'));
+  const client = new KubeClient({ server: url }, { keepAliveDelayMs: 7000 });
+  t.teardown(() => client.close());
+  await client.get('/api/v1/namespaces');
+  t.ok(calls.some(([on, ms]) => on === true && ms === 7000), 'a request socket');
+  calls.length = 0;
+  for await (const _ of client.watch('/api/v1/namespaces', { timeoutSeconds: 5 })) break;
+  t.ok(calls.some(([on, ms]) => on === true && ms === 7000), 'a watch socket');
+  calls.length = 0;
+  const off = new KubeClient({ server: url }, { keepAliveDelayMs: 0 });
+  t.teardown(() => off.close());
+  await off.get('/api/v1/namespaces');
+  t.notOk(calls.some(([, ms]) => ms === 7000 || ms === 15_000), 'keepAliveDelayMs 0 leaves the agent default');
+});

@@ -30,6 +30,8 @@ interface Watcher {
   readonly bookmarks: boolean;
   push(e: WatchEvent<unknown>): void;
   end(error?: KubeApiError): void;
+  /** Drops everything from now on, the end included: a connection that died without closing. */
+  silence(): void;
 }
 
 interface Fault {
@@ -131,6 +133,8 @@ export class FakeKubeClient extends KubeClient {
   /** Watches from a version below this get 410. */
   #oldestRv = 1;
   #uid = 0;
+  /** New watches start silent (see dropWatches). */
+  #dropNew = false;
   /** Every request received, in order (watches as method WATCH). */
   readonly calls: FakeCall[] = [];
 
@@ -168,6 +172,22 @@ export class FakeKubeClient extends KubeClient {
   /** Ends every open watch: cleanly (as the server does after timeoutSeconds) or with a connection error. */
   disconnectWatches(mode: 'clean' | 'error' = 'clean'): void {
     for (const w of [...this.#watchers]) w.end(mode === 'error' ? new KubeApiError(KubeErrorCode.Unavailable, 'GET', w.resource, 0, '', 'connection reset (injected by the fake)') : undefined);
+  }
+
+  /**
+   * Every open watch goes silent: its stream stays open but nothing arrives any more (no
+   * event, no bookmark, no end), as when the connection died without a FIN or RST. Only
+   * the watcher aborting ends it. With `alsoNew`, watches opened later are silent from the
+   * start too (the path stays dead) until restoreWatches().
+   */
+  dropWatches(opts: { alsoNew?: boolean } = {}): void {
+    for (const w of this.#watchers) w.silence();
+    if (opts.alsoNew) this.#dropNew = true;
+  }
+
+  /** New watches work again after dropWatches({ alsoNew: true }). Silenced ones stay silent. */
+  restoreWatches(): void {
+    this.#dropNew = false;
   }
 
   /** Forgets the history: watches that resume from an older version than now get 410 Gone. */
@@ -229,21 +249,28 @@ export class FakeKubeClient extends KubeClient {
     }
     let wake: (() => void) | undefined;
     let ended: { error: KubeApiError | undefined } | undefined;
+    let silent = false;
     const watcher: Watcher = {
       resource: p.resource,
       namespace: p.namespace,
       matches,
       bookmarks: opts.allowWatchBookmarks === true,
       push: (e) => {
-        if (ended) return;
+        if (ended || silent) return;
         queue.push(e);
         wake?.();
       },
       end: (error) => {
+        if (silent) return;
         ended ??= { error };
         wake?.();
       },
+      silence: () => {
+        silent = true;
+        queue.length = 0;
+      },
     };
+    if (this.#dropNew) watcher.silence();
     this.#watchers.add(watcher);
     const onAbort = (): void => wake?.();
     opts.signal?.addEventListener('abort', onAbort);
