@@ -26,7 +26,7 @@ export interface NetboxAllocationsOptions {
 
 export interface NetboxAllocationsDeps {
   readonly kube: KubeClient;
-  readonly services: Informer<Service>;
+  readonly services: Pick<Informer<Service>, 'get' | 'list'>;
   readonly ipam: () => Ipam;
   readonly leading: () => boolean;
   /** Puts a Service key on the work queue. */

@@ -35,6 +35,7 @@ export {
   itemBackoffMs,
   maxAttemptsInWindow,
   WORKQUEUE_DURATION_BUCKETS,
+  workQueueMetrics,
 } from './workqueue.ts';
 export { LeaderElector, type LeaderElectorOptions, type LeaderCallbacks, type Lease, microTime } from './leader.ts';
 export { EventRecorder, type EventRecorderOptions, type EventRecorderStats, type ObjectReference } from './events.ts';

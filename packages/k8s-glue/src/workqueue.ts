@@ -39,6 +39,8 @@ export interface WorkQueueOptions {
    */
   readonly metricsPrefix?: string | undefined;
   readonly registry?: MetricsRegistry | undefined;
+  /** Metrics made once with workQueueMetrics(), for a queue made anew at times (one per leadership term); wins over `registry`. */
+  readonly metrics?: WorkQueueMetrics | undefined;
   readonly clock?: Clock | undefined;
 }
 
@@ -54,6 +56,17 @@ export interface WorkQueueMetrics {
   readonly queueDuration: Histogram;
   /** Seconds from get() to done(). */
   readonly workDuration: Histogram;
+}
+
+/** Registers the metrics of a WorkQueue under `prefix` (see WorkQueueOptions.metricsPrefix). */
+export function workQueueMetrics(registry: MetricsRegistry, prefix = 'workqueue'): WorkQueueMetrics {
+  return {
+    depth: new Gauge({ name: `${prefix}_depth`, help: 'Keys ready to be worked.', registry }),
+    adds: new Counter({ name: `${prefix}_adds_total`, help: 'Keys queued (a key already queued is not counted again).', registry }),
+    retries: new Counter({ name: `${prefix}_retries_total`, help: 'Keys put back after a failure, to be retried after their backoff.', registry }),
+    queueDuration: new Histogram({ name: `${prefix}_queue_duration_seconds`, help: 'How long a key waited in the queue before it was worked.', buckets: WORKQUEUE_DURATION_BUCKETS, registry }),
+    workDuration: new Histogram({ name: `${prefix}_work_duration_seconds`, help: 'How long working one key took.', buckets: WORKQUEUE_DURATION_BUCKETS, registry }),
+  };
 }
 
 /** Latency buckets (seconds): 1 ms to 5 minutes. */
@@ -137,17 +150,7 @@ export class WorkQueue<K = string> {
     if (!(this.#baseMs > 0 && this.#maxMs >= this.#baseMs)) throw new RangeError(`WorkQueue: need 0 < baseDelayMs (${this.#baseMs}) <= maxDelayMs (${this.#maxMs})`);
     if (!(qps > 0 && burst >= 1)) throw new RangeError(`WorkQueue: need qps (${qps}) > 0 and burst (${burst}) >= 1`);
     this.#bucket = new TokenBucket(qps, burst, this.#clock.now());
-    if (opts.registry) {
-      const p = opts.metricsPrefix ?? 'workqueue';
-      const registry = opts.registry;
-      this.metrics = {
-        depth: new Gauge({ name: `${p}_depth`, help: 'Keys ready to be worked.', registry }),
-        adds: new Counter({ name: `${p}_adds_total`, help: 'Keys queued (a key already queued is not counted again).', registry }),
-        retries: new Counter({ name: `${p}_retries_total`, help: 'Keys put back after a failure, to be retried after their backoff.', registry }),
-        queueDuration: new Histogram({ name: `${p}_queue_duration_seconds`, help: 'How long a key waited in the queue before it was worked.', buckets: WORKQUEUE_DURATION_BUCKETS, registry }),
-        workDuration: new Histogram({ name: `${p}_work_duration_seconds`, help: 'How long working one key took.', buckets: WORKQUEUE_DURATION_BUCKETS, registry }),
-      };
-    }
+    this.metrics = opts.metrics ?? (opts.registry ? workQueueMetrics(opts.registry, opts.metricsPrefix) : undefined);
   }
 
   /** Keys ready to be handed out. */
