@@ -9,7 +9,7 @@ import { NetboxError } from '@purelb/ipam-netbox';
 import {
   type Clock,
   type EventRecorder,
-  type Informer,
+  type InformerHandlers,
   type KubeClient,
   type Logger,
   type NetboxSpec,
@@ -55,7 +55,11 @@ export interface ControllerOptions extends ClassPolicy {
 }
 
 /** What the controller reads of a cache: an Informer, or a test double. */
-export type Cache<T extends { metadata: { name: string } }> = Pick<Informer<T>, 'get' | 'list' | 'on'>;
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+  on<E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]): unknown;
+}
 
 interface Deps {
   readonly client: KubeClient;

@@ -2,7 +2,7 @@
 // caches fed by hand (so one replica's cache can be behind), a manual clock for retries.
 // No lab, no real timers for anything that is asserted.
 import t from 'tap';
-import { type EventRecorder, type InformerHandlers, type KubeObject, KubeClient, type RequestOptions, type Service, ingressIPs, maxAttemptsInWindow, objectKey } from '@purelb/k8s-glue';
+import { type EventRecorder, type InformerHandlers, type KubeObject, KubeClient, type Node, type RequestOptions, type Service, type ServiceGroup, ingressIPs, maxAttemptsInWindow, objectKey } from '@purelb/k8s-glue';
 import { FakeKubeClient, ManualClock } from '@purelb/k8s-glue/testing';
 import { AllocatorController } from '../src/controller.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -87,13 +87,13 @@ class ReplicaClient extends KubeClient {
 function replica(fake: FakeKubeClient, clock: ManualClock) {
   const client = new ReplicaClient(fake, clock);
   const services = new ManualCache<Service>(fake, SERVICES);
-  const groups = new ManualCache<never>(fake, GROUPS);
-  const nodes = new ManualCache<never>(fake, NODES);
+  const groups = new ManualCache<ServiceGroup>(fake, GROUPS);
+  const nodes = new ManualCache<Node>(fake, NODES);
   const events: { reason: string; message: string }[] = [];
   const recorder = { event: (_ref: unknown, _type: string, reason: string, message: string) => void events.push({ reason, message }) } as unknown as EventRecorder;
   const controller = new AllocatorController(
     { namespace: NS, requireLoadBalancerClass: false, writeConcurrency: 4, groupStatusIntervalMs: 3_600_000 },
-    { client, services, groups: groups as never, nodes: nodes as never, events: recorder, metrics: createMetrics(), log: quiet, clock },
+    { client, services, groups, nodes, events: recorder, metrics: createMetrics(), log: quiet, clock },
   );
   const sync = (include?: (s: Service) => boolean): void => {
     groups.sync();
