@@ -1,10 +1,15 @@
 // The allocator's shell: read Services and ServiceGroups from the API, call the pure core
 // (serviceIntent, Ipam, servicePatch), write the difference. Only the Lease holder writes.
+// Every replica mirrors what the Services carry into its Ipam (so a new leader starts
+// warm); a new leader allocates nothing until a fresh LIST taken after it won the Lease is
+// adopted; every Service write carries the resourceVersion it was decided on; failures
+// back off per Service (WorkQueue).
 import { type Allocation, type Exclusion, type Group, type GroupSpec, Ipam, IpamError, IpamErrorCode, parseGroup } from '@purelb/ipam-core';
 import { NetboxError } from '@purelb/ipam-netbox';
 import {
+  type Clock,
   type EventRecorder,
-  type Informer,
+  type InformerHandlers,
   type KubeClient,
   type Logger,
   type NetboxSpec,
@@ -18,6 +23,10 @@ import {
   parseServiceGroup,
   serviceGroupStatus,
   serviceKey,
+  systemClock,
+  trimService,
+  WorkQueue,
+  type WorkQueueMetrics,
 } from '@purelb/k8s-glue';
 import { allocatedByUs, servicePatch } from './desired.ts';
 import { exclusionsInPools, nodeExclusions } from './exclusions.ts';
@@ -25,7 +34,6 @@ import { type ClassPolicy, serviceIntent } from './intent.ts';
 import { type PoolOverlap, poolOverlaps } from './overlaps.ts';
 import type { AllocatorMetrics } from './metrics.ts';
 import { NetboxAllocations, type NetboxAllocationsOptions } from './netbox.ts';
-import { KeyQueue } from './queue.ts';
 
 export interface ControllerOptions extends ClassPolicy {
   /** Namespace of the ServiceGroups. */
@@ -36,14 +44,31 @@ export interface ControllerOptions extends ClassPolicy {
   readonly groupStatusIntervalMs: number;
   /** Netbox groups: retry backoff and client settings. */
   readonly netbox?: Omit<NetboxAllocationsOptions, 'namespace'> | undefined;
+  /**
+   * Timeout of each Service write (default 5000). Keep it at most leaseDuration -
+   * renewDeadline: a deposed leader then has no write of its own outstanding by the time a
+   * standby may take the Lease.
+   */
+  readonly writeTimeoutMs?: number | undefined;
+  /** Retry backoff of a Service (defaults: 250 ms doubling to 5 minutes, 10/s overall after a burst of 100). */
+  readonly retry?: { readonly baseDelayMs?: number; readonly maxDelayMs?: number; readonly qps?: number; readonly burst?: number } | undefined;
+}
+
+/** What the controller reads of a cache: an Informer, or a test double. */
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+  on<E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]): unknown;
 }
 
 interface Deps {
   readonly client: KubeClient;
-  readonly services: Informer<Service>;
-  readonly groups: Informer<ServiceGroup>;
+  readonly services: Cache<Service>;
+  readonly groups: Cache<ServiceGroup>;
   /** Nodes: the addresses they report are never handed out. */
-  readonly nodes: Informer<Node>;
+  readonly nodes: Cache<Node>;
+  /** Time for retries (default: the system clock). */
+  readonly clock?: Clock | undefined;
   readonly events: EventRecorder;
   readonly metrics: AllocatorMetrics;
   readonly log: Logger;
@@ -55,7 +80,15 @@ export class AllocatorController {
   readonly #opts: ControllerOptions;
   readonly #d: Deps;
   #ipam = newIpam();
-  #queue = new KeyQueue();
+  #queue: WorkQueue;
+  readonly #queueMetrics: WorkQueueMetrics;
+  readonly #clock: Clock;
+  /** A term's sync gate passed: a LIST taken after the Lease was won is adopted. */
+  #synced = false;
+  /** Services read from the API (a LIST at the gate, a GET after a 409) that are newer than the cache's copy. */
+  readonly #fresh = new Map<string, Service>();
+  /** Services the API answered 404 for, by uid, until the cache drops them too. */
+  readonly #gone = new Map<string, string | undefined>();
   /** Services whose allocation failed: retried when a group changes or an address is freed. */
   readonly #pending = new Set<string>();
   /** The last valid spec of each group, kept while an edit makes it invalid. */
@@ -83,6 +116,10 @@ export class AllocatorController {
   constructor(opts: ControllerOptions, deps: Deps) {
     this.#opts = opts;
     this.#d = deps;
+    this.#clock = deps.clock ?? systemClock;
+    this.#queueMetrics = deps.metrics.workqueue;
+    this.#queue = this.#newQueue();
+    this.#queue.shutDown();
     this.#netbox = new NetboxAllocations(
       { namespace: opts.namespace, ...opts.netbox },
       {
@@ -95,13 +132,24 @@ export class AllocatorController {
         log: deps.log,
       },
     );
-    deps.services.on('add', (s) => this.#queue.add(serviceKey(s)));
-    deps.services.on('update', (s) => {
+    const seen = (s: Service): void => {
       const key = serviceKey(s);
       if (this.#unobserved.get(key)?.rv === s.metadata.resourceVersion) this.#unobserved.delete(key);
-      this.#queue.add(key);
+      const fresh = this.#fresh.get(key);
+      if (fresh && resourceVersionAtLeast(s.metadata.resourceVersion, fresh.metadata.resourceVersion)) this.#fresh.delete(key);
+      if (this.#gone.has(key) && this.#gone.get(key) !== s.metadata.uid) this.#gone.delete(key);
+      this.#mirror(s);
+      if (this.#leading) this.#queue.add(key);
+    };
+    deps.services.on('add', seen);
+    deps.services.on('update', seen);
+    deps.services.on('delete', (s) => {
+      const key = serviceKey(s);
+      this.#fresh.delete(key);
+      this.#gone.delete(key);
+      if (this.#leading) this.#queue.add(key);
+      else this.#ipam.release(key);
     });
-    deps.services.on('delete', (s) => this.#queue.add(serviceKey(s)));
     const groupsChanged = (): void => {
       if (!this.#leading) return;
       this.#applyGroups();
@@ -147,41 +195,159 @@ export class AllocatorController {
    * works the queue until `signal` aborts or stop() is called.
    */
   async lead(signal: AbortSignal): Promise<void> {
-    if (this.#stopped) return;
-    // A fresh queue per term: the previous term's was closed when it ended.
-    this.#queue = new KeyQueue();
-    this.#ipam = newIpam();
+    if (this.#stopped || signal.aborted) return;
+    // A fresh queue per term: the previous term's was shut down when it ended.
+    this.#queue = this.#newQueue();
     this.#pending.clear();
     this.#unobserved.clear();
     this.#told.clear();
     this.#exclusionsText = '';
+    this.#synced = false;
     this.#leading = true;
     this.#d.metrics.leader.set(1);
+    // #ipam already holds every marked Service of the cache (the mirror); groups and Node
+    // exclusions come on top. Then a fresh LIST: the cache may be behind (its watch in a
+    // backoff), and a marked Service it misses must be adopted before anything is allocated.
     this.#applyGroups();
     this.#adoptAll();
     this.#applyExclusions();
     this.#netbox.lead();
-    for (const s of this.#d.services.list()) this.#queue.add(serviceKey(s));
-    this.#markGroupStatusDirty();
-    this.#d.log.info({ services: this.#ipam.serviceCount, groups: this.#ipam.groupNames() }, 'leading: adopted existing allocations');
-    const onAbort = (): void => this.#queue.close();
+    const onAbort = (): void => this.#queue.shutDown();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
+      if (!(await this.#syncGate(signal))) return;
+      this.#synced = true;
+      for (const s of this.#d.services.list()) this.#queue.add(serviceKey(s));
+      for (const key of this.#fresh.keys()) this.#queue.add(key);
+      for (const key of this.#gone.keys()) this.#queue.add(key);
+      this.#markGroupStatusDirty();
+      this.#d.log.info({ services: this.#ipam.serviceCount, groups: this.#ipam.groupNames() }, 'leading: adopted existing allocations');
       await this.#work();
     } finally {
       signal.removeEventListener('abort', onAbort);
+      this.#queue.shutDown();
       this.#leading = false;
+      this.#synced = false;
       this.#netbox.standby();
       this.#d.metrics.leader.set(0);
       // Writes already sent may still land; none is started after this point.
       await Promise.allSettled([...this.#inflight.values()]);
+      this.#rebuildMirror();
     }
+  }
+
+  /** True once a term's fresh LIST is adopted: only then does the leader allocate. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  #newQueue(): WorkQueue {
+    const r = this.#opts.retry ?? {};
+    return new WorkQueue({ baseDelayMs: r.baseDelayMs, maxDelayMs: r.maxDelayMs, qps: r.qps, burst: r.burst, metrics: this.#queueMetrics, clock: this.#clock });
+  }
+
+  /**
+   * Lists every Service from the API (a read after this replica won the Lease) and adopts
+   * every one that carries our marks and an address, newer than the cache's copy where they
+   * differ; Services the cache has and the list does not are gone. Retries with backoff
+   * (250 ms doubling to 30 s) until it succeeds; false if the term ended first.
+   */
+  async #syncGate(signal: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; !signal.aborted && !this.#stopped; attempt++) {
+      try {
+        const list = await this.#d.client.listMapped<Service, Service>('/api/v1/services', (raw) => trimService(raw), { signal });
+        if (signal.aborted) return false;
+        const listed = new Set<string>();
+        for (const svc of list.items) {
+          const key = serviceKey(svc);
+          listed.add(key);
+          const cached = this.#d.services.get(key);
+          if (cached && resourceVersionAtLeast(cached.metadata.resourceVersion, svc.metadata.resourceVersion)) continue;
+          this.#fresh.set(key, svc);
+          this.#adoptTruth(svc);
+        }
+        for (const svc of this.#d.services.list()) {
+          const key = serviceKey(svc);
+          if (!listed.has(key) && !resourceVersionAtLeast(svc.metadata.resourceVersion, list.metadata.resourceVersion)) this.#gone.set(key, svc.metadata.uid);
+        }
+        return true;
+      } catch (e) {
+        if (signal.aborted) return false;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 10));
+        this.#d.log.warn({ err: e instanceof Error ? e.message : String(e), retryInMs: delay }, 'leading: listing Services failed; allocating nothing until it succeeds');
+        await this.#sleep(delay, signal);
+      }
+    }
+    return false;
+  }
+
+  #sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#clock.clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = this.#clock.setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** The freshest copy of a Service this replica knows; undefined when it is gone. */
+  #view(key: string): Service | undefined {
+    const cached = this.#d.services.get(key);
+    if (this.#gone.has(key) && (!cached || cached.metadata.uid === this.#gone.get(key))) return undefined;
+    const fresh = this.#fresh.get(key);
+    if (fresh && !(cached && resourceVersionAtLeast(cached.metadata.resourceVersion, fresh.metadata.resourceVersion))) return fresh;
+    return cached;
+  }
+
+  /**
+   * Keeps #ipam in step with what a Service carries, the moment it is seen. A standby
+   * mirrors exactly (it holds what the Services hold); the leader adopts a marked Service
+   * it holds nothing for (its cache was behind) and otherwise trusts its own decisions.
+   */
+  #mirror(svc: Service): void {
+    const key = serviceKey(svc);
+    const marked = allocatedByUs(svc) && ingressIPs(svc).length > 0;
+    if (this.#leading) {
+      if (marked && !this.#ipam.get(key) && !this.#unobserved.has(key) && this.#view(key) === svc) this.#adoptOne(svc);
+      return;
+    }
+    if (!marked) {
+      this.#ipam.release(key);
+      return;
+    }
+    this.#adoptTruth(svc);
+  }
+
+  /** Makes #ipam hold exactly what a marked Service carries (replacing what it held for it). */
+  #adoptTruth(svc: Service): void {
+    const ips = ingressIPs(svc);
+    if (!allocatedByUs(svc) || ips.length === 0) return;
+    const key = serviceKey(svc);
+    const held = this.#ipam.get(key);
+    if (held && held.addresses.join() === ips.join() && held.group === (svc.metadata.annotations?.[Annotation.allocatedFrom] ?? held.group)) return;
+    if (held) this.#ipam.release(key);
+    if (!this.#adoptOne(svc) && held && this.#leading) {
+      // What it carries collides with another Service: keep what this replica decided.
+      this.#ipam.adopt({ service: key, addresses: held.addresses, group: held.group });
+    }
+  }
+
+  /** Back to what the cache shows, for a standby: the term's undelivered decisions are dropped. */
+  #rebuildMirror(): void {
+    this.#ipam = newIpam();
+    this.#fresh.clear();
+    this.#gone.clear();
+    this.#exclusionsText = '';
+    for (const svc of this.#d.services.list()) this.#mirror(svc);
   }
 
   /** Stops taking work and waits for the writes in flight (bounded by the client's timeouts). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#queue.close();
+    this.#queue.shutDown();
     if (this.#groupStatusTimer) clearTimeout(this.#groupStatusTimer);
     await Promise.allSettled([...this.#inflight.values()]);
     await this.#groupWrites;
@@ -191,27 +357,35 @@ export class AllocatorController {
   // --- the work loop --------------------------------------------------------
 
   async #work(): Promise<void> {
+    const queue = this.#queue;
     for (;;) {
-      const key = await this.#queue.next();
+      const key = await queue.get();
       if (key === undefined || this.#stopped) return;
-      const busy = this.#inflight.get(key);
-      if (busy) {
-        // One write per Service at a time; look again once it lands.
-        void busy.then(() => this.#queue.add(key));
+      // The key stays "being worked" until its write lands (done): one write per Service at
+      // a time, and a change seen meanwhile is worked once more after.
+      let write: Promise<void> | undefined;
+      try {
+        write = this.#reconcile(key);
+      } catch (e) {
+        queue.done(key);
+        throw e;
+      }
+      if (!write) {
+        queue.done(key);
         continue;
       }
-      const write = this.#reconcile(key);
-      if (write) {
-        const p = write.finally(() => this.#inflight.delete(key));
-        this.#inflight.set(key, p);
-        if (this.#inflight.size >= this.#opts.writeConcurrency) await Promise.race(this.#inflight.values());
-      }
+      const p = write.finally(() => {
+        this.#inflight.delete(key);
+        queue.done(key);
+      });
+      this.#inflight.set(key, p);
+      if (this.#inflight.size >= this.#opts.writeConcurrency) await Promise.race(this.#inflight.values());
     }
   }
 
   /** Decides for one Service; returns the write to make, if any. Synchronous up to the write. */
   #reconcile(key: string): Promise<void> | undefined {
-    const svc = this.#d.services.get(key);
+    const svc = this.#view(key);
     const held = this.#ipam.get(key);
     if (!svc) {
       this.#unobserved.delete(key);
@@ -265,31 +439,65 @@ export class AllocatorController {
     return this.#write(svc, servicePatch(svc, allocation));
   }
 
+  /**
+   * Sends the patch, conditional on the resourceVersion it was decided on: a write decided
+   * on an old copy (a deposed leader's, or one from a cache that was behind) is refused
+   * with 409 instead of landing. After a 409 the Service is read again and what it carries
+   * adopted before the next decision; every failure retries after the Service's backoff.
+   */
   #write(svc: Service, patch: Record<string, unknown> | undefined): Promise<void> | undefined {
     const key = serviceKey(svc);
     if (!patch) {
       this.#unobserved.delete(key);
+      this.#queue.forget(key);
       return undefined;
     }
-    const text = JSON.stringify(patch);
+    const body = { ...patch, metadata: { ...(patch.metadata as Record<string, unknown> | undefined), resourceVersion: svc.metadata.resourceVersion } };
+    const text = JSON.stringify(body);
     // The same write already sent and not yet seen back: the cache is behind, not wrong.
     if (this.#unobserved.get(key)?.patch === text) return undefined;
-    const path = `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}/status`;
+    const path = servicePath(svc);
+    const queue = this.#queue;
     this.#lastServiceWrite = performance.now();
     return this.#d.client
-      .mergePatch<Service>(path, patch)
+      .mergePatch<Service>(`${path}/status`, body, { timeoutMs: this.#opts.writeTimeoutMs ?? 5000 })
       .then((updated) => {
         this.#unobserved.set(key, { patch: text, rv: updated.metadata.resourceVersion });
+        queue.forget(key);
       })
-      .catch((e: unknown) => {
+      .catch(async (e: unknown) => {
         this.#unobserved.delete(key);
-        if (e instanceof KubeApiError && e.status === 404) {
-          this.#queue.add(key);
+        const status = e instanceof KubeApiError ? e.status : 0;
+        this.#d.metrics.writeFailures.inc({ code: String(status) });
+        // A term that ended learns nothing more: the next one starts from the API.
+        if (queue.shuttingDown || !this.#leading) return;
+        if (status === 404) {
+          this.#gone.set(key, svc.metadata.uid);
+          queue.add(key);
           return;
         }
-        this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e) }, 'status write failed; retrying');
-        this.#queue.addAfter(key, 1000);
+        if (status === 409) {
+          this.#d.log.info({ service: key, resourceVersion: svc.metadata.resourceVersion }, 'status write refused: the Service changed since; reading it again');
+          await this.#reread(key, svc, path);
+        } else {
+          this.#d.log.warn({ service: key, err: e instanceof Error ? e.message : String(e), retryInMs: queue.nextDelay(key) }, 'status write failed; retrying after a backoff');
+        }
+        if (!queue.shuttingDown) queue.addRateLimited(key);
       });
+  }
+
+  /** After a 409: the Service as the API has it now; what it carries is adopted before anything is decided again. */
+  async #reread(key: string, decidedOn: Service, path: string): Promise<void> {
+    try {
+      const now = trimService(await this.#d.client.get<Service>(path, { timeoutMs: this.#opts.writeTimeoutMs ?? 5000 }));
+      if (!this.#leading) return;
+      if (now.metadata.uid !== decidedOn.metadata.uid) this.#gone.set(key, decidedOn.metadata.uid);
+      const cached = this.#d.services.get(key);
+      if (!(cached && resourceVersionAtLeast(cached.metadata.resourceVersion, now.metadata.resourceVersion))) this.#fresh.set(key, now);
+      this.#adoptTruth(now);
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 404) this.#gone.set(key, decidedOn.metadata.uid);
+    }
   }
 
   /**
@@ -435,27 +643,35 @@ export class AllocatorController {
     for (const key of [...this.#told.keys()]) if (key.startsWith('inpool|') && !current.has(key)) this.#told.delete(key);
   }
 
+  /** Adopts every marked Service of the cache #ipam does not hold yet. */
   #adoptAll(): void {
     for (const svc of this.#d.services.list()) {
-      const ips = ingressIPs(svc);
-      if (!allocatedByUs(svc) || ips.length === 0) continue;
-      const intent = serviceIntent(svc, this.#opts);
-      // Another load balancer's Service never blocks one of our addresses, whatever its status says.
-      if (intent.kind === 'ignore') continue;
-      const req = intent.kind === 'allocate' ? intent.request : undefined;
-      const sharingKey = svc.metadata.annotations?.[Annotation.allowSharedIp]?.trim();
-      try {
-        this.#ipam.adopt({
-          service: serviceKey(svc),
-          addresses: ips,
-          group: svc.metadata.annotations?.[Annotation.allocatedFrom],
-          sharingKey: req?.sharingKey ?? (sharingKey === '' ? undefined : sharingKey),
-          ports: req?.ports ?? (svc.spec.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'TCP', port: p.port })),
-        });
-      } catch (e) {
-        if (!(e instanceof IpamError)) throw e;
-        this.#event(svc, 'Warning', 'AdoptionFailed', `could not keep ${ips.join(', ')}: ${e.message}`);
-      }
+      if (allocatedByUs(svc) && ingressIPs(svc).length > 0 && !this.#ipam.get(serviceKey(svc))) this.#adoptOne(svc);
+    }
+  }
+
+  /** Records what a marked Service carries in #ipam; false if it collides (a Warning from the leader). */
+  #adoptOne(svc: Service): boolean {
+    const ips = ingressIPs(svc);
+    const intent = serviceIntent(svc, this.#opts);
+    // Another load balancer's Service never blocks one of our addresses, whatever its status says.
+    if (intent.kind === 'ignore') return false;
+    const req = intent.kind === 'allocate' ? intent.request : undefined;
+    const sharingKey = svc.metadata.annotations?.[Annotation.allowSharedIp]?.trim();
+    try {
+      this.#ipam.adopt({
+        service: serviceKey(svc),
+        addresses: ips,
+        group: svc.metadata.annotations?.[Annotation.allocatedFrom],
+        sharingKey: req?.sharingKey ?? (sharingKey === '' ? undefined : sharingKey),
+        ports: req?.ports ?? (svc.spec.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'TCP', port: p.port })),
+      });
+      return true;
+    } catch (e) {
+      if (!(e instanceof IpamError)) throw e;
+      if (this.#leading) this.#event(svc, 'Warning', 'AdoptionFailed', `could not keep ${ips.join(', ')}: ${e.message}`);
+      else this.#d.log.debug({ service: serviceKey(svc), err: e.message }, 'standby: not mirrored');
+      return false;
     }
   }
 
@@ -516,6 +732,22 @@ export class AllocatorController {
   #groupEvent(sg: ServiceGroup, type: 'Normal' | 'Warning', reason: string, message: string): void {
     this.#d.events.event({ kind: 'ServiceGroup', apiVersion: 'purelb.io/v1', namespace: sg.metadata.namespace, name: sg.metadata.name, uid: sg.metadata.uid }, type, reason, message);
   }
+}
+
+/** The API path of a Service. */
+function servicePath(svc: Service): string {
+  return `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`;
+}
+
+/**
+ * Whether resourceVersion `a` is the same as or newer than `b`. An etcd-backed API server
+ * writes them as increasing integers, and that order is used; any other form is compared
+ * for equality only (a copy is trusted as newer only when it is the same version).
+ */
+export function resourceVersionAtLeast(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) >= BigInt(b);
+  return a === b;
 }
 
 /** The allocation state: a subnet's network, broadcast and subnet-router anycast addresses are never handed out. */

@@ -36,7 +36,14 @@ const nodes = new Informer<Node>(client, { path: '/api/v1/nodes', transform: (ra
 // The queue holds a burst's worth of them.
 const events: EventRecorder = new EventRecorder(client, { component: 'purelb-allocator', host: config.identity, deferWhile: (): boolean => controller.writingServices(), maxQueue: 10_000 });
 const controller = new AllocatorController(
-  { namespace: config.namespace, requireLoadBalancerClass: config.requireLoadBalancerClass, writeConcurrency: config.writeConcurrency, groupStatusIntervalMs: config.groupStatusIntervalMs },
+  {
+    namespace: config.namespace,
+    requireLoadBalancerClass: config.requireLoadBalancerClass,
+    writeConcurrency: config.writeConcurrency,
+    groupStatusIntervalMs: config.groupStatusIntervalMs,
+    // A deposed leader has no write outstanding once a standby may take the Lease.
+    writeTimeoutMs: Math.max(1000, config.leaseDurationMs - config.renewDeadlineMs),
+  },
   { client, services, groups, nodes, events, metrics, log },
 );
 for (const inf of [services, groups, nodes]) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));

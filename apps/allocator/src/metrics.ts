@@ -1,5 +1,5 @@
 // The allocator's Prometheus metrics (purelb_*).
-import { Counter, Gauge, MetricsRegistry, processMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
 
 export interface AllocatorMetrics {
   readonly registry: MetricsRegistry;
@@ -10,6 +10,10 @@ export interface AllocatorMetrics {
   readonly releases: Counter;
   readonly failures: Counter<'reason'>;
   readonly leader: Gauge;
+  /** Service status writes the API server refused or that failed, by HTTP status (0: no answer). */
+  readonly writeFailures: Counter<'code'>;
+  /** The Service work queue: purelb_allocator_workqueue_*. */
+  readonly workqueue: WorkQueueMetrics;
 }
 
 export function createMetrics(): AllocatorMetrics {
@@ -29,5 +33,7 @@ export function createMetrics(): AllocatorMetrics {
     releases: new Counter({ name: 'purelb_releases_total', help: 'Services whose addresses were released.', registry }),
     failures: new Counter({ name: 'purelb_allocation_failures_total', help: 'Allocations that failed, by reason (the IPAM error code).', labelNames: ['reason'], registry }),
     leader: new Gauge({ name: 'purelb_allocator_leader', help: '1 while this replica holds the Lease and writes.', registry }),
+    writeFailures: new Counter({ name: 'purelb_allocator_service_write_failures_total', help: 'Service status writes that failed, by HTTP status (409: the Service changed since the decision; 0: no answer); each is retried after a per-Service backoff.', labelNames: ['code'], registry }),
+    workqueue: workQueueMetrics(registry, 'purelb_allocator_workqueue'),
   };
 }

@@ -5,7 +5,7 @@
 // write follows. Local groups never come through here.
 import { type Allocation, type AllocateRequest, type Family, type GroupStats, type Ipam, IpamError } from '@purelb/ipam-core';
 import { type HeldAddress, NetboxClient, type NetboxClientOptions, NetboxError, NetboxErrorCode, NetboxPool } from '@purelb/ipam-netbox';
-import { Annotation, type Informer, KubeApiError, type KubeClient, type Logger, type NetboxSpec, type Service } from '@purelb/k8s-glue';
+import { Annotation, KubeApiError, type KubeClient, type Logger, type NetboxSpec, type Service } from '@purelb/k8s-glue';
 
 /** Secret key holding the Netbox token, as in PureLB. */
 export const NETBOX_TOKEN_KEY = 'user-token';
@@ -26,7 +26,7 @@ export interface NetboxAllocationsOptions {
 
 export interface NetboxAllocationsDeps {
   readonly kube: KubeClient;
-  readonly services: Informer<Service>;
+  readonly services: { get(key: string): Service | undefined; list(): Service[] };
   readonly ipam: () => Ipam;
   readonly leading: () => boolean;
   /** Puts a Service key on the work queue. */

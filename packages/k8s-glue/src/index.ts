@@ -39,6 +39,18 @@ export {
   WATCH_IDLE_TIMEOUT_MS,
 } from './informer.ts';
 export { deepFreeze } from './freeze.ts';
+export {
+  WorkQueue,
+  type WorkQueueOptions,
+  type WorkQueueMetrics,
+  type Clock,
+  type TimerHandle,
+  systemClock,
+  itemBackoffMs,
+  maxAttemptsInWindow,
+  WORKQUEUE_DURATION_BUCKETS,
+  workQueueMetrics,
+} from './workqueue.ts';
 export { LeaderElector, type LeaderElectorOptions, type LeaderCallbacks, type Lease, microTime } from './leader.ts';
 export { EventRecorder, type EventRecorderOptions, type EventRecorderStats, type ObjectReference } from './events.ts';
 export { type Condition, type ConditionUpdate, mergePatchIfChanged, setCondition, findCondition, jsonEqual, rfc3339Seconds } from './status.ts';

@@ -352,9 +352,20 @@ export class FakeKubeClient extends KubeClient {
           if (!('status' in current) && p.subresource !== 'status') delete next.status;
         } else {
           if (contentType !== 'application/merge-patch+json') throw new KubeApiError(KubeErrorCode.NotAllowed, method, path, 415, 'UnsupportedMediaType', `the fake supports only merge patches, not ${contentType ?? 'none'}`);
-          const patch = (p.subresource === 'status' ? { status: (body as { status?: unknown })?.status } : body) as Record<string, unknown>;
-          const rv = (patch?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
-          if (rv && rv !== current.metadata.resourceVersion) throw new KubeApiError(KubeErrorCode.Conflict, method, path, 409, 'Conflict', 'the object has been modified');
+          const whole = body as { status?: unknown; metadata?: { resourceVersion?: string; labels?: unknown; annotations?: unknown } } | null;
+          // A resourceVersion in the patch is a precondition, on /status too.
+          const rv = whole?.metadata?.resourceVersion;
+          if (rv && rv !== current.metadata.resourceVersion) throw new KubeApiError(KubeErrorCode.Conflict, method, path, 409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again', status(409, 'Conflict', 'the object has been modified'));
+          // /status keeps the spec; a core object's /status (a Service's) takes labels and annotations too, a custom resource's only status.
+          const core = p.resource.startsWith('api/');
+          const patch = (
+            p.subresource === 'status'
+              ? {
+                  ...(whole?.status !== undefined ? { status: whole.status } : {}),
+                  ...(core && whole?.metadata ? { metadata: { ...(whole.metadata.labels !== undefined ? { labels: whole.metadata.labels } : {}), ...(whole.metadata.annotations !== undefined ? { annotations: whole.metadata.annotations } : {}) } } : {}),
+                }
+              : body
+          ) as Record<string, unknown>;
           next = mergePatch(current, patch) as Obj;
         }
         next.metadata.resourceVersion = current.metadata.resourceVersion;
