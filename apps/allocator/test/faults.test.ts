@@ -16,7 +16,7 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 /** A cache the test moves by hand: sync() makes it what the fake holds now (optionally leaving some out). */
 class ManualCache<T extends KubeObject> {
   #store = new Map<string, T>();
-  readonly #handlers: { [K in keyof InformerHandlers<T>]: InformerHandlers<T>[K][] } = { add: [], update: [], delete: [], error: [] };
+  readonly #handlers: { [K in keyof InformerHandlers<T>]: InformerHandlers<T>[K][] } = { add: [], update: [], delete: [], error: [], stale: [], fresh: [] };
   readonly fake: FakeKubeClient;
   readonly path: string;
   constructor(fake: FakeKubeClient, path: string) {

@@ -70,7 +70,13 @@ const slices = new Informer<SliceView>(client, {
 });
 const groups = new Informer<ServiceGroup>(client, { path: `/apis/purelb.io/v1/namespaces/${ns}/servicegroups` });
 const agents = new Informer<LBNodeAgent>(client, { path: `/apis/purelb.io/v1/namespaces/${ns}/lbnodeagents` });
-const leases = new Informer<LeaseView>(client, { path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, labelSelector: 'purelb.io/component=lbnodeagent' });
+// The agents' Leases carry this agent's own renewals (every --renew-period): silence for
+// three periods means the watch is dead, and the safety rule must stop trusting it.
+const leases = new Informer<LeaseView>(client, {
+  path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+  labelSelector: 'purelb.io/component=lbnodeagent',
+  idleTimeoutMs: 3 * config.renewPeriodMs,
+});
 const events = new EventRecorder(client, { component: 'purelb-lbnodeagent', host: config.nodeName });
 // Key rotation without a restart: a valid change replaces the membership's keys in place.
 const gossipSecret = new GossipSecretWatcher(secretRef, gossipKeys, { client, log, events, registry: metrics.registry, apply: (keys) => replaceKeys(keyring, keys) });
