@@ -346,6 +346,7 @@ export class NodeAgent {
     for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
     const announcers = new Set<string>();
     for (const svc of this.#d.services.list()) {
+      if (!isOurClass(svc)) continue;
       for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
         const v = svc.metadata.annotations?.[name];
         if (v) announcers.add(v.split(',')[0]!);
@@ -480,6 +481,7 @@ export class NodeAgent {
     this.#held.clear();
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
+      if (!isOurClass(svc)) continue;
       for (const f of ['IPv4', 'IPv6'] as const) {
         const value = svc.metadata.annotations?.[f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         if (value?.startsWith(prefix)) await this.#clearAnnouncing(serviceKey(svc), f, value);
@@ -754,7 +756,7 @@ export class NodeAgent {
       if (svc.metadata.annotations?.[Annotation.allocatedBy] !== ALLOCATED_BY_VALUE) continue;
       if (svc.spec.type !== 'LoadBalancer') continue;
       // Another class's Service is not ours, whatever its annotations and status say.
-      if (svc.spec.loadBalancerClass !== undefined && svc.spec.loadBalancerClass !== PURELB_LOAD_BALANCER_CLASS) continue;
+      if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const shared = (svc.metadata.annotations?.[Annotation.allowSharedIp] ?? '') !== '';
       for (const ip of ingressIPs(svc)) {
@@ -846,6 +848,8 @@ export class NodeAgent {
   #syncAnnouncing(plan: NodePlan): void {
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
+      // Another class's annotations are its own business, even when they name this node.
+      if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const mine = plan.announcing.get(key);
       const patch: Record<string, string> = {};
@@ -994,6 +998,11 @@ export class NodeAgent {
     if (!svc) return;
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+}
+
+/** A Service of our class (or of none): another class's Service is never read for addresses nor written. */
+function isOurClass(svc: Service): boolean {
+  return svc.spec.loadBalancerClass === undefined || svc.spec.loadBalancerClass === PURELB_LOAD_BALANCER_CLASS;
 }
 
 function errText(e: unknown): string {
