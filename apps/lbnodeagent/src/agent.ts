@@ -47,7 +47,7 @@ import {
   microTime,
   serviceKey,
 } from '@purelb/k8s-glue';
-import { type InterfaceAddress, type NetlinkHandle, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
+import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
 import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
@@ -144,8 +144,10 @@ export class NodeAgent {
   readonly #beatMs: number;
   readonly #apiTimeoutMs: number;
   #linkConfig: LinkConfig = DEFAULT_LINK_CONFIG;
-  /** The last configuration problem reported (reported once per distinct problem). */
-  #configProblem = '';
+  /** LBNodeAgent problems reported and still present: each is reported once, until it goes away. */
+  readonly #configProblems = new Set<string>();
+  /** The problems found by the pass in progress (start, or a reconcile). */
+  readonly #configProblemsNow = new Set<string>();
   /** Subnets of every link of the node but the virtual one and loopback: never virtual. */
   #nodeSubnets: LocalSubnet[] = [];
   #createdVirtualLink: string | undefined;
@@ -222,13 +224,20 @@ export class NodeAgent {
 
   /** Reads the configuration and the node, ensures the virtual link, starts the loops. */
   async start(): Promise<void> {
-    const wanted = this.#readLinkConfig();
+    this.#configProblemsNow.clear();
+    let wanted = this.#readLinkConfig();
+    const localProblem = await this.#localIntProblem(wanted);
+    if (localProblem) {
+      this.#reportConfig(localProblem, `using localint ${DEFAULT_LINK_CONFIG.localint}`);
+      wanted = { ...wanted, localint: DEFAULT_LINK_CONFIG.localint };
+    }
     const v = await this.#ensureVirtualLink(wanted.extlbint).catch(async (e: unknown) => {
       // A configuration the kernel refuses (the name of an existing link of another kind,
       // the LAN interface): say so, and start on the default rather than not at all.
-      this.#reportConfig(`spec.local.extlbint: ${errText(e)}; using ${DEFAULT_LINK_CONFIG.extlbint}`);
+      this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `using ${DEFAULT_LINK_CONFIG.extlbint}`);
       return { link: await this.#ensureVirtualLink(DEFAULT_LINK_CONFIG.extlbint), fallback: true };
     });
+    this.#endConfigPass();
     const link = 'fallback' in v ? v.link : v;
     this.#linkConfig = 'fallback' in v ? { ...wanted, extlbint: DEFAULT_LINK_CONFIG.extlbint } : wanted;
     if (link.created) this.#createdVirtualLink = link.link.name;
@@ -495,7 +504,15 @@ export class NodeAgent {
   // --- one reconcile --------------------------------------------------------
 
   async #reconcile(): Promise<void> {
+    this.#configProblemsNow.clear();
     let linkConfig = this.#readLinkConfig();
+    if (String(linkConfig.localint) !== String(this.#linkConfig.localint)) {
+      const problem = await this.#localIntProblem(linkConfig);
+      if (problem) {
+        this.#reportConfig(problem, `keeping localint ${String(this.#linkConfig.localint)}`);
+        linkConfig = { ...linkConfig, localint: this.#linkConfig.localint };
+      }
+    }
     if (!sameLinks(linkConfig, this.#linkConfig)) {
       const previous = this.#linkConfig.extlbint;
       let v: Awaited<ReturnType<NetlinkHandle['ensureVirtualLink']>>;
@@ -503,7 +520,7 @@ export class NodeAgent {
         v = await this.#ensureVirtualLink(linkConfig.extlbint);
       } catch (e) {
         // Refused by the kernel or by the checks: keep the last valid configuration.
-        this.#reportConfig(`spec.local.extlbint: ${errText(e)}; keeping ${previous}`);
+        this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `keeping ${previous}`);
         linkConfig = { ...linkConfig, extlbint: previous };
         v = await this.#ensureVirtualLink(previous);
       }
@@ -524,6 +541,7 @@ export class NodeAgent {
       this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
     }
     this.#linkConfig = linkConfig;
+    this.#endConfigPass();
 
     const now = this.#clock.now();
     if (now - this.#lastFull >= FULL_PASS_MS) {
@@ -671,23 +689,59 @@ export class NodeAgent {
     if (!cfg) return this.#linkConfig;
     const parsed = parseLBNodeAgent(cfg);
     if (!parsed.ok) {
-      this.#reportConfig(`${parsed.message}; keeping extlbint ${this.#linkConfig.extlbint}, localint ${String(this.#linkConfig.localint)}`);
+      this.#reportConfig(parsed.message, `keeping extlbint ${this.#linkConfig.extlbint}, localint ${String(this.#linkConfig.localint)}`);
       return this.#linkConfig;
     }
-    if (this.#configProblem !== '' && sameLinks(parsed.settings, this.#linkConfig)) this.#configProblem = '';
     return parsed.settings;
   }
 
-  /** Reports a configuration problem once (log line, Warning Event on the LBNodeAgent, metric). */
-  #reportConfig(message: string): void {
+  /**
+   * Reports a configuration problem once while it lasts (log line, Warning Event on the
+   * LBNodeAgent, metric): the same problem found again by later passes is not repeated,
+   * whatever is done about it (`consequence`: what the agent uses instead).
+   */
+  #reportConfig(problem: string, consequence: string): void {
+    this.#configProblemsNow.add(problem);
     this.#d.metrics.configValid.set(0);
-    if (message === this.#configProblem) return;
-    this.#configProblem = message;
+    if (this.#configProblems.has(problem)) return;
+    this.#configProblems.add(problem);
+    const message = `${problem}; ${consequence}`;
     this.#d.log.warn({ problem: message }, 'LBNodeAgent configuration refused');
     const cfg = this.#d.agents.list().find((a) => a.metadata.name === 'default') ?? this.#d.agents.list()[0];
     if (cfg) {
       this.#d.events.event({ kind: 'LBNodeAgent', apiVersion: 'purelb.io/v1', namespace: cfg.metadata.namespace ?? this.#s.namespace, name: cfg.metadata.name, uid: cfg.metadata.uid }, 'Warning', 'InvalidLBNodeAgent', `node ${this.#s.node}: ${message}`);
     }
+  }
+
+  /**
+   * Ends a pass over the configuration: problems not found again are gone (and would be
+   * reported again if they came back); with none left, the configuration in use is the
+   * one written, and the metric says so.
+   */
+  #endConfigPass(): void {
+    for (const p of [...this.#configProblems]) if (!this.#configProblemsNow.has(p)) this.#configProblems.delete(p);
+    if (this.#configProblemsNow.size > 0) return;
+    this.#d.metrics.configValid.set(1);
+  }
+
+  /**
+   * Why `localint` cannot be used on this node, or undefined: it must match a link, other
+   * than lo and the virtual interface, that holds an address. One that matches nothing
+   * (a typing error, or RE2 syntax that JavaScript reads differently) would leave the node
+   * no local subnet, and every LAN address would stop being announced from it.
+   */
+  async #localIntProblem(cfg: LinkConfig): Promise<string | undefined> {
+    if (cfg.localint === 'default') return undefined;
+    const all = await this.#d.netlink.listLinks();
+    const matched = await this.#d.netlink.findLinks(cfg.localint);
+    const addresses = await this.#d.netlink.listAddresses();
+    const usable = matched.filter((l) => l.name !== 'lo' && l.name !== cfg.extlbint && l.name !== this.#linkConfig.extlbint && addresses.some((a) => a.linkIndex === l.index && !isLinkLocal(a)));
+    if (usable.length > 0) return undefined;
+    const names = (list: readonly { name: string }[]): string => {
+      const sorted = list.map((l) => l.name).sort();
+      return sorted.length > 12 ? `${sorted.slice(0, 12).join(', ')} and ${sorted.length - 12} more` : sorted.join(', ');
+    };
+    return `spec.local.localint: "${cfg.localint.source}" matches no interface of this node that can hold local addresses (one other than lo and the virtual interface, with an address): it matches ${matched.length === 0 ? 'none' : names(matched)} of ${names(all)}`;
   }
 
   /**
@@ -700,9 +754,14 @@ export class NodeAgent {
       const r = await this.#d.netlink.defaultRoute(f).catch(() => undefined);
       if (r?.link.name === name) throw new Error(`${name} is the interface of this node's ${f} default route, not a link of its own`);
     }
-    const v = await this.#d.netlink.ensureVirtualLink(name);
-    if (this.#configProblem === '') this.#d.metrics.configValid.set(1);
-    return v;
+    try {
+      return await this.#d.netlink.ensureVirtualLink(name);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.code === NetlinkErrorCode.LinkKindMismatch)) throw e;
+      // Not a setting of the agent's to change (virtualLinkKind): the name is the node's.
+      const kind = (await this.#d.netlink.getLink(name).catch(() => undefined))?.kind ?? 'physical';
+      throw new Error(`${name} is an existing ${kind} link of this node; the virtual interface must be a link of its own, which the agent creates: name a new link such as ${DEFAULT_LINK_CONFIG.extlbint}`);
+    }
   }
 
   /** Subnets of every link but the virtual one and loopback. */
