@@ -158,6 +158,8 @@ export class NodeAgent {
   readonly #held = new Map<string, WantedAddress>();
   /** Addresses being taken over (probe, claim, add). */
   readonly #takingOver = new Set<string>();
+  /** Addresses another host answered for at their last probe: since when, and whether that was told. */
+  readonly #conflicts = new Map<string, { mac: string; since: number; told: boolean }>();
   /** The other agents' Leases as this agent observed them (its own clock: skew-safe). */
   readonly #peerLeases = new Map<string, PeerLeaseSeen>();
   #leaseRenewedAt: number | undefined;
@@ -578,6 +580,7 @@ export class NodeAgent {
       verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
     });
     this.#lastPlan = plan;
+    for (const a of [...this.#conflicts.keys()]) if (plan.wanted.get(a)?.kind !== 'local') this.#conflicts.delete(a);
 
     const present = await this.#presentAddresses();
     const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l, present.find((p) => p.address === a && p.link === l)?.protocol));
@@ -645,10 +648,11 @@ export class NodeAgent {
       }
       if (probe.conflict) {
         this.#d.metrics.probeConflicts.inc({ family: w.family });
-        this.#d.log.info({ address: w.address, mac: probe.mac }, 'another host answers for the address; probing again');
+        this.#noteConflict(w, probe.mac ?? 'unknown');
         this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150), () => this.schedule());
         return;
       }
+      this.#conflicts.delete(w.address);
       if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
       // The world may have moved while we probed and claimed: the rule must still say hold.
       if (this.#stalledNow()) return;
@@ -672,6 +676,25 @@ export class NodeAgent {
     void run()
       .catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'takeover failed'))
       .finally(() => this.#takingOver.delete(w.address));
+  }
+
+  /**
+   * Another host answers for an address this node should take. During a handover that is
+   * the previous holder until its address expires; one still answering after that (the
+   * LAN gateway, a forgotten static address, a node's own address) is said once: a log
+   * line and a Warning on the Services. Probing goes on meanwhile.
+   */
+  #noteConflict(w: WantedAddress, mac: string): void {
+    const now = this.#clock.now();
+    let c = this.#conflicts.get(w.address);
+    if (!c || c.mac !== mac) this.#conflicts.set(w.address, (c = { mac, since: now, told: false }));
+    if (c.told || now - c.since < this.#s.addressLifetimeS * 1000 + this.#timing.isolationTimeoutMs + 1000) return;
+    c.told = true;
+    const retryMs = this.#s.probeRetryMs ?? 150;
+    this.#d.log.info({ address: w.address, mac, link: w.link }, 'another host answers for the address; not adding it while one does');
+    for (const service of w.services) {
+      this.#event(service, 'Warning', 'AddressConflict', `${w.address}: another host (${mac}) answers for it on ${w.link}; node ${this.#s.node} does not add it while one does (probing again every ${retryMs} ms)`);
+    }
   }
 
   #safetyLeases(): Map<string, SafetyLease> {
