@@ -1,7 +1,7 @@
 // Shared pieces for benchmark suites: repeated runs, medians and percentiles, the
 // machine description. A suite reports; it never fails the test run.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, loadavg, release } from 'node:os';
 
 /** What a suite module exports (as its default export). */
@@ -94,4 +94,66 @@ export function machineLoad(): string {
     top = 'ps unavailable';
   }
   return `load ${load}; busiest: ${top}`;
+}
+
+/** The totals each part of the bad-input suite counts. */
+export interface BadInputTotals {
+  readonly inputs_tried: number;
+  readonly daemon_crashes: number;
+  readonly healthy_addresses_changed: number;
+  readonly node_addresses_touched: number;
+  readonly silent_inputs: number;
+}
+
+/** The suites that make up the bad-input totals, each writing its own part. */
+export const BAD_INPUT_PARTS = ['allocator', 'lbnodeagent'] as const;
+export type BadInputPart = (typeof BAD_INPUT_PARTS)[number];
+const BAD_INPUT_METRICS = ['inputs_tried', 'daemon_crashes', 'healthy_addresses_changed', 'node_addresses_touched', 'silent_inputs'] as const;
+
+export interface BadInputResults {
+  readonly suite: 'badinput';
+  readonly metrics: BadInputTotals;
+  readonly env: Record<string, string | number>;
+}
+
+/**
+ * bench-results/badinput.json with one part replaced: the part's totals and notes go to
+ * env as `<part>_<name>`, the machine description is the latest writer's, and metrics is
+ * the sum of every part present, so the allocator's suite and the node agent's never
+ * overwrite each other. A file written before there were parts is the allocator's.
+ */
+export function mergeBadInputResults(existing: unknown, part: BadInputPart, totals: BadInputTotals, notes: Record<string, string | number>, machineEnv: Record<string, string | number>): BadInputResults {
+  const prev = typeof existing === 'object' && existing !== null && (existing as { suite?: unknown }).suite === 'badinput' ? (existing as Partial<BadInputResults>) : undefined;
+  const env: Record<string, string | number> = { ...(prev?.env ?? {}) };
+  if (prev && !BAD_INPUT_PARTS.some((p) => `${p}_inputs_tried` in env)) {
+    for (const m of BAD_INPUT_METRICS) env[`allocator_${m}`] = Number(prev.metrics?.[m] ?? 0);
+    for (const [k, v] of Object.entries(env)) {
+      if (k.startsWith('rows_') || k === 'restarts') {
+        env[`allocator_${k}`] = v;
+        delete env[k];
+      }
+    }
+  }
+  for (const k of Object.keys(env)) if (k.startsWith(`${part}_`)) delete env[k];
+  for (const m of BAD_INPUT_METRICS) env[`${part}_${m}`] = totals[m];
+  for (const [k, v] of Object.entries(notes)) env[`${part}_${k}`] = v;
+  if (machineEnv.date !== undefined) env[`${part}_date`] = machineEnv.date;
+  Object.assign(env, machineEnv);
+  const metrics = Object.fromEntries(BAD_INPUT_METRICS.map((m) => [m, BAD_INPUT_PARTS.reduce((sum, p) => sum + (typeof env[`${p}_${m}`] === 'number' ? (env[`${p}_${m}`] as number) : 0), 0)])) as unknown as BadInputTotals;
+  return { suite: 'badinput', metrics, env };
+}
+
+/** Read-modify-write of one part of bench-results/badinput.json (see mergeBadInputResults). */
+export function recordBadInputPart(file: string, part: BadInputPart, totals: BadInputTotals, notes: Record<string, string | number>): BadInputResults {
+  let existing: unknown;
+  if (existsSync(file)) {
+    try {
+      existing = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      existing = undefined;
+    }
+  }
+  const merged = mergeBadInputResults(existing, part, totals, notes, machine());
+  writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
+  return merged;
 }

@@ -127,7 +127,8 @@ const targets = positionals.map((address) => {
     seq: 0,
   };
 });
-const byV4 = new Map(targets.filter((x) => !x.v6).map((x, i) => [x.address, i] as const));
+// Indexes into `targets` (IPv4 and IPv6 addresses may be mixed in it).
+const byV4 = new Map(targets.flatMap((x, i) => (x.v6 ? [] : [[x.address, i] as const])));
 const byV6 = new Map(targets.filter((x) => x.v6).map((x) => [hex(v6Bytes(x.address)), x] as const));
 const tagIndexV4 = new Map(SAMPLER_TAGS_V4.map((t, i) => [t, i] as const));
 const tagIndexV6 = new Map(SAMPLER_TAGS_V6.map((t, i) => [hex(v6Bytes(t)), i] as const));

@@ -3,17 +3,15 @@
 // (admission, an Event, a status condition, an address not handed out) and what the user
 // reads. After every row: the allocator still runs, every healthy Service keeps its
 // address, and no Service was given an address a Node reports. Totals go to
-// bench-results/badinput.json.
+// bench-results/badinput.json, as the allocator's part (the node agent's half,
+// apps/lbnodeagent/test/badinput.e2e.test.ts, writes its own; metrics is their sum).
 //
 // Adding rows: a row is data (`BadInput`); `restart: true` restarts the daemon under the
-// input before checking `then`. Rows for the node agent can be added the same way with
-// a runner for that daemon (the `daemon` field names which one; only the allocator's runs
-// here).
-import { writeFileSync } from 'node:fs';
+// input before checking `then`. The node agent's rows are in its own suite.
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type DaemonProcess, PURELB_NAMESPACE, installPureLB, startAllocator, waitFor, withLab } from '@purelb/lab';
-import { machine } from '../../../bench/lib.ts';
+import { recordBadInputPart } from '../../../bench/lib.ts';
 import { REFUSED } from '../../../charts/purelb/test/admission-cases.ts';
 import { type SvcOptions, applyGroup, createService, ensureNamespace, events, fromAllocator, getService, ips, settle } from './e2e-helpers.ts';
 
@@ -669,10 +667,5 @@ t.test(`${CASES.length} bad inputs`, async (t) => {
 });
 
 t.teardown(() => {
-  const result = {
-    suite: 'badinput',
-    metrics: totals,
-    env: { ...machine(), ...Object.fromEntries(Object.entries(perCategory).map(([k, v]) => [`rows_${k}`, v])), restarts: generation },
-  };
-  writeFileSync(join(REPO_ROOT, 'bench-results', 'badinput.json'), JSON.stringify(result, null, 2) + '\n');
+  recordBadInputPart(join(REPO_ROOT, 'bench-results', 'badinput.json'), 'allocator', totals, { ...Object.fromEntries(Object.entries(perCategory).map(([k, v]) => [`rows_${k}`, v])), restarts: generation });
 });

@@ -12,7 +12,7 @@
 // - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
 //   on its own, and API writes (announcements, the Lease) go through a queue with short
 //   timeouts.
-import { type Family, formatAddress, parseAddress, parseGroup } from '@purelb/ipam-core';
+import { type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
 import {
   type Membership,
   type SafetyDecision,
@@ -47,9 +47,9 @@ import {
   microTime,
   serviceKey,
 } from '@purelb/k8s-glue';
-import { type InterfaceAddress, type NetlinkHandle, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
+import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
+import { type LocalSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
   readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly resourceVersion?: string | undefined; readonly labels?: Readonly<Record<string, string>> | undefined };
@@ -112,6 +112,8 @@ interface LinkConfig {
 
 const DEFAULT_LINK_CONFIG: LinkConfig = { extlbint: 'kube-lb0', localint: 'default', sendgarp: false };
 const sameLinks = (a: LinkConfig, b: LinkConfig): boolean => a.extlbint === b.extlbint && String(a.localint) === String(b.localint);
+/** `localint` as the user wrote it (`default`, or the expression without slashes). */
+const localintText = (l: LinkConfig['localint']): string => (l === 'default' ? l : l.source);
 
 /**
  * The probe before an add: two ARP probes / DAD solicitations 20 ms apart, then 50 ms of
@@ -144,8 +146,10 @@ export class NodeAgent {
   readonly #beatMs: number;
   readonly #apiTimeoutMs: number;
   #linkConfig: LinkConfig = DEFAULT_LINK_CONFIG;
-  /** The last configuration problem reported (reported once per distinct problem). */
-  #configProblem = '';
+  /** LBNodeAgent problems reported and still present: each is reported once, until it goes away. */
+  readonly #configProblems = new Set<string>();
+  /** The problems found by the pass in progress (start, or a reconcile). */
+  readonly #configProblemsNow = new Set<string>();
   /** Subnets of every link of the node but the virtual one and loopback: never virtual. */
   #nodeSubnets: LocalSubnet[] = [];
   #createdVirtualLink: string | undefined;
@@ -156,6 +160,12 @@ export class NodeAgent {
   readonly #held = new Map<string, WantedAddress>();
   /** Addresses being taken over (probe, claim, add). */
   readonly #takingOver = new Set<string>();
+  /** Announcing annotations that named no node, already reported (service|annotation|value). */
+  readonly #toldAnnouncements = new Set<string>();
+  /** Each ServiceGroup's pools as last parsed without error. */
+  readonly #lastValidPools = new Map<string, readonly Pool[]>();
+  /** Addresses another host answered for at their last probe: since when, and whether that was told. */
+  readonly #conflicts = new Map<string, { mac: string; since: number; told: boolean }>();
   /** The other agents' Leases as this agent observed them (its own clock: skew-safe). */
   readonly #peerLeases = new Map<string, PeerLeaseSeen>();
   #leaseRenewedAt: number | undefined;
@@ -222,13 +232,20 @@ export class NodeAgent {
 
   /** Reads the configuration and the node, ensures the virtual link, starts the loops. */
   async start(): Promise<void> {
-    const wanted = this.#readLinkConfig();
+    this.#configProblemsNow.clear();
+    let wanted = this.#readLinkConfig();
+    const localProblem = await this.#localIntProblem(wanted);
+    if (localProblem) {
+      this.#reportConfig(localProblem.problem, `${localProblem.detail}; using localint ${DEFAULT_LINK_CONFIG.localint}`);
+      wanted = { ...wanted, localint: DEFAULT_LINK_CONFIG.localint };
+    }
     const v = await this.#ensureVirtualLink(wanted.extlbint).catch(async (e: unknown) => {
       // A configuration the kernel refuses (the name of an existing link of another kind,
       // the LAN interface): say so, and start on the default rather than not at all.
-      this.#reportConfig(`spec.local.extlbint: ${errText(e)}; using ${DEFAULT_LINK_CONFIG.extlbint}`);
+      this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `using ${DEFAULT_LINK_CONFIG.extlbint}`);
       return { link: await this.#ensureVirtualLink(DEFAULT_LINK_CONFIG.extlbint), fallback: true };
     });
+    this.#endConfigPass();
     const link = 'fallback' in v ? v.link : v;
     this.#linkConfig = 'fallback' in v ? { ...wanted, extlbint: DEFAULT_LINK_CONFIG.extlbint } : wanted;
     if (link.created) this.#createdVirtualLink = link.link.name;
@@ -349,9 +366,11 @@ export class NodeAgent {
     for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: watchFresh ? l.renewedAt : Math.min(l.renewedAt, now - l.durationMs), leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
     const announcers = new Set<string>();
     for (const svc of this.#d.services.list()) {
+      if (!isOurClass(svc)) continue;
       for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
         const v = svc.metadata.annotations?.[name];
-        if (v) announcers.add(v.split(',')[0]!);
+        const node = announcerOf(v);
+        if (node !== undefined) announcers.add(node);
       }
     }
     const d = decideSafety(
@@ -414,7 +433,7 @@ export class NodeAgent {
     for (const w of [...this.#held.values()]) {
       if (this.#stalledNow()) return;
       const svc = this.#d.services.get(w.services[0] ?? '');
-      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
+      const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
       if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action !== 'hold') continue;
       if (!this.#held.has(w.address)) continue;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions()).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'lifetime renewal failed'));
@@ -483,6 +502,7 @@ export class NodeAgent {
     this.#held.clear();
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
+      if (!isOurClass(svc)) continue;
       for (const f of ['IPv4', 'IPv6'] as const) {
         const value = svc.metadata.annotations?.[f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         if (value?.startsWith(prefix)) await this.#clearAnnouncing(serviceKey(svc), f, value);
@@ -496,19 +516,31 @@ export class NodeAgent {
   // --- one reconcile --------------------------------------------------------
 
   async #reconcile(): Promise<void> {
+    this.#configProblemsNow.clear();
     let linkConfig = this.#readLinkConfig();
-    if (!sameLinks(linkConfig, this.#linkConfig)) {
-      const previous = this.#linkConfig.extlbint;
-      let v: Awaited<ReturnType<NetlinkHandle['ensureVirtualLink']>>;
+    if (String(linkConfig.localint) !== String(this.#linkConfig.localint)) {
+      const problem = await this.#localIntProblem(linkConfig);
+      if (problem) {
+        this.#reportConfig(problem.problem, `${problem.detail}; keeping localint ${localintText(this.#linkConfig.localint)}`);
+        linkConfig = { ...linkConfig, localint: this.#linkConfig.localint };
+      }
+    }
+    let created: string | undefined;
+    if (linkConfig.extlbint !== this.#linkConfig.extlbint) {
       try {
-        v = await this.#ensureVirtualLink(linkConfig.extlbint);
+        const v = await this.#ensureVirtualLink(linkConfig.extlbint);
+        if (v.created) created = v.link.name;
       } catch (e) {
         // Refused by the kernel or by the checks: keep the last valid configuration.
-        this.#reportConfig(`spec.local.extlbint: ${errText(e)}; keeping ${previous}`);
-        linkConfig = { ...linkConfig, extlbint: previous };
-        v = await this.#ensureVirtualLink(previous);
+        this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `keeping ${this.#linkConfig.extlbint}`);
+        linkConfig = { ...linkConfig, extlbint: this.#linkConfig.extlbint };
+        await this.#ensureVirtualLink(this.#linkConfig.extlbint);
       }
-      this.#d.log.info({ extlbint: linkConfig.extlbint, localint: String(linkConfig.localint) }, 'LBNodeAgent changed');
+    }
+    // Only what was accepted changes anything (and is logged once, not on every pass).
+    if (!sameLinks(linkConfig, this.#linkConfig)) {
+      const previous = this.#linkConfig.extlbint;
+      this.#d.log.info({ extlbint: linkConfig.extlbint, localint: localintText(linkConfig.localint) }, 'LBNodeAgent changed');
       if (previous !== linkConfig.extlbint) {
         // The old virtual interface is no longer ours to fill: empty it, and remove it if we made it.
         for (const a of await this.#d.netlink.listAddresses({ link: previous }).catch(() => [])) {
@@ -519,12 +551,13 @@ export class NodeAgent {
           this.#createdVirtualLink = undefined;
         }
       }
-      if (v.created) this.#createdVirtualLink = v.link.name;
+      if (created) this.#createdVirtualLink = created;
       this.#linkConfig = linkConfig;
       this.#localSubnets = await this.#readLocalSubnets();
       this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
     }
     this.#linkConfig = linkConfig;
+    this.#endConfigPass();
 
     const now = this.#clock.now();
     if (now - this.#lastFull >= FULL_PASS_MS) {
@@ -551,16 +584,21 @@ export class NodeAgent {
     if (d.mode !== this.#appliedMode || d.reason !== this.#lastReason) this.#d.log.info({ mode: d.mode, reason: d.reason }, 'guard mode');
     this.#lastReason = d.reason;
     const ctx = { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing };
+    const services = this.#serviceAddresses();
     const plan = planNode({
       node: this.#s.node,
-      addresses: this.#serviceAddresses(),
+      addresses: services.addresses,
+      ownAddresses: await this.#ownAddresses(),
       localSubnets: this.#localSubnets,
       nodeSubnets: this.#nodeSubnets,
-      localint: String(this.#linkConfig.localint),
+      localint: localintText(this.#linkConfig.localint),
       virtualLink: this.#linkConfig.extlbint,
       verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
     });
     this.#lastPlan = plan;
+    // A conflict is told once while the Service has the address, not again each time this
+    // node stops and starts wanting it (its guard settling after a peer's restart).
+    for (const a of [...this.#conflicts.keys()]) if (!services.addresses.some((x) => x.address === a)) this.#conflicts.delete(a);
 
     const present = await this.#presentAddresses();
     const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l, present.find((p) => p.address === a && p.link === l)?.protocol));
@@ -601,7 +639,7 @@ export class NodeAgent {
       this.#queueWrite('lease', () => this.#renewLease());
     }
     this.#syncAnnouncing(plan);
-    for (const n of plan.notes) this.#event(n.service, 'Warning', n.reason, n.message);
+    for (const n of [...services.notes, ...plan.notes]) this.#event(n.service, 'Warning', n.reason, n.message);
     let wake = Infinity;
     for (const a of plan.awaitingHandover.values()) if (a.until !== undefined && a.until < wake) wake = a.until;
     this.#at('fence', wake, () => this.schedule());
@@ -628,17 +666,20 @@ export class NodeAgent {
       }
       if (probe.conflict) {
         this.#d.metrics.probeConflicts.inc({ family: w.family });
-        this.#d.log.info({ address: w.address, mac: probe.mac }, 'another host answers for the address; probing again');
+        this.#noteConflict(w, probe.mac ?? 'unknown');
         this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150), () => this.schedule());
         return;
       }
+      this.#conflicts.delete(w.address);
       if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
       // The world may have moved while we probed and claimed: the rule must still say hold.
       if (this.#stalledNow()) return;
       const d = this.#decide();
       const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
-      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
-      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced === this.#s.node ? undefined : announced);
+      const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
+      // As the planner reads it: this node's own announcement is what lets it hold an
+      // address whose hash winner is another node (stickiness).
+      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced);
       if (v.action !== 'hold') return;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
       this.#added.add(w.address);
@@ -657,6 +698,25 @@ export class NodeAgent {
       .finally(() => this.#takingOver.delete(w.address));
   }
 
+  /**
+   * Another host answers for an address this node should take. During a handover that is
+   * the previous holder until its address expires; one still answering after that (the
+   * LAN gateway, a forgotten static address, a node's own address) is said once: a log
+   * line and a Warning on the Services. Probing goes on meanwhile.
+   */
+  #noteConflict(w: WantedAddress, mac: string): void {
+    const now = this.#clock.now();
+    let c = this.#conflicts.get(w.address);
+    if (!c || c.mac !== mac) this.#conflicts.set(w.address, (c = { mac, since: now, told: false }));
+    if (c.told || now - c.since < this.#s.addressLifetimeS * 1000 + this.#timing.isolationTimeoutMs + 1000) return;
+    c.told = true;
+    const retryMs = this.#s.probeRetryMs ?? 150;
+    this.#d.log.info({ address: w.address, mac, link: w.link }, 'another host answers for the address; not adding it while one does');
+    for (const service of w.services) {
+      this.#event(service, 'Warning', 'AddressConflict', `${w.address}: another host (${mac}) answers for it on ${w.link}; node ${this.#s.node} does not add it while one does (probing again every ${retryMs} ms)`);
+    }
+  }
+
   #safetyLeases(): Map<string, SafetyLease> {
     const out = new Map<string, SafetyLease>();
     for (const [node, l] of this.#peerLeases) out.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
@@ -672,23 +732,63 @@ export class NodeAgent {
     if (!cfg) return this.#linkConfig;
     const parsed = parseLBNodeAgent(cfg);
     if (!parsed.ok) {
-      this.#reportConfig(`${parsed.message}; keeping extlbint ${this.#linkConfig.extlbint}, localint ${String(this.#linkConfig.localint)}`);
+      this.#reportConfig(parsed.message, `keeping extlbint ${this.#linkConfig.extlbint}, localint ${localintText(this.#linkConfig.localint)}`);
       return this.#linkConfig;
     }
-    if (this.#configProblem !== '' && sameLinks(parsed.settings, this.#linkConfig)) this.#configProblem = '';
     return parsed.settings;
   }
 
-  /** Reports a configuration problem once (log line, Warning Event on the LBNodeAgent, metric). */
-  #reportConfig(message: string): void {
+  /**
+   * Reports a configuration problem once while it lasts (log line, Warning Event on the
+   * LBNodeAgent, metric): the same problem found again by later passes is not repeated,
+   * whatever is done about it (`consequence`: what the agent uses instead).
+   */
+  #reportConfig(problem: string, consequence: string): void {
+    this.#configProblemsNow.add(problem);
     this.#d.metrics.configValid.set(0);
-    if (message === this.#configProblem) return;
-    this.#configProblem = message;
+    if (this.#configProblems.has(problem)) return;
+    this.#configProblems.add(problem);
+    const message = `${problem}; ${consequence}`;
     this.#d.log.warn({ problem: message }, 'LBNodeAgent configuration refused');
     const cfg = this.#d.agents.list().find((a) => a.metadata.name === 'default') ?? this.#d.agents.list()[0];
     if (cfg) {
       this.#d.events.event({ kind: 'LBNodeAgent', apiVersion: 'purelb.io/v1', namespace: cfg.metadata.namespace ?? this.#s.namespace, name: cfg.metadata.name, uid: cfg.metadata.uid }, 'Warning', 'InvalidLBNodeAgent', `node ${this.#s.node}: ${message}`);
     }
+  }
+
+  /**
+   * Ends a pass over the configuration: problems not found again are gone (and would be
+   * reported again if they came back); with none left, the configuration in use is the
+   * one written, and the metric says so.
+   */
+  #endConfigPass(): void {
+    for (const p of [...this.#configProblems]) if (!this.#configProblemsNow.has(p)) this.#configProblems.delete(p);
+    if (this.#configProblemsNow.size > 0) return;
+    this.#d.metrics.configValid.set(1);
+  }
+
+  /**
+   * Why `localint` cannot be used on this node, or undefined: it must match a link, other
+   * than lo and the virtual interface, that holds an address. One that matches nothing
+   * (a typing error, or RE2 syntax that JavaScript reads differently) would leave the node
+   * no local subnet, and every LAN address would stop being announced from it.
+   */
+  async #localIntProblem(cfg: LinkConfig): Promise<{ problem: string; detail: string } | undefined> {
+    if (cfg.localint === 'default') return undefined;
+    const all = await this.#d.netlink.listLinks();
+    const matched = await this.#d.netlink.findLinks(cfg.localint);
+    const addresses = await this.#d.netlink.listAddresses();
+    const usable = matched.filter((l) => l.name !== 'lo' && l.name !== cfg.extlbint && l.name !== this.#linkConfig.extlbint && addresses.some((a) => a.linkIndex === l.index && !isLinkLocal(a)));
+    if (usable.length > 0) return undefined;
+    const names = (list: readonly { name: string }[]): string => {
+      const sorted = list.map((l) => l.name).sort();
+      return sorted.length > 12 ? `${sorted.slice(0, 12).join(', ')} and ${sorted.length - 12} more` : sorted.join(', ');
+    };
+    // The links are the detail, not the problem: they come and go (a Pod's veth) while the problem stays the same.
+    return {
+      problem: `spec.local.localint: "${cfg.localint.source}" matches no interface of this node that can hold local addresses (one other than lo and the virtual interface, with an address)`,
+      detail: `it matches ${matched.length === 0 ? 'none' : names(matched)} of ${names(all.filter((l) => l.name !== cfg.extlbint && l.name !== this.#linkConfig.extlbint))}`,
+    };
   }
 
   /**
@@ -701,9 +801,14 @@ export class NodeAgent {
       const r = await this.#d.netlink.defaultRoute(f).catch(() => undefined);
       if (r?.link.name === name) throw new Error(`${name} is the interface of this node's ${f} default route, not a link of its own`);
     }
-    const v = await this.#d.netlink.ensureVirtualLink(name);
-    if (this.#configProblem === '') this.#d.metrics.configValid.set(1);
-    return v;
+    try {
+      return await this.#d.netlink.ensureVirtualLink(name);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.code === NetlinkErrorCode.LinkKindMismatch)) throw e;
+      // Not a setting of the agent's to change (virtualLinkKind): the name is the node's.
+      const kind = (await this.#d.netlink.getLink(name).catch(() => undefined))?.kind ?? 'physical';
+      throw new Error(`${name} is an existing ${kind} link of this node; the virtual interface must be a link of its own, which the agent creates: name a new link such as ${DEFAULT_LINK_CONFIG.extlbint}`);
+    }
   }
 
   /** Subnets of every link but the virtual one and loopback. */
@@ -741,7 +846,27 @@ export class NodeAgent {
     return out;
   }
 
-  #serviceAddresses(): ServiceAddress[] {
+  /**
+   * The node's own addresses (address -> link): on every link but the virtual one, not
+   * added by this process or marked as PureLB's, nor being added right now.
+   */
+  async #ownAddresses(): Promise<Map<string, string>> {
+    const names = new Map((await this.#d.netlink.listLinks()).map((l) => [l.index, l.name]));
+    const out = new Map<string, string>();
+    for (const a of await this.#d.netlink.listAddresses()) {
+      const link = names.get(a.linkIndex);
+      if (link === undefined || link === this.#linkConfig.extlbint || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
+      out.set(a.address, link);
+    }
+    return out;
+  }
+
+  /**
+   * Our Services' addresses, canonical (as the kernel writes them); an ingress address the
+   * agent cannot use (not an address, or IPv4-mapped IPv6) is a note, not an address.
+   */
+  #serviceAddresses(): { addresses: ServiceAddress[]; notes: Note[] } {
+    const notes: Note[] = [];
     const endpointNodes = new Map<string, Set<string>>();
     for (const s of this.#d.slices.list()) {
       const svc = s.metadata.labels?.['kubernetes.io/service-name'];
@@ -757,17 +882,25 @@ export class NodeAgent {
       if (svc.metadata.annotations?.[Annotation.allocatedBy] !== ALLOCATED_BY_VALUE) continue;
       if (svc.spec.type !== 'LoadBalancer') continue;
       // Another class's Service is not ours, whatever its annotations and status say.
-      if (svc.spec.loadBalancerClass !== undefined && svc.spec.loadBalancerClass !== PURELB_LOAD_BALANCER_CLASS) continue;
+      if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const shared = (svc.metadata.annotations?.[Annotation.allowSharedIp] ?? '') !== '';
-      for (const ip of ingressIPs(svc)) {
+      for (const [i, ip] of ingressIPs(svc).entries()) {
         const a = parseAddress(ip);
-        if (!a) continue;
+        const field = `status.loadBalancer.ingress[${i}].ip "${ip}"`;
+        if (!a) {
+          notes.push({ service: key, reason: 'InvalidAddress', message: `${field} is not an IPv4 or IPv6 address the agent reads (four decimal numbers without leading zeros, or IPv6 without a zone); not announced` });
+          continue;
+        }
+        if (ipv4MappedText(a) !== undefined) {
+          notes.push({ service: key, reason: 'InvalidAddress', message: `${field} is an IPv4-mapped IPv6 address, which nothing answers for on the wire; not announced` });
+          continue;
+        }
         const announced = svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         out.push({
-          announcedBy: announced ? announced.split(',')[0] : undefined,
+          announcedBy: announcerOf(announced),
           service: key,
-          address: ip,
+          address: formatAddress(a.family, a.value),
           family: a.family,
           trafficPolicy: svc.spec.externalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
           shared,
@@ -776,20 +909,30 @@ export class NodeAgent {
         });
       }
     }
-    return out;
+    return { addresses: out, notes };
   }
 
-  /** The aggregation prefix of the pool that holds an address, across all ServiceGroups. */
+  /**
+   * The aggregation prefix of the pool that holds an address, across all ServiceGroups. A
+   * group that no longer parses keeps its last valid pools, as the allocator keeps them:
+   * an invalid edit does not change how its addresses are announced.
+   */
   #aggregations(): (family: Family, value: bigint) => number | undefined {
+    const seen = new Set<string>();
     const pools = this.#d.groups.list().flatMap((sg) => {
       if (!sg.spec.local) return [];
+      const name = sg.metadata.name;
+      seen.add(name);
       try {
         const g = parseGroup(localGroupSpec(sg));
-        return [...g.pools.IPv4, ...g.pools.IPv6];
+        const list = [...g.pools.IPv4, ...g.pools.IPv6];
+        this.#lastValidPools.set(name, list);
+        return list;
       } catch {
-        return [];
+        return this.#lastValidPools.get(name) ?? [];
       }
     });
+    for (const name of [...this.#lastValidPools.keys()]) if (!seen.has(name)) this.#lastValidPools.delete(name);
     return (family, value) => pools.find((p) => p.family === family && value >= p.first && value <= p.last)?.aggregation;
   }
 
@@ -849,6 +992,8 @@ export class NodeAgent {
   #syncAnnouncing(plan: NodePlan): void {
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
+      // Another class's annotations are its own business, even when they name this node.
+      if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const mine = plan.announcing.get(key);
       const patch: Record<string, string> = {};
@@ -857,8 +1002,11 @@ export class NodeAgent {
         const current = svc.metadata.annotations?.[name];
         const want = mine?.get(f);
         // Written only for addresses this node holds now; a claim writes it before the add.
-        const address = ingressIPs(svc).find((ip) => parseAddress(ip)?.family === f);
-        if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) patch[name] = want;
+        const address = canonicalIngress(svc).find((ip) => ip.includes(':') === (f === 'IPv6'));
+        if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) {
+          patch[name] = want;
+          if (current !== undefined && announcerOf(current) === undefined) this.#tellInvalidAnnouncement(key, name, current, want);
+        }
         else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
           this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
         }
@@ -869,6 +1017,15 @@ export class NodeAgent {
         );
       }
     }
+  }
+
+  /** Says once per value that an announcing annotation named no node and is being replaced. */
+  #tellInvalidAnnouncement(service: string, name: string, current: string, want: string): void {
+    const told = `${service}|${name}|${current}`;
+    if (this.#toldAnnouncements.has(told)) return;
+    if (this.#toldAnnouncements.size >= 1024) this.#toldAnnouncements.clear();
+    this.#toldAnnouncements.add(told);
+    this.#event(service, 'Warning', 'InvalidAnnotation', `${name} "${current}" does not name a node; it is written by the node agents: replaced by ${want}`);
   }
 
   /**
@@ -997,6 +1154,33 @@ export class NodeAgent {
     if (!svc) return;
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+}
+
+/** What a Kubernetes node name may be: a DNS-1123 subdomain. */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * The node an announcing annotation (`node,link`) names; undefined when it is absent or
+ * names nothing a node could be called (garbage, an empty value): such a value is no
+ * announcer to wait for, and the holder writes its own over it.
+ */
+export function announcerOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const node = value.split(',')[0]!;
+  return node.length <= 253 && NODE_NAME.test(node) ? node : undefined;
+}
+
+/** A Service's ingress addresses as the kernel writes them (RFC 5952); those the agent cannot read are left out. */
+function canonicalIngress(svc: Service): string[] {
+  return ingressIPs(svc).flatMap((ip) => {
+    const a = parseAddress(ip);
+    return a ? [formatAddress(a.family, a.value)] : [];
+  });
+}
+
+/** A Service of our class (or of none): another class's Service is never read for addresses nor written. */
+function isOurClass(svc: Service): boolean {
+  return svc.spec.loadBalancerClass === undefined || svc.spec.loadBalancerClass === PURELB_LOAD_BALANCER_CLASS;
 }
 
 function errText(e: unknown): string {
