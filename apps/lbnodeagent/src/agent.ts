@@ -98,6 +98,8 @@ export interface AgentDeps {
   readonly log: Logger;
   /** The clock and timers (default: the process's monotonic clock). Simulations pass a virtual one. */
   readonly clock?: Scheduler;
+  /** Wall clock (ms since the epoch) for the Lease's renewTime (default `Date.now`). Simulations pass a virtual one. */
+  readonly wallClock?: () => number;
 }
 
 interface LinkConfig {
@@ -851,7 +853,7 @@ export class NodeAgent {
       [LeaseAnnotation.gossipMode]: this.#appliedMode,
       [LeaseAnnotation.subnets]: this.#localSubnets.map((s) => s.cidr).join(','),
     };
-    const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date()) };
+    const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date((this.#d.wallClock ?? Date.now)())) };
     const started = this.#clock.now();
     const timeoutMs = Math.min(this.#apiTimeoutMs, this.#s.renewPeriodMs);
     try {
