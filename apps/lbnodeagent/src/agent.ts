@@ -584,12 +584,13 @@ export class NodeAgent {
         return;
       }
       if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
-      // The world may have moved while we probed and claimed: the rule must still say hold.
+      // The world may have moved while we probed and claimed: the rule must still say hold
+      // (with our own announcement as the planner reads it: sticky to us).
       if (this.#stalledNow()) return;
       const d = this.#decide();
       const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
       const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
-      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced === this.#s.node ? undefined : announced);
+      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced);
       if (v.action !== 'hold') return;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
       this.#added.add(w.address);
