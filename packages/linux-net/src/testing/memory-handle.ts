@@ -736,7 +736,7 @@ function snapshot(l: MemoryLink): Link {
 }
 
 /** Whether a link can send and receive frames: it exists, is up and has a carrier. */
-function talks(link: Link | undefined): boolean {
+function talks(link: Link | undefined): link is Link {
   return link !== undefined && link.up && link.operState !== 'down';
 }
 
