@@ -55,6 +55,8 @@ function unescapePointer(p: string): string[] {
 export class SimApiServer extends FakeKubeClient {
   readonly log: LogEntry[] = [];
   readonly #listeners = new Set<() => void>();
+  /** The latest raw Service objects as the log saw them (`namespace/name`), for JSON patches without cloning every Service. */
+  readonly #services = new Map<string, Obj>();
 
   /** Starts the watches that feed the log; call before creating objects. */
   startLog(): void {
@@ -63,6 +65,11 @@ export class SimApiServer extends FakeKubeClient {
       void (async () => {
         for await (const e of this.watch<Obj>(r.path, r.label ? { labelSelector: r.label } : {})) {
           if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') continue;
+          if (name === 'services') {
+            const key = `${e.object.metadata.namespace}/${e.object.metadata.name}`;
+            if (e.type === 'DELETED') this.#services.delete(key);
+            else this.#services.set(key, e.object);
+          }
           this.log.push({ resource: name, type: e.type, object: deepFreeze(r.transform(e.object) as Obj) });
           for (const l of this.#listeners) l();
         }
@@ -99,12 +106,14 @@ export class SimApiServer extends FakeKubeClient {
     return super.request<T>(method, path, opts);
   }
 
-  #jsonPatch<T>(path: string, ops: readonly { op: string; path: string; value?: unknown }[]): Promise<T> {
+  #jsonPatch<T>(path: string, ops: readonly { op: string; path: string; value?: unknown }[], fresh = false): Promise<T> {
     const url = new URL(path, 'http://sim.invalid');
     const segs = url.pathname.split('/');
     const name = decodeURIComponent(segs.pop()!);
     const collection = segs.join('/');
-    const current = this.objects<Obj>(collection).find((o) => o.metadata.name === name);
+    const ns = segs[segs.length - 3] === 'namespaces' ? segs[segs.length - 2] : undefined;
+    const cached = !fresh && segs[segs.length - 1] === 'services' ? this.#services.get(`${ns}/${name}`) : undefined;
+    const current = cached ?? this.objects<Obj>(collection).find((o) => o.metadata.name === name);
     const invalid = (why: string): KubeApiError => new KubeApiError(KubeErrorCode.Invalid, 'PATCH', path, 422, 'Invalid', why);
     if (!current) throw new KubeApiError(KubeErrorCode.NotFound, 'PATCH', path, 404, 'NotFound', `"${name}" not found`);
     const next = structuredClone(current) as Record<string, unknown>;
@@ -131,8 +140,10 @@ export class SimApiServer extends FakeKubeClient {
           throw invalid(`op ${op.op} is not supported here`);
       }
     }
-    // A PUT at the version read: the fake applies it at once, so the patch is atomic.
-    return super.request<T>('PUT', path, { body: next });
+    // A PUT at the version read: the fake applies it at once, so the patch is atomic. (A
+    // conflict can only mean the copy was stale: read the store itself then.)
+    const put = super.request<T>('PUT', path, { body: next });
+    return cached ? put.catch((e: unknown) => (e instanceof KubeApiError && e.status === 409 ? this.#jsonPatch<T>(path, ops, true) : Promise.reject(e instanceof Error ? e : new Error(String(e))))) : put;
   }
 }
 

@@ -3,14 +3,14 @@
 import { seededRandom } from '@purelb/election/testing';
 import { type SimNode, type Violation, World } from './world.ts';
 
-export type FaultKind = 'kill' | 'freeze' | 'gossip-block' | 'partition' | 'api-cut' | 'link-flap';
+export type FaultKind = 'kill' | 'graceful-restart' | 'freeze' | 'gossip-block' | 'one-way' | 'partition' | 'api-cut' | 'link-flap' | 'gossip-outage' | 'api-outage';
 
 export interface Fault {
   readonly kind: FaultKind;
   /** Start and end, ms from the schedule's start. */
   readonly start: number;
   readonly end: number;
-  /** Node indexes: the node (kill, freeze, gossip-block, api-cut, link-flap) or group A (partition). */
+  /** Node indexes: the node (kill, freeze, ...), group A (partition), or from and to (one-way). */
   readonly nodes: readonly number[];
   /** partition: which side also loses its API path. */
   readonly apiCut?: 'none' | 'a' | 'b';
@@ -36,10 +36,12 @@ export interface ClusterPlan {
   readonly schedules: readonly FaultSchedule[];
 }
 
-/** Settled: every address held by exactly one node for this long. */
-export const STABLE_MS = 2_000;
+/** Settled: every address held by exactly one node for this long (then the next schedule starts). */
+export const STABLE_MS = 500;
+/** After a cluster's last schedule: settled for this long. */
+export const FINAL_STABLE_MS = 2_000;
 /** The longest a cluster may take to settle after the last fault ends. */
-export const MAX_SETTLE_MS = 30_000;
+export const MAX_SETTLE_MS = 60_000;
 
 function pick<T>(r: () => number, weighted: readonly (readonly [T, number])[]): T {
   const total = weighted.reduce((s, [, w]) => s + w, 0);
@@ -54,11 +56,12 @@ const between = (r: () => number, lo: number, hi: number): number => Math.round(
 export function planCluster(seed: number, maxSchedules = 12): ClusterPlan {
   const r = seededRandom(seed * 40_503 + 7);
   const nodes = pick(r, [
-    [3, 55],
-    [4, 25],
-    [5, 20],
+    [3, 65],
+    [4, 22],
+    [5, 13],
   ]);
-  const count = between(r, 5, 20);
+  // 5 to 20 Services, more often few (each agent pass costs in proportion).
+  const count = 5 + Math.floor(16 * r() * r());
   const services: { name: string; address: string; shared: boolean }[] = [];
   for (let i = 0; i < count; i++) services.push({ name: `svc-${i}`, address: `192.0.2.${100 + i}`, shared: false });
   // Sometimes a Service shares its address with another (allow-shared-ip).
@@ -82,14 +85,17 @@ export function planCluster(seed: number, maxSchedules = 12): ClusterPlan {
     [1500, 10],
   ]);
   const firstAtMs = r() < 0.25 ? between(r, 0, 2500) : undefined;
-  const n = Math.min(maxSchedules, between(r, 1, 12));
+  const n = Math.min(maxSchedules, between(r, 1, 16));
   const schedules: FaultSchedule[] = [];
   for (let i = 0; i < n; i++) schedules.push(planSchedule(r, nodes));
   return { seed, nodes, services, loss, sendgarp, watchLagMs, firstAtMs, schedules };
 }
 
 function planSchedule(r: () => number, nodes: number): FaultSchedule {
-  const windowMs = r() < 0.15 ? between(r, 10_000, 25_000) : between(r, 2_000, 8_000);
+  // Mostly short windows (the races are around detection, the fence and lifetimes: 0.2-3 s),
+  // some long enough for Leases to expire (10 s) and for lease-consensus.
+  const w = r();
+  const windowMs = w < 0.75 ? between(r, 1_000, 3_000) : w < 0.92 ? between(r, 3_000, 7_000) : between(r, 10_000, 16_000);
   const k = pick(r, [
     [1, 50],
     [2, 35],
@@ -98,16 +104,31 @@ function planSchedule(r: () => number, nodes: number): FaultSchedule {
   const faults: Fault[] = [];
   for (let i = 0; i < k; i++) {
     const kind = pick<FaultKind>(r, [
-      ['kill', 20],
-      ['freeze', 20],
-      ['gossip-block', 15],
-      ['partition', 15],
-      ['api-cut', 15],
-      ['link-flap', 15],
+      ['kill', 18],
+      ['graceful-restart', 7],
+      ['freeze', 18],
+      ['gossip-block', 13],
+      ['one-way', 5],
+      ['partition', 13],
+      ['api-cut', 13],
+      ['link-flap', 13],
+      ['gossip-outage', 4],
+      ['api-outage', 4],
     ]);
     const start = between(r, 0, windowMs * 0.8);
     const node = Math.floor(r() * nodes);
-    const [lo, hi] = { kill: [200, 6_000], freeze: [100, 5_000], 'gossip-block': [100, 8_000], partition: [200, 10_000], 'api-cut': [200, 15_000], 'link-flap': [50, 3_000] }[kind];
+    const [lo, hi] = {
+      kill: [200, 6_000],
+      'graceful-restart': [200, 4_000],
+      freeze: [100, 5_000],
+      'gossip-block': [100, 8_000],
+      'one-way': [200, 8_000],
+      partition: [200, 12_000],
+      'api-cut': [200, 15_000],
+      'link-flap': [50, 3_000],
+      'gossip-outage': [500, 12_000],
+      'api-outage': [500, 15_000],
+    }[kind];
     const end = Math.min(windowMs, start + between(r, lo!, hi!));
     if (kind === 'partition') {
       const a: number[] = [];
@@ -124,6 +145,9 @@ function planSchedule(r: () => number, nodes: number): FaultSchedule {
         ['b', 30],
       ]);
       faults.push({ kind, start, end, nodes: a.sort(), apiCut });
+    } else if (kind === 'one-way') {
+      const to = (node + 1 + Math.floor(r() * (nodes - 1))) % nodes;
+      faults.push({ kind, start, end, nodes: [node, to] });
     } else if (kind === 'link-flap') faults.push({ kind, start, end, nodes: [node], wholeNic: r() < 0.4 });
     else faults.push({ kind, start, end, nodes: [node] });
   }
@@ -137,6 +161,10 @@ export function describeFault(f: Fault, names: (i: number) => string): string {
   if (f.kind === 'partition') return `${span} partition {${who}} | rest${f.apiCut === 'a' ? ', {' + who + '} without API' : f.apiCut === 'b' ? ', rest without API' : ''}`;
   if (f.kind === 'link-flap') return `${span} link-flap ${who}${f.wholeNic ? ' (whole NIC: gossip and API too)' : ''}`;
   if (f.kind === 'kill') return `${span} kill ${who}, restart at the end`;
+  if (f.kind === 'graceful-restart') return `${span} SIGTERM ${who}, restart at the end (or when it has exited)`;
+  if (f.kind === 'gossip-outage') return `${span} gossip port blocked on every node`;
+  if (f.kind === 'api-outage') return `${span} API server unreachable from every node`;
+  if (f.kind === 'one-way') return `${span} gossip ${names(f.nodes[0]!)} -> ${names(f.nodes[1]!)} dropped`;
   return `${span} ${f.kind} ${who}`;
 }
 
@@ -162,6 +190,19 @@ function applyFault(w: World, t0: number, f: Fault): void {
       case 'kill':
         w.kill(n);
         undo = [() => w.restart(n)];
+        break;
+      case 'graceful-restart':
+        w.stopGracefully(n);
+        undo = [() => w.restart(n)];
+        break;
+      case 'one-way':
+        undo = [w.blockOneWay(n, node(f.nodes[1]!))];
+        break;
+      case 'gossip-outage':
+        undo = w.nodes.map((x) => w.blockGossip(x));
+        break;
+      case 'api-outage':
+        undo = w.nodes.map((x) => w.cutApi(x));
         break;
       case 'freeze':
         undo = [w.freeze(n)];
@@ -213,7 +254,7 @@ export interface ClusterResult {
   readonly world: World;
 }
 
-const settled = (w: World, since: number): boolean => w.allSingleSince !== undefined && w.now() - Math.max(w.allSingleSince, since) >= STABLE_MS;
+const settled = (w: World, since: number, stableMs = STABLE_MS): boolean => w.allSingleSince !== undefined && w.now() - Math.max(w.allSingleSince, since) >= stableMs;
 
 /** Runs a cluster through its schedules; stops at the first violation or liveness failure. */
 export async function runCluster(plan: ClusterPlan, options: { trace?: boolean; checkEveryEvent?: boolean } = {}): Promise<ClusterResult> {
@@ -238,9 +279,10 @@ export async function runCluster(plan: ClusterPlan, options: { trace?: boolean; 
     if (w.violations.length > 0) return done(undefined);
     const healedAt = w.now();
     w.note(`schedule ${i + 1}: every fault has ended`);
-    await w.runUntil(healedAt + MAX_SETTLE_MS, () => settled(w, healedAt));
+    const stableMs = i === plan.schedules.length - 1 ? FINAL_STABLE_MS : STABLE_MS;
+    await w.runUntil(healedAt + MAX_SETTLE_MS, () => settled(w, healedAt, stableMs));
     if (w.violations.length > 0) return done(undefined);
-    const ok = settled(w, healedAt);
+    const ok = settled(w, healedAt, stableMs);
     const a = w.availability();
     results.push({
       index: i,

@@ -52,6 +52,9 @@ export class SimNode {
   linkDowns = 0;
   linkMode: 'admin' | 'carrier' = 'carrier';
   generation = 0;
+  /** A graceful stop is under way; restart when it ends. */
+  stopping = false;
+  restartOnExit = false;
   proc: Proc | undefined;
   agent: NodeAgent | undefined;
   membership: Membership | undefined;
@@ -84,6 +87,7 @@ interface AddressState {
   singleMs: number;
 }
 
+/** Lets every promise the last event set going settle: microtasks run before setImmediate's callback. */
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const noMetrics = {
@@ -93,6 +97,17 @@ const noMetrics = {
   probeConflicts: { inc: () => undefined },
   update: () => undefined,
 } as unknown as AgentMetrics;
+
+/** Agent log messages counted in `World.stats` (what the schedules made the agents do). */
+const COUNTED: Record<string, string> = {
+  'guard mode': 'mode',
+  announcing: 'address added',
+  withdrew: 'address withdrawn',
+  'another host answers for the address; probing again': 'probe conflict',
+  'event loop stalled: holding nothing until contact is fresh again': 'stall',
+  'local link down: withdrawing its addresses': 'link-down withdrawal',
+  'claim raced a newer Service; waiting for the fresh state': 'claim conflict (409)',
+};
 
 const noEvents = { event: () => undefined } as unknown as EventRecorder;
 
@@ -112,6 +127,8 @@ export class World {
   readonly random: () => number;
   readonly apiTiming: ApiTiming;
   events = 0;
+  /** Counts of what the agents did (mode changes by mode, takeovers, probe conflicts, ...). */
+  readonly stats = new Map<string, number>();
   readonly #byMac = new Map<string, string>();
   readonly #state = new Map<string, AddressState>();
   readonly #dirty = new Set<string>();
@@ -119,7 +136,7 @@ export class World {
   #measureFrom: number | undefined;
   /** Since when every address has had exactly one holder (undefined: not now). */
   allSingleSince: number | undefined;
-  readonly #gossipFaults = new Set<{ isolate?: SimNode; partition?: readonly [readonly SimNode[], readonly SimNode[]] }>();
+  readonly #gossipFaults = new Set<{ isolate?: SimNode; partition?: readonly [readonly SimNode[], readonly SimNode[]]; oneWay?: readonly [SimNode, SimNode] }>();
 
   constructor(options: WorldOptions) {
     this.options = options;
@@ -228,6 +245,7 @@ export class World {
       node.transport = transport;
       const membership = new Membership({ name: node.name, transport, scheduler: proc.scheduler, random: seededRandom(seed) });
       node.membership = membership;
+      if (this.options.trace) membership.on('event', (e) => log.debug({ member: e.member.name, incarnation: e.member.incarnation }, `membership: ${e.type}`));
       const netlink = new ProcNetlink(node.kernel, proc);
       node.netlink = netlink;
       const settings: AgentSettings = {
@@ -275,9 +293,10 @@ export class World {
   }
 
   /** kill -9: nothing of the process runs again; its kernel keeps its addresses until they expire. */
-  kill(node: SimNode): void {
+  kill(node: SimNode, exited = false): void {
     if (!node.running) return;
-    this.note(`kill ${node.name}`);
+    if (!exited) this.note(`kill ${node.name}`);
+    node.stopping = false;
     node.proc!.kill();
     node.view?.stop();
     node.netlink?.close();
@@ -285,11 +304,40 @@ export class World {
     node.transport = undefined;
   }
 
-  /** Restarts a killed node's agent (no-op while one runs). */
+  /** Restarts a node's agent once no process runs there (at once, or when a graceful stop ends). */
   restart(node: SimNode): void {
-    if (node.running) return;
+    if (node.running) {
+      if (node.stopping) node.restartOnExit = true;
+      return;
+    }
     this.note(`restart ${node.name}`);
     this.boot(node);
+  }
+
+  /**
+   * SIGTERM, as main.ts handles it: the agent withdraws, clears its announcements, leaves
+   * the membership and deletes its Lease, then the process exits (after 10 s at most).
+   * Runs in the process: a frozen one starts when thawed.
+   */
+  stopGracefully(node: SimNode): void {
+    const proc = node.proc;
+    if (!proc || proc.state === 'dead' || node.stopping) return;
+    node.stopping = true;
+    node.restartOnExit = false;
+    this.note(`SIGTERM ${node.name}`);
+    proc.run(() => {
+      const agent = node.agent;
+      const membership = node.membership;
+      const work = (async () => {
+        await agent?.stop();
+        await membership?.shutdown();
+      })();
+      void Promise.race([work, proc.sleep(10_000)]).then(() => {
+        this.note(`${node.name} exited`);
+        this.kill(node, true);
+        if (node.restartOnExit) this.restart(node);
+      });
+    });
   }
 
   /** Freezes a node's agent process (SIGSTOP, a long GC pause): nothing of it runs. Returns the undo. */
@@ -340,10 +388,24 @@ export class World {
     };
   }
 
+  /** Drops gossip from `from` to `to` only (an asymmetric fault: a one-way firewall rule, a bad NIC queue). Returns the undo. */
+  blockOneWay(from: SimNode, to: SimNode): () => void {
+    const f = { oneWay: [from, to] as const };
+    this.note(`gossip ${from.name} -> ${to.name} dropped`);
+    this.#gossipFaults.add(f);
+    this.#applyGossip();
+    return () => {
+      this.note(`gossip ${from.name} -> ${to.name} flows again`);
+      this.#gossipFaults.delete(f);
+      this.#applyGossip();
+    };
+  }
+
   #applyGossip(): void {
     this.net.heal();
     for (const f of this.#gossipFaults) {
       if (f.isolate) this.net.isolate(f.isolate.gossipAddress);
+      if (f.oneWay) this.net.block(f.oneWay[0].gossipAddress, f.oneWay[1].gossipAddress);
       if (f.partition) this.net.partition(f.partition[0].map((n) => n.gossipAddress), f.partition[1].map((n) => n.gossipAddress));
     }
   }
@@ -403,7 +465,8 @@ export class World {
       const next = this.clock.nextAt();
       if (next === undefined || next > t) break;
       this.clock.runNext();
-      this.events++;
+      // The fake API server records every request; nothing here reads them.
+      if (++this.events % 4096 === 0) this.server.calls.length = 0;
       await flush();
       if (this.errors.length > 0) throw new Error(this.errors.join('\n'));
       this.#check();
@@ -412,10 +475,14 @@ export class World {
     this.clock.runTo(t);
   }
 
-  /** Starts counting availability now. */
+  /** Starts counting availability afresh from now. */
   measureFrom(): void {
     this.#measureFrom = this.clock.now();
-    for (const s of this.#state.values()) s.since = this.#measureFrom;
+    for (const s of this.#state.values()) {
+      s.since = this.#measureFrom;
+      s.answeredMs = 0;
+      s.singleMs = 0;
+    }
   }
 
   #check(): void {
@@ -500,10 +567,16 @@ export class World {
   }
 
   #logger(node: SimNode, generation: number): Logger {
-    if (!this.options.trace) return { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+    const trace = this.options.trace === true;
     const line =
       (level: string) =>
       (obj: object, msg?: string): void => {
+        const key = COUNTED[msg ?? ''];
+        if (key) {
+          const k = key === 'mode' ? `mode ${(obj as { mode?: string }).mode}` : key;
+          this.stats.set(k, (this.stats.get(k) ?? 0) + 1);
+        }
+        if (!trace) return;
         const fields = Object.keys(obj).length > 0 ? ` ${JSON.stringify(obj)}` : '';
         this.trace.push(`${(this.clock.now() / 1000).toFixed(3)} ${node.name}#${generation} ${level} ${msg ?? ''}${fields}`);
       };
