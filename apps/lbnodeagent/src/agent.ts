@@ -780,14 +780,14 @@ export class NodeAgent {
    * planner let us claim because our cache shows no other live announcer; if the cache
    * is stale (another node announced meanwhile, or our own old announcement is not yet
    * seen removed), the server answers 409 and we wait for the fresh state instead of
-   * holding the address together with that node.
+   * holding the address together with that node. Written even when the cache already
+   * shows our announcement: that copy may be stale too.
    */
   async #claim(services: readonly string[], family: Family, value: string): Promise<boolean> {
     const key = [...services].sort()[0]!;
     const svc = this.#d.services.get(key);
     if (!svc) return false;
     const name = family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
-    if (svc.metadata.annotations?.[name] === value) return true;
     try {
       await this.#d.client.mergePatch(
         `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`,
