@@ -83,16 +83,12 @@ export class SimApiServer extends FakeKubeClient {
     return () => this.#listeners.delete(fn);
   }
 
-  /** What a list of every watched collection returns now, transformed, and the log position it matches. */
-  snapshot(): { items: Map<ResourceName, Obj[]>; position: number } {
-    const items = new Map<ResourceName, Obj[]>();
-    for (const name of RESOURCE_NAMES) {
-      const r = RESOURCES[name];
-      const [k, v] = r.label ? r.label.split('=') : [];
-      const list = this.objects<Obj>(r.path).filter((o) => k === undefined || o.metadata.labels?.[k] === v);
-      items.set(name, list.map((o) => deepFreeze(r.transform(o) as Obj)));
-    }
-    return { items, position: this.log.length };
+  /** What a list of a watched collection returns now, transformed, and the log position it matches. */
+  snapshot(name: ResourceName): { items: Obj[]; position: number } {
+    const r = RESOURCES[name];
+    const [k, v] = r.label ? r.label.split('=') : [];
+    const list = this.objects<Obj>(r.path).filter((o) => k === undefined || o.metadata.labels?.[k] === v);
+    return { items: list.map((o) => deepFreeze(r.transform(o) as Obj)), position: this.log.length };
   }
 
   override request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -286,57 +282,93 @@ function keyOf(o: Obj): string {
 }
 
 /**
- * An agent process's informers over the server's log. `start()` lists (retrying while the
- * path is cut) and then follows the log, each change `watchMs` late and in order. When the
- * path is cut, in-flight changes are lost and nothing more arrives; `pathRestored()` makes
- * the watch come back after `retryMs`, resuming from the last change seen or relisting.
+ * An agent process's informers over the server's log, one watch per collection as
+ * client-go has: `start()` lists each collection (retrying while the path is cut) and then
+ * follows its changes, each `watchMs` late and in order within the collection (not across
+ * collections). When the path is cut, in-flight changes are lost and nothing more
+ * arrives; `pathRestored()` makes each watch come back after its own `retryMs`, resuming
+ * from the last change it saw or relisting.
  */
 export class ApiView {
   readonly informers: Record<ResourceName, ViewInformer> = { services: new ViewInformer(), slices: new ViewInformer(), groups: new ViewInformer(), agents: new ViewInformer(), leases: new ViewInformer() };
-  readonly #server: SimApiServer;
+  readonly #watches: WatchStream[];
+  #stopListening: (() => void) | undefined;
+
+  constructor(server: SimApiServer, clock: VirtualClock, path: ApiPath, proc: Proc, timing: ApiTiming) {
+    this.#watches = RESOURCE_NAMES.map((name) => new WatchStream(name, this.informers[name], server, clock, path, proc, timing));
+  }
+
+  /** Lists every collection (retrying while the path is cut); resolves in the process once all are synced. */
+  start(): Promise<void> {
+    this.#stopListening = this.#watches[0]!.server.listen(() => {
+      for (const w of this.#watches) w.pump();
+    });
+    let pending = this.#watches.length;
+    return new Promise((resolve) => {
+      for (const w of this.#watches) w.start(() => --pending === 0 && resolve());
+    });
+  }
+
+  stop(): void {
+    this.#stopListening?.();
+    for (const w of this.#watches) w.stop();
+  }
+
+  /** The path was cut: the watches break, whatever was on the way is lost. */
+  pathCut(): void {
+    for (const w of this.#watches) w.pathCut();
+  }
+
+  /** The path is back: each informer retries after its backoff. */
+  pathRestored(): void {
+    for (const w of this.#watches) w.pathRestored();
+  }
+}
+
+/** One informer's list and watch of one collection. */
+class WatchStream {
+  readonly server: SimApiServer;
+  readonly #resource: ResourceName;
+  readonly #informer: ViewInformer;
   readonly #clock: VirtualClock;
   readonly #path: ApiPath;
   readonly #proc: Proc;
   readonly #timing: ApiTiming;
-  /** Log position of the next change to apply. */
-  #applied = 0;
-  /** Log position of the next change to send on the watch. */
+  /** Log index of the last change applied (changes up to it are in the store). */
+  #applied = -1;
+  /** Log index from which changes are still to be sent. */
   #sent = 0;
   #watching = false;
-  /** The first list has been applied (until then, that list retries by itself). */
+  /** The first list has been sent (until then, that list retries by itself). */
   #synced = false;
   #epoch = 0;
   #lastAt = 0;
-  #stopListening: (() => void) | undefined;
 
-  constructor(server: SimApiServer, clock: VirtualClock, path: ApiPath, proc: Proc, timing: ApiTiming) {
-    this.#server = server;
+  constructor(resource: ResourceName, informer: ViewInformer, server: SimApiServer, clock: VirtualClock, path: ApiPath, proc: Proc, timing: ApiTiming) {
+    this.#resource = resource;
+    this.#informer = informer;
+    this.server = server;
     this.#clock = clock;
     this.#path = path;
     this.#proc = proc;
     this.#timing = timing;
   }
 
-  /** Lists every collection (retrying while the path is cut); resolves in the process once synced. */
-  start(): Promise<void> {
-    this.#stopListening = this.#server.listen(() => this.#pump());
-    return new Promise((resolve) => this.#list(resolve));
+  start(done: () => void): void {
+    this.#list(done);
   }
 
   stop(): void {
-    this.#stopListening?.();
     this.#watching = false;
     this.#epoch++;
   }
 
-  /** The path was cut: the watch breaks, whatever was on the way is lost. */
   pathCut(): void {
     if (!this.#synced) return;
     this.#watching = false;
     this.#epoch++;
   }
 
-  /** The path is back: the informer retries after its backoff. */
   pathRestored(): void {
     if (!this.#synced) return;
     const epoch = ++this.#epoch;
@@ -344,9 +376,9 @@ export class ApiView {
     this.#clock.at(this.#clock.now() + this.#timing.retryMs(), () => {
       if (epoch !== this.#epoch || !this.#path.up || this.#proc.state === 'dead') return;
       if (resume) {
-        this.#sent = this.#applied;
+        this.#sent = this.#applied + 1;
         this.#watching = true;
-        this.#pump();
+        this.pump();
       } else this.#list(() => undefined);
     });
   }
@@ -363,7 +395,7 @@ export class ApiView {
     this.#clock.at(this.#clock.now() + this.#timing.requestMs(), () => {
       if (epoch !== this.#epoch) return;
       if (!this.#path.up) return retry();
-      const snap = this.#server.snapshot();
+      const snap = this.server.snapshot(this.#resource);
       const at = this.#clock.now() + back;
       this.#lastAt = at;
       this.#clock.at(at, () => {
@@ -373,21 +405,22 @@ export class ApiView {
         this.#watching = true;
         this.#synced = true;
         this.#proc.run(() => {
-          for (const name of RESOURCE_NAMES) this.informers[name].replace(snap.items.get(name)!);
-          this.#applied = snap.position;
+          this.#informer.replace(snap.items);
+          this.#applied = Math.max(this.#applied, snap.position - 1);
           done();
         });
-        this.#pump();
+        this.pump();
       });
     });
   }
 
-  /** Sends every change not sent yet, each `watchMs` late, in order. */
-  #pump(): void {
+  /** Sends every change of this collection not sent yet, each `watchMs` late, in order. */
+  pump(): void {
     if (!this.#watching || this.#proc.state === 'dead') return;
-    const log = this.#server.log;
-    while (this.#sent < log.length) {
-      const i = this.#sent++;
+    const log = this.server.log;
+    for (; this.#sent < log.length; this.#sent++) {
+      const i = this.#sent;
+      if (log[i]!.resource !== this.#resource) continue;
       const at = Math.max(this.#clock.now() + this.#timing.watchMs(), this.#lastAt);
       this.#lastAt = at;
       const epoch = this.#epoch;
@@ -398,12 +431,10 @@ export class ApiView {
           return;
         }
         this.#proc.run(() => {
-          // A change already applied (before a relist or a resume that sent it again) is skipped.
-          if (i < this.#applied) return;
-          if (i > this.#applied) throw new Error(`watch gap: change ${i} before ${this.#applied}`);
-          this.#applied = i + 1;
-          const e = log[i]!;
-          this.informers[e.resource].apply(e);
+          // A change already applied (before a relist, or sent again by a resume) is skipped.
+          if (i <= this.#applied) return;
+          this.#applied = i;
+          this.#informer.apply(log[i]!);
         });
       });
     }

@@ -151,10 +151,13 @@ export class ProcNetlink implements NetlinkHandle {
   readonly #k: MemoryNetlinkHandle;
   readonly #proc: Proc;
   readonly #subs = new Set<NetChangeSubscription>();
+  /** Whether the frames that showed a probe its conflict were all lost on the LAN (ARP is not reliable). */
+  readonly #missed: () => boolean;
 
-  constructor(kernel: MemoryNetlinkHandle, proc: Proc) {
+  constructor(kernel: MemoryNetlinkHandle, proc: Proc, missed: () => boolean = () => false) {
     this.#k = kernel;
     this.#proc = proc;
+    this.#missed = missed;
   }
 
   listLinks() {
@@ -200,7 +203,7 @@ export class ProcNetlink implements NetlinkHandle {
     return this.#proc.gate(this.#k.announce(link, address, options));
   }
   probeAddress(link: LinkRef, address: string, options?: ProbeOptions) {
-    return this.#proc.gate(this.#k.probeAddress(link, address, options));
+    return this.#proc.gate(this.#k.probeAddress(link, address, options).then((r) => (r.conflict && this.#missed() ? ({ conflict: false } as const) : r)));
   }
 
   subscribe(): NetChangeSubscription {

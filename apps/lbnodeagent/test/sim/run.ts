@@ -37,7 +37,8 @@ if (import.meta.main) {
   const c0 = process.cpuUsage();
   let done = 0;
   for (let seed = first; done < quota; seed += stride) {
-    const line = clusterLine(await runCluster(planCluster(seed, quota - done), { checkEveryEvent: process.env.SIM_CHECK_EVERY_EVENT === '1' }));
+    const plan = planCluster(seed, { arpLoss: process.env.SIM_ARP_LOSS === '1' });
+    const line = clusterLine(await runCluster(plan, { checkEveryEvent: process.env.SIM_CHECK_EVERY_EVENT === '1' }));
     done += line.schedules;
     process.stdout.write(`${JSON.stringify(line)}\n`);
   }

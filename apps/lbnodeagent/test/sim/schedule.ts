@@ -31,6 +31,8 @@ export interface ClusterPlan {
   readonly loss: number;
   readonly sendgarp: boolean;
   readonly watchLagMs: number;
+  /** Probability that one ARP frame is lost on the LAN. */
+  readonly lanLoss: number;
   /** When the first schedule starts: undefined once the cluster has settled, else this many ms after boot (faults during startup). */
   readonly firstAtMs: number | undefined;
   readonly schedules: readonly FaultSchedule[];
@@ -52,8 +54,11 @@ function pick<T>(r: () => number, weighted: readonly (readonly [T, number])[]): 
 
 const between = (r: () => number, lo: number, hi: number): number => Math.round(lo + r() * (hi - lo));
 
-/** The cluster and its fault schedules for `seed`; `schedules` caps how many. */
-export function planCluster(seed: number, maxSchedules = 12): ClusterPlan {
+/**
+ * The cluster and its fault schedules for `seed`. `arpLoss`: ARP frames on the LAN are lost
+ * at the drawn rate (0, 2% or 30% per frame); otherwise a probe always hears a holder.
+ */
+export function planCluster(seed: number, options: { readonly arpLoss?: boolean } = {}): ClusterPlan {
   const r = seededRandom(seed * 40_503 + 7);
   const nodes = pick(r, [
     [3, 65],
@@ -84,11 +89,16 @@ export function planCluster(seed: number, maxSchedules = 12): ClusterPlan {
     [300, 30],
     [1500, 10],
   ]);
+  const lanLoss = pick(r, [
+    [0, 80],
+    [0.02, 15],
+    [0.3, 5],
+  ]);
   const firstAtMs = r() < 0.25 ? between(r, 0, 2500) : undefined;
-  const n = Math.min(maxSchedules, between(r, 1, 16));
+  const n = between(r, 1, 16);
   const schedules: FaultSchedule[] = [];
   for (let i = 0; i < n; i++) schedules.push(planSchedule(r, nodes));
-  return { seed, nodes, services, loss, sendgarp, watchLagMs, firstAtMs, schedules };
+  return { seed, nodes, services, loss, sendgarp, watchLagMs, lanLoss: options.arpLoss ? lanLoss : 0, firstAtMs, schedules };
 }
 
 function planSchedule(r: () => number, nodes: number): FaultSchedule {
@@ -171,7 +181,7 @@ export function describeFault(f: Fault, names: (i: number) => string): string {
 export function describePlan(p: ClusterPlan): string {
   const name = (i: number): string => `node-${i + 1}`;
   const lines = [
-    `seed ${p.seed}: ${p.nodes} nodes, ${p.services.length} Services on ${new Set(p.services.map((s) => s.address)).size} addresses, gossip loss ${p.loss}, sendgarp ${p.sendgarp}, watch lag up to ${p.watchLagMs} ms${p.firstAtMs !== undefined ? `, first faults ${p.firstAtMs} ms after boot` : ''}`,
+    `seed ${p.seed}: ${p.nodes} nodes, ${p.services.length} Services on ${new Set(p.services.map((s) => s.address)).size} addresses, gossip loss ${p.loss}, sendgarp ${p.sendgarp}, watch lag up to ${p.watchLagMs} ms, ARP frame loss ${p.lanLoss}${p.firstAtMs !== undefined ? `, first faults ${p.firstAtMs} ms after boot` : ''}`,
   ];
   p.schedules.forEach((s, i) => {
     lines.push(`  schedule ${i + 1} (window ${(s.windowMs / 1000).toFixed(1)} s):`);
@@ -258,7 +268,7 @@ const settled = (w: World, since: number, stableMs = STABLE_MS): boolean => w.al
 
 /** Runs a cluster through its schedules; stops at the first violation or liveness failure. */
 export async function runCluster(plan: ClusterPlan, options: { trace?: boolean; checkEveryEvent?: boolean } = {}): Promise<ClusterResult> {
-  const w = new World({ seed: plan.seed, nodes: plan.nodes, services: plan.services, loss: plan.loss, sendgarp: plan.sendgarp, watchLagMs: plan.watchLagMs, ...options });
+  const w = new World({ seed: plan.seed, nodes: plan.nodes, services: plan.services, loss: plan.loss, sendgarp: plan.sendgarp, watchLagMs: plan.watchLagMs, lanLoss: plan.lanLoss, ...options });
   await w.setup();
   const results: ScheduleResult[] = [];
   const done = (liveness: string | undefined): ClusterResult => ({ plan, schedules: results, violation: w.violations[0], liveness, events: w.events, virtualMs: w.now(), world: w });

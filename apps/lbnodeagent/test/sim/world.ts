@@ -26,6 +26,8 @@ export interface WorldOptions {
   readonly sendgarp: boolean;
   /** Longest delay of one watch event to one node (ms). */
   readonly watchLagMs: number;
+  /** Probability that one ARP reply (or probe) on the LAN is lost; a probe misses a conflict when both of its rounds' frames are. */
+  readonly lanLoss?: number;
   /** Keep the agents' log lines (for a replay). */
   readonly trace?: boolean;
   /** Check every address after every event, not only the ones whose kernel state changed. */
@@ -246,7 +248,8 @@ export class World {
       const membership = new Membership({ name: node.name, transport, scheduler: proc.scheduler, random: seededRandom(seed) });
       node.membership = membership;
       if (this.options.trace) membership.on('event', (e) => log.debug({ member: e.member.name, incarnation: e.member.incarnation }, `membership: ${e.type}`));
-      const netlink = new ProcNetlink(node.kernel, proc);
+      const lanLoss = this.options.lanLoss ?? 0;
+      const netlink = new ProcNetlink(node.kernel, proc, () => lanLoss > 0 && this.random() < lanLoss * lanLoss);
       node.netlink = netlink;
       const settings: AgentSettings = {
         node: node.name,
