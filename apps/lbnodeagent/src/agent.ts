@@ -763,7 +763,11 @@ export class NodeAgent {
         const address = ingressIPs(svc).find((ip) => parseAddress(ip)?.family === f);
         if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) patch[name] = want;
         else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
-          this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
+          // Checked again when the write goes out (the queue may hold it for seconds while the
+          // API server is slow): by then we may hold the address again under the same
+          // announcement, and removing it would tell the others nobody holds it.
+          const ours = (): boolean => address !== undefined && (this.#held.has(address) || this.#takingOver.has(address));
+          this.#queueWrite(`clear:${key}:${f}`, () => (ours() ? Promise.resolve() : this.#clearAnnouncing(key, f, current)));
         }
       }
       if (Object.keys(patch).length > 0) {
