@@ -109,12 +109,13 @@ if (process.env.SIM_SEED) {
     for (const c of lines) for (const [k, v] of Object.entries(c.stats)) stats.set(k, (stats.get(k) ?? 0) + v);
     const mean = answered.reduce((a, b) => a + b, 0) / Math.max(1, answered.length);
     const seeds = lines.map((c) => c.seed);
+    const slowest = lines.flatMap((c) => c.settleMs.map((ms, i) => ({ seed: c.seed, schedule: i + 1, ms }))).sort((a, b) => b.ms - a.ms)[0];
     t.comment(
       [
         `${schedules} fault schedules in ${lines.length} clusters (seeds ${Math.min(...seeds)}-${Math.max(...seeds)}), ${(virtualMs / 3_600_000).toFixed(1)} simulated hours, ${events} events`,
         `${(wallMs / 1000).toFixed(0)} s (CPU ${(cpuMs / 1000).toFixed(0)} s, ${jobs} job(s)): ${(schedules / (wallMs / 1000)).toFixed(1)} schedules/s, ${(events / cpuMs).toFixed(0)}k events per CPU second`,
         `availability over each schedule (its faults, then settling): an address was answered ${(mean * 100).toFixed(2)}% of the time on average; the worst address of a schedule p50 ${(percentile(minAnswered, 50) * 100).toFixed(1)}%, p5 ${(percentile(minAnswered, 5) * 100).toFixed(1)}%, min ${(percentile(minAnswered, 0) * 100).toFixed(1)}%`,
-        `one holder per address again after the last fault ended: p50 ${(percentile(settle, 50) / 1000).toFixed(2)} s, p90 ${(percentile(settle, 90) / 1000).toFixed(2)} s, p99 ${(percentile(settle, 99) / 1000).toFixed(2)} s, max ${(percentile(settle, 100) / 1000).toFixed(2)} s`,
+        `one holder per address again after the last fault ended: p50 ${(percentile(settle, 50) / 1000).toFixed(2)} s, p90 ${(percentile(settle, 90) / 1000).toFixed(2)} s, p99 ${(percentile(settle, 99) / 1000).toFixed(2)} s, max ${(percentile(settle, 100) / 1000).toFixed(2)} s${slowest ? ` (seed ${slowest.seed}, schedule ${slowest.schedule})` : ''}`,
         `what the agents did: ${[...stats].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')}`,
       ].join('\n'),
     );

@@ -10,6 +10,7 @@ export interface ClusterLine {
   readonly schedules: number;
   readonly answered: readonly number[];
   readonly minAnswered: readonly number[];
+  /** Per settled schedule: ms from its last fault's end to one holder per address. */
   readonly settleMs: readonly number[];
   readonly failure: string | undefined;
   readonly events: number;
