@@ -101,6 +101,8 @@ export interface AgentDeps {
   readonly log: Logger;
   /** The clock and timers (default: the process's monotonic clock). Simulations pass a virtual one. */
   readonly clock?: Scheduler;
+  /** Wall clock (ms since the epoch) for the Lease's renewTime (default `Date.now`). Simulations pass a virtual one. */
+  readonly wallClock?: () => number;
 }
 
 interface LinkConfig {
@@ -672,7 +674,8 @@ export class NodeAgent {
       }
       this.#conflicts.delete(w.address);
       if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
-      // The world may have moved while we probed and claimed: the rule must still say hold.
+      // The world may have moved while we probed and claimed: the rule must still say hold
+      // (with our own announcement as the planner reads it: sticky to us).
       if (this.#stalledNow()) return;
       const d = this.#decide();
       const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
@@ -1008,7 +1011,11 @@ export class NodeAgent {
           if (current !== undefined && announcerOf(current) === undefined) this.#tellInvalidAnnouncement(key, name, current, want);
         }
         else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
-          this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
+          // Checked again when the write goes out (the queue may hold it for seconds while the
+          // API server is slow): by then we may hold the address again under the same
+          // announcement, and removing it would tell the others nobody holds it.
+          const ours = (): boolean => address !== undefined && (this.#held.has(address) || this.#takingOver.has(address));
+          this.#queueWrite(`clear:${key}:${f}`, () => (ours() ? Promise.resolve() : this.#clearAnnouncing(key, f, current)));
         }
       }
       if (Object.keys(patch).length > 0) {
@@ -1034,14 +1041,14 @@ export class NodeAgent {
    * planner let us claim because our cache shows no other live announcer; if the cache
    * is stale (another node announced meanwhile, or our own old announcement is not yet
    * seen removed), the server answers 409 and we wait for the fresh state instead of
-   * holding the address together with that node.
+   * holding the address together with that node. Written even when the cache already
+   * shows our announcement: that copy may be stale too.
    */
   async #claim(services: readonly string[], family: Family, value: string): Promise<boolean> {
     const key = [...services].sort()[0]!;
     const svc = this.#d.services.get(key);
     if (!svc) return false;
     const name = family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
-    if (svc.metadata.annotations?.[name] === value) return true;
     try {
       await this.#d.client.mergePatch(
         `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}`,
@@ -1108,7 +1115,7 @@ export class NodeAgent {
       [LeaseAnnotation.gossipMode]: this.#appliedMode,
       [LeaseAnnotation.subnets]: this.#localSubnets.map((s) => s.cidr).join(','),
     };
-    const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date()) };
+    const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date((this.#d.wallClock ?? Date.now)())) };
     const started = this.#clock.now();
     const timeoutMs = Math.min(this.#apiTimeoutMs, this.#s.renewPeriodMs);
     try {

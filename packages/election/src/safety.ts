@@ -17,6 +17,9 @@
 //    the announcer withdrew (a Lease renewal after it vanished, publishing a mode in which it
 //    holds nothing, or the announcement removed), or else once `hardFenceMs` has passed
 //    since it vanished: by then the announcer's kernel has dropped the address (step 2).
+//    Views can disagree (a member keeps the death verdicts it reached while it was cut off
+//    itself): an announcer that renews its Lease after it vanished, in a mode in which it
+//    may hold, is fenced only from when that Lease lapses.
 // 5. Before it adds an address the node probes the LAN (ARP probe / DAD) and adds nothing
 //    while another host answers; and it claims the address at the API server first, with
 //    a resourceVersion precondition, so two takers with stale caches cannot both add.
@@ -326,7 +329,13 @@ export function addressVerdict(
   const lost = decision.state.lostAt.get(announcedBy) ?? now;
   const l = input.leases.get(announcedBy);
   if (l && l.renewedAt > lost && l.mode !== undefined && WITHDRAWN_MODES.has(l.mode)) return { action: 'hold', holder };
-  const until = lost + hardFenceMs(input.timing);
+  const fence = hardFenceMs(input.timing);
+  let until = lost + fence;
+  // It renewed its Lease after we lost it, in a mode in which it may hold: it is alive and
+  // in contact, and only our view lost it (a member keeps the verdicts it reached while it
+  // was cut off itself, until a full-state exchange). Its address may still answer: fence
+  // from when its Lease lapses (it renews well within its duration while it runs).
+  if (l && l.renewedAt > lost) until = Math.max(until, l.renewedAt + l.leaseDurationMs + fence);
   if (now >= until) return { action: 'hold', holder };
   return { action: 'wait', holder, until, reason: `${announcedBy} was lost ${now - lost} ms ago and has not shown it withdrew; fencing until its address has expired` };
 }

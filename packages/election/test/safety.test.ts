@@ -184,6 +184,11 @@ t.test('address verdicts', async (t) => {
   t.equal(addressVerdict(lostC, { self: 'a', now, leases: oldProof, timing }, wonByA, 'c').action, 'wait', 'a renewal from before the loss is not');
   const swimProof = new Map([...leases, ['c', lease(now - 100, 'swim', 0)]]);
   t.equal(addressVerdict(lostC, { self: 'a', now, leases: swimProof, timing }, wonByA, 'c').action, 'wait', 'a renewal saying it still holds is not');
+  // Only our view lost c: it keeps renewing in swim mode. Fenced from when its Lease lapses.
+  const renewing = addressVerdict(lostC, { self: 'a', now: now + 5_000, leases: swimProof, timing }, wonByA, 'c');
+  t.match(renewing, { action: 'wait', until: now - 100 + 10_000 + hardFenceMs(timing) }, 'an announcer still renewing after the loss: wait until its Lease lapses, then the fence');
+  t.equal(addressVerdict(lostC, { self: 'a', now: now - 100 + 10_000 + hardFenceMs(timing), leases: swimProof, timing }, wonByA, 'c').action, 'hold', 'its Lease lapsed a fence ago: hold');
+  t.equal(addressVerdict(lostC, { self: 'a', now: now + 5_000, leases: oldProof, timing }, wonByA, 'c').action, 'hold', 'no renewal since the loss: the fence from the loss');
 
   const cut = decideSafety(input({ now, members: [alive('a'), alive('b', 'dead'), alive('c', 'dead')], leases }), settled());
   t.equal(addressVerdict(cut, { self: 'a', now, leases, timing }, wonByA, 'a').action, 'release', 'cut off: release even what it announces');

@@ -50,6 +50,30 @@ export class VirtualClock implements Scheduler {
     if (t > this.#now) this.#now = t;
   }
 
+  /** Time of the earliest pending callback, or undefined when none is pending. */
+  nextAt(): number | undefined {
+    while (this.#heap[0]?.cancelled) this.#pop();
+    return this.#heap[0]?.time;
+  }
+
+  /**
+   * Runs the earliest pending callback alone (moving the clock to its time) and returns
+   * true, or false when none is pending: a driver can drain promises and check invariants
+   * between any two callbacks.
+   */
+  runNext(): boolean {
+    for (;;) {
+      const top = this.#heap[0];
+      if (!top) return false;
+      this.#pop();
+      if (top.cancelled) continue;
+      this.#now = top.time;
+      this.ran++;
+      top.fn();
+      return true;
+    }
+  }
+
   /**
    * Advances in steps of `stepMs` until `done()` is true or `maxMs` has passed; returns
    * the simulated time it took, or `undefined` if it never became true.

@@ -63,6 +63,13 @@ export interface MemoryNetlinkHandleOptions {
    * as its time advances.
    */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * When the simulated kernel removes an address whose valid lifetime ends at `expiresAt`
+   * (on the `now` clock): the same answer for the same time, never earlier. Default: at
+   * once. Linux checks lifetimes on a timer of its own, so an expired address may stay (and
+   * answer ARP) for up to about a second more; a failover simulation models that here.
+   */
+  readonly removalTime?: (expiresAt: number) => number;
 }
 
 /** A frame as a segment carries it: only what probes listen for. */
@@ -98,16 +105,16 @@ function segmentOf(s: MemorySegment): SegmentInternals {
 /** Delivers `frame` from `from` to every other port's listeners, and lets holders answer a probe. */
 function transmit(segment: MemorySegment, from: SegmentPort, frame: SegmentFrame): void {
   const s = segmentOf(segment);
-  if (!s.ports.has(from) || !from.link()?.up) return;
+  if (!s.ports.has(from) || !talks(from.link())) return;
   for (const [port, listeners] of [...s.listeners]) {
-    if (port === from || !s.ports.has(port) || !port.link()?.up) continue;
+    if (port === from || !s.ports.has(port) || !talks(port.link())) continue;
     for (const l of [...listeners]) l(frame);
   }
   if (frame.kind !== 'probe') return;
   // A holder's kernel answers a probe at once (an ARP reply; a neighbour advertisement to ff02::1).
   for (const port of [...s.ports]) {
     const link = port.link();
-    if (port === from || !link?.up || !port.holds(frame.family, frame.address)) continue;
+    if (port === from || !talks(link) || !port.holds(frame.family, frame.address)) continue;
     transmit(segment, port, { kind: 'claim', family: frame.family, address: frame.address, mac: link.mac });
   }
 }
@@ -137,8 +144,8 @@ export class MemorySegment {
   }
 
   /**
-   * The MACs of the links that would answer a probe for `address` now: attached, up, and
-   * holding it. A simulation checks "never two nodes answer for one address" with it.
+   * The MACs of the links that would answer a probe for `address` now: attached, up with a
+   * carrier, and holding it. A simulation checks "never two nodes answer for one address" with it.
    */
   holders(address: string): string[] {
     const parsed = parseAddressText(address);
@@ -146,7 +153,7 @@ export class MemorySegment {
     const out: string[] = [];
     for (const p of segmentOf(this).ports) {
       const link = p.link();
-      if (link?.up && p.holds(parsed.family, text)) out.push(link.mac);
+      if (talks(link) && p.holds(parsed.family, text)) out.push(link.mac);
     }
     return out;
   }
@@ -158,6 +165,8 @@ interface MemoryLink {
   kind: string | undefined;
   mac: string;
   up: boolean;
+  /** The cable is plugged in and the switch port is up (operstate up rather than down). */
+  carrier: boolean;
   mtu: number;
 }
 
@@ -194,6 +203,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   readonly #backlog: number;
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
+  readonly #removalTime: ((expiresAt: number) => number) | undefined;
   readonly #realTimers: boolean;
   #expiryAt: number | undefined;
   #nextIndex = 1;
@@ -212,6 +222,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     this.#now = options.now ?? (() => performance.now());
     this.#sleep = options.sleep ?? realSleep;
     this.#realTimers = options.sleep === undefined;
+    this.#removalTime = options.removalTime;
     this.addLink({ name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536 });
   }
 
@@ -233,7 +244,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     const index = this.#nextIndex++;
     const mac = spec.mac ?? `02:00:00:00:${((index >> 8) & 0xff).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
     parseMac(mac);
-    const l: MemoryLink = { index, name: spec.name, kind: spec.kind, mac: mac.toLowerCase(), up: spec.up ?? true, mtu: spec.mtu ?? 1500 };
+    const l: MemoryLink = { index, name: spec.name, kind: spec.kind, mac: mac.toLowerCase(), up: spec.up ?? true, carrier: true, mtu: spec.mtu ?? 1500 };
     this.#links.set(index, l);
     if (spec.segment) this.attachToSegment(index, spec.segment);
     this.#emit({ kind: 'link-updated', link: snapshot(l) });
@@ -251,6 +262,19 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     const l = this.#find(link, 'test setup');
     if (l.up === up) return;
     l.up = up;
+    this.#emit({ kind: 'link-updated', link: snapshot(l) });
+  }
+
+  /**
+   * Sets a link's carrier (a cable pulled or a switch port down, and back): the link stays
+   * administratively up, its operstate turns `down`, it sends and hears no frames, and its
+   * addresses stay on it (IPv4 addresses do on Linux). Announced as `link-updated`, as the
+   * kernel does. A probe on a link without carrier fails.
+   */
+  setCarrier(link: LinkRef, carrier: boolean): void {
+    const l = this.#find(link, 'test setup');
+    if (l.carrier === carrier) return;
+    l.carrier = carrier;
     this.#emit({ kind: 'link-updated', link: snapshot(l) });
   }
 
@@ -589,6 +613,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
       throw new NetlinkError(NetlinkErrorCode.ProbeFailed, `${context.operation}: link ${l.name} ${why}${tense === 'went' ? ' during the probe' : ''}; nothing could be heard`, { ...context, field: 'link' });
     };
     if (!l.up) fail(tense === 'is' ? `is down (ip link set ${l.name} up)` : 'went down');
+    if (!l.carrier) fail(`${tense === 'is' ? 'has' : 'lost'} no carrier (operstate down)`);
     if (l.mac === '00:00:00:00:00:00') fail('has no Ethernet address');
   }
 
@@ -661,7 +686,8 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
   /** Removes addresses whose valid lifetime has ended, as the kernel does, with a removal change each. */
   #expire(): InterfaceAddress[] {
     const now = this.#now();
-    const ended = (r: AddressRecord): boolean => r.configured.validLifetime !== Infinity && now - r.setAt >= r.configured.validLifetime * 1000;
+    // Removed when the kernel would: at the end of its lifetime plus the removal delay (#removeAt).
+    const ended = (r: AddressRecord): boolean => r.configured.validLifetime !== Infinity && now >= this.#removeAt(r);
     // Called on every call: no new array unless something ended.
     if (!this.#addresses.some(ended)) return [];
     const gone: InterfaceAddress[] = [];
@@ -674,6 +700,12 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     return gone;
   }
 
+  /** When the kernel removes an address with a valid lifetime: at its end, or later with `removalTime`. */
+  #removeAt(r: AddressRecord): number {
+    const end = r.setAt + r.configured.validLifetime * 1000;
+    return this.#removalTime ? Math.max(end, this.#removalTime(end)) : end;
+  }
+
   /**
    * Keeps one wait pending for the earliest expiry. A refresh that moves it later lets the
    * pending wait end early and schedule the next one; an earlier one schedules its own.
@@ -682,7 +714,7 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
     let next: number | undefined;
     for (const r of this.#addresses) {
       if (r.configured.validLifetime === Infinity) continue;
-      const at = r.setAt + r.configured.validLifetime * 1000;
+      const at = this.#removeAt(r);
       if (next === undefined || at < next) next = at;
     }
     if (next === undefined || (this.#expiryAt !== undefined && this.#expiryAt <= next)) return;
@@ -704,7 +736,12 @@ export class MemoryNetlinkHandle implements NetlinkHandle {
 }
 
 function snapshot(l: MemoryLink): Link {
-  return { index: l.index, name: l.name, kind: l.kind, mac: l.mac, up: l.up, operState: l.up ? 'unknown' : 'down', mtu: l.mtu };
+  return { index: l.index, name: l.name, kind: l.kind, mac: l.mac, up: l.up, operState: l.up && l.carrier ? 'unknown' : 'down', mtu: l.mtu };
+}
+
+/** Whether a link can send and receive frames: it exists, is up and has a carrier. */
+function talks(link: Link | undefined): link is Link {
+  return link !== undefined && link.up && link.operState !== 'down';
 }
 
 function makeAddress(linkIndex: number, parsed: ReturnType<typeof parseAddressText>, options: AddressOptions): InterfaceAddress {

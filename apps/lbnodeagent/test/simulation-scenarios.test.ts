@@ -1,0 +1,129 @@
+// Hand-written fault schedules on the simulated cluster of test/sim, with the outcome each
+// must have: who holds the address, how soon, and never two holders on the LAN.
+import t, { type Test } from 'tap';
+import { FINAL_STABLE_MS as STABLE_MS } from './sim/schedule.ts';
+import { type SimNode, World } from './sim/world.ts';
+
+const ADDRESS = '192.0.2.100';
+
+async function healthyCluster(seed: number): Promise<{ w: World; holder: SimNode }> {
+  const services = Array.from({ length: 8 }, (_, i) => ({ name: `svc-${i}`, address: `192.0.2.${100 + i}`, shared: false }));
+  const w = new World({ seed, nodes: 3, services, loss: 0, sendgarp: true, watchLagMs: 50, checkEveryEvent: true, trace: true });
+  await w.setup();
+  for (const n of w.nodes) w.boot(n);
+  await w.runUntil(20_000, () => w.allSingleSince !== undefined && w.now() - w.allSingleSince >= STABLE_MS);
+  const holder = w.holderOf(ADDRESS);
+  if (!holder || w.violations.length > 0) throw new Error(`the cluster did not settle\n${w.describe()}`);
+  return { w, holder };
+}
+
+/** Runs until another node than `old` holds ADDRESS alone; returns the time it took (ms) or undefined. */
+async function takenOver(w: World, old: SimNode, withinMs: number): Promise<{ ms: number | undefined; by: SimNode | undefined }> {
+  const t0 = w.now();
+  const other = (): SimNode | undefined => {
+    const h = w.holderOf(ADDRESS);
+    return h && h !== old ? h : undefined;
+  };
+  await w.runUntil(t0 + withinMs, () => other() !== undefined);
+  const by = other();
+  return { ms: by ? w.now() - t0 : undefined, by };
+}
+
+async function settles(w: World, withinMs: number): Promise<boolean> {
+  const t0 = w.now();
+  await w.runUntil(t0 + withinMs, () => w.allSingleSince !== undefined && w.now() - Math.max(w.allSingleSince, t0) >= STABLE_MS);
+  return w.allSingleSince !== undefined && w.now() - Math.max(w.allSingleSince, t0) >= STABLE_MS;
+}
+
+function noTwoHolders(t: Test, w: World): void {
+  t.same(w.violations, [], 'never two holders of any address');
+  if (w.violations.length > 0) t.comment(w.trace.slice(-200).join('\n'));
+}
+
+t.test('kill the holder: another node answers within 3.5 s; after the restart it keeps the address', async (t) => {
+  const { w, holder } = await healthyCluster(101);
+  w.kill(holder);
+  const { ms, by } = await takenOver(w, holder, 10_000);
+  t.ok(ms !== undefined && ms <= 3_500, `taken over by ${by?.name} after ${ms === undefined ? '-' : Math.round(ms)} ms`);
+  await w.runUntil(w.now() + 2_000);
+  w.restart(holder);
+  t.ok(await settles(w, 15_000), 'one holder per address after the restart');
+  t.equal(w.holderOf(ADDRESS), by, 'the address stays where it went (no pull-back)');
+  noTwoHolders(t, w);
+});
+
+t.test('freeze the holder 4 s: another node answers within 3.5 s; the thawed node does not answer again', async (t) => {
+  const { w, holder } = await healthyCluster(102);
+  const thaw = w.freeze(holder);
+  const frozenAt = w.now();
+  const { ms, by } = await takenOver(w, holder, 4_000);
+  t.ok(ms !== undefined && ms <= 3_500, `taken over by ${by?.name} after ${ms === undefined ? '-' : Math.round(ms)} ms`);
+  t.same(w.holders().get(ADDRESS), [by?.name], "the frozen node's kernel no longer answers");
+  await w.runUntil(frozenAt + 4_000);
+  thaw();
+  t.ok(await settles(w, 15_000), 'one holder per address after the thaw');
+  t.equal(w.holderOf(ADDRESS), by, 'the address stays with the node that took it over');
+  noTwoHolders(t, w);
+});
+
+t.test("block the holder's gossip port: it withdraws at once, another node answers within 3 s", async (t) => {
+  const { w, holder } = await healthyCluster(103);
+  const open = w.blockGossip(holder);
+  const t0 = w.now();
+  await w.runUntil(t0 + 1_000, () => !w.holders().get(ADDRESS)!.includes(holder.name));
+  t.ok(w.now() - t0 <= 600, `the cut-off holder stopped answering after ${Math.round(w.now() - t0)} ms`);
+  const { ms, by } = await takenOver(w, holder, 5_000);
+  t.ok(ms !== undefined && w.now() - t0 <= 3_000, `taken over by ${by?.name} ${Math.round(w.now() - t0)} ms after the block`);
+  t.equal(holder.agent?.mode, 'lease', 'the cut-off node follows its Lease (it holds nothing)');
+  await w.runUntil(t0 + 6_000);
+  open();
+  t.ok(await settles(w, 15_000), 'one holder per address after the port opens');
+  noTwoHolders(t, w);
+});
+
+t.test('partition the holder alone, its API path cut too: fenced, taken over within 3.5 s', async (t) => {
+  const { w, holder } = await healthyCluster(104);
+  const heal = w.partition([holder], w.nodes.filter((n) => n !== holder));
+  const restore = w.cutApi(holder);
+  const { ms, by } = await takenOver(w, holder, 5_000);
+  t.ok(ms !== undefined && ms <= 3_500, `taken over by ${by?.name} after ${ms === undefined ? '-' : Math.round(ms)} ms (no Lease news from the holder: fenced by time)`);
+  await w.runUntil(w.now() + 12_000);
+  t.equal(holder.agent?.mode, 'fenced', 'its own Lease has expired: fenced');
+  t.same(w.holders().get(ADDRESS), [by?.name], 'still one holder');
+  heal();
+  restore();
+  t.ok(await settles(w, 20_000), 'one holder per address after healing');
+  noTwoHolders(t, w);
+});
+
+t.test('link flap of the holder while it is frozen: its kernel never answers next to the new holder', async (t) => {
+  const { w, holder } = await healthyCluster(105);
+  const t0 = w.now();
+  const thaw = w.freeze(holder);
+  let up: (() => void) | undefined;
+  w.at(t0 + 500, () => (up = w.linkDown(holder)));
+  w.at(t0 + 2_500, () => up?.());
+  w.at(t0 + 4_000, thaw);
+  const { ms, by } = await takenOver(w, holder, 5_000);
+  t.ok(ms !== undefined && ms <= 3_500, `taken over by ${by?.name} after ${ms === undefined ? '-' : Math.round(ms)} ms`);
+  await w.runUntil(t0 + 4_500);
+  t.equal(holder.proc?.state, 'running', 'thawed');
+  t.ok(await settles(w, 15_000), 'one holder per address after the thaw');
+  t.not(w.holderOf(ADDRESS), holder, 'the thawed node does not take it back');
+  noTwoHolders(t, w);
+});
+
+t.test("cut the holder's API path for 15 s: gossip is fine, so it keeps answering and nobody else does", async (t) => {
+  const { w, holder } = await healthyCluster(106);
+  const restore = w.cutApi(holder);
+  const t0 = w.now();
+  let lost = 0;
+  await w.runUntil(t0 + 15_000, () => {
+    if (w.holderOf(ADDRESS) !== holder) lost++;
+    return false;
+  });
+  restore();
+  t.equal(lost, 0, 'the holder answered alone the whole time');
+  t.ok(await settles(w, 15_000), 'one holder per address after the path is back');
+  noTwoHolders(t, w);
+});
