@@ -97,6 +97,7 @@ const noMetrics = {
   eventLoopLag: { observe: () => undefined },
   stalls: { inc: () => undefined },
   probeConflicts: { inc: () => undefined },
+  configValid: { set: () => undefined },
   update: () => undefined,
 } as unknown as AgentMetrics;
 
