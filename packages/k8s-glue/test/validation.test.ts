@@ -97,7 +97,7 @@ t.test('ServiceGroup status carries the excluded count per family', async (t) =>
 t.test('trimNode keeps the name and the addresses only', async (t) => {
   const raw = {
     metadata: { name: 'n1', uid: 'u', resourceVersion: '7', labels: { a: 'b' }, managedFields: [{}] },
-    spec: { podCIDR: '10.0.0.0/24' },
+    spec: { podCIDR: '198.51.100.0/24' },
     status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }, { type: 'Hostname', address: 'n1' }], capacity: { cpu: '2' } },
   } as unknown as Node;
   t.same(trimNode(raw), { metadata: { name: 'n1', uid: 'u', resourceVersion: '7' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }, { type: 'Hostname', address: 'n1' }] } });
