@@ -12,7 +12,7 @@
 // - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
 //   on its own, and API writes (announcements, the Lease) go through a queue with short
 //   timeouts.
-import { type Family, formatAddress, parseAddress, parseGroup } from '@purelb/ipam-core';
+import { type Family, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
 import {
   type Membership,
   type SafetyDecision,
@@ -49,7 +49,7 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type LocalSubnet, type NodePlan, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
+import { type LocalSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
   readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly resourceVersion?: string | undefined; readonly labels?: Readonly<Record<string, string>> | undefined };
@@ -570,9 +570,11 @@ export class NodeAgent {
     if (d.mode !== this.#appliedMode || d.reason !== this.#lastReason) this.#d.log.info({ mode: d.mode, reason: d.reason }, 'guard mode');
     this.#lastReason = d.reason;
     const ctx = { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing };
+    const services = this.#serviceAddresses();
     const plan = planNode({
       node: this.#s.node,
-      addresses: this.#serviceAddresses(),
+      addresses: services.addresses,
+      ownAddresses: await this.#ownAddresses(),
       localSubnets: this.#localSubnets,
       nodeSubnets: this.#nodeSubnets,
       localint: String(this.#linkConfig.localint),
@@ -621,7 +623,7 @@ export class NodeAgent {
       this.#queueWrite('lease', () => this.#renewLease());
     }
     this.#syncAnnouncing(plan);
-    for (const n of plan.notes) this.#event(n.service, 'Warning', n.reason, n.message);
+    for (const n of [...services.notes, ...plan.notes]) this.#event(n.service, 'Warning', n.reason, n.message);
     let wake = Infinity;
     for (const a of plan.awaitingHandover.values()) if (a.until !== undefined && a.until < wake) wake = a.until;
     this.#at('fence', wake, () => this.schedule());
@@ -822,7 +824,27 @@ export class NodeAgent {
     return out;
   }
 
-  #serviceAddresses(): ServiceAddress[] {
+  /**
+   * The node's own addresses (address -> link): on every link but the virtual one, not
+   * added by this process or marked as PureLB's, nor being added right now.
+   */
+  async #ownAddresses(): Promise<Map<string, string>> {
+    const names = new Map((await this.#d.netlink.listLinks()).map((l) => [l.index, l.name]));
+    const out = new Map<string, string>();
+    for (const a of await this.#d.netlink.listAddresses()) {
+      const link = names.get(a.linkIndex);
+      if (link === undefined || link === this.#linkConfig.extlbint || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
+      out.set(a.address, link);
+    }
+    return out;
+  }
+
+  /**
+   * Our Services' addresses, canonical (as the kernel writes them); an ingress address the
+   * agent cannot use (not an address, or IPv4-mapped IPv6) is a note, not an address.
+   */
+  #serviceAddresses(): { addresses: ServiceAddress[]; notes: Note[] } {
+    const notes: Note[] = [];
     const endpointNodes = new Map<string, Set<string>>();
     for (const s of this.#d.slices.list()) {
       const svc = s.metadata.labels?.['kubernetes.io/service-name'];
@@ -841,14 +863,22 @@ export class NodeAgent {
       if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const shared = (svc.metadata.annotations?.[Annotation.allowSharedIp] ?? '') !== '';
-      for (const ip of ingressIPs(svc)) {
+      for (const [i, ip] of ingressIPs(svc).entries()) {
         const a = parseAddress(ip);
-        if (!a) continue;
+        const field = `status.loadBalancer.ingress[${i}].ip "${ip}"`;
+        if (!a) {
+          notes.push({ service: key, reason: 'InvalidAddress', message: `${field} is not an IPv4 or IPv6 address the agent reads (four decimal numbers without leading zeros, or IPv6 without a zone); not announced` });
+          continue;
+        }
+        if (ipv4MappedText(a) !== undefined) {
+          notes.push({ service: key, reason: 'InvalidAddress', message: `${field} is an IPv4-mapped IPv6 address, which nothing answers for on the wire; not announced` });
+          continue;
+        }
         const announced = svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         out.push({
           announcedBy: announced ? announced.split(',')[0] : undefined,
           service: key,
-          address: ip,
+          address: formatAddress(a.family, a.value),
           family: a.family,
           trafficPolicy: svc.spec.externalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
           shared,
@@ -857,7 +887,7 @@ export class NodeAgent {
         });
       }
     }
-    return out;
+    return { addresses: out, notes };
   }
 
   /** The aggregation prefix of the pool that holds an address, across all ServiceGroups. */
@@ -940,7 +970,7 @@ export class NodeAgent {
         const current = svc.metadata.annotations?.[name];
         const want = mine?.get(f);
         // Written only for addresses this node holds now; a claim writes it before the add.
-        const address = ingressIPs(svc).find((ip) => parseAddress(ip)?.family === f);
+        const address = canonicalIngress(svc).find((ip) => ip.includes(':') === (f === 'IPv6'));
         if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) patch[name] = want;
         else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
           this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
@@ -1080,6 +1110,14 @@ export class NodeAgent {
     if (!svc) return;
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+}
+
+/** A Service's ingress addresses as the kernel writes them (RFC 5952); those the agent cannot read are left out. */
+function canonicalIngress(svc: Service): string[] {
+  return ingressIPs(svc).flatMap((ip) => {
+    const a = parseAddress(ip);
+    return a ? [formatAddress(a.family, a.value)] : [];
+  });
 }
 
 /** A Service of our class (or of none): another class's Service is never read for addresses nor written. */

@@ -45,6 +45,12 @@ export interface NodeSnapshot {
   readonly nodeSubnets?: readonly LocalSubnet[];
   /** `localint` as written, for the note that explains such an address. */
   readonly localint?: string;
+  /**
+   * The node's own addresses (address -> link): every address on its links but the
+   * virtual one that PureLB did not add. A Service's address among them is never
+   * announced, whoever the election names: the node already answers for it.
+   */
+  readonly ownAddresses?: ReadonlyMap<string, string>;
   /** The virtual interface (`extlbint`). */
   readonly virtualLink: string;
   /**
@@ -116,6 +122,22 @@ function subnetMask(cidr: string): { network: bigint; mask: bigint } | undefined
   return out;
 }
 
+/**
+ * What the address is in its local subnet if no host may hold it: the IPv4 network or
+ * broadcast address (subnets up to /30; /31 and /32 have none, RFC 3021) or the IPv6
+ * subnet-router anycast address (up to /126; /127 and /128 have none, RFC 6164).
+ */
+export function reservedAddress(address: string, subnet: LocalSubnet): 'network' | 'broadcast' | 'subnet-router anycast' | undefined {
+  const a = parseAddress(address);
+  const sub = subnetMask(subnet.cidr);
+  if (!a || !sub || a.family !== subnet.family) return undefined;
+  const bits = a.family === 'IPv4' ? 32 : 128;
+  if (subnet.prefixLength >= bits - 1) return undefined;
+  if (a.value === sub.network) return a.family === 'IPv4' ? 'network' : 'subnet-router anycast';
+  if (a.family === 'IPv4' && a.value === (sub.network | (((1n << BigInt(bits)) - 1n) ^ sub.mask))) return 'broadcast';
+  return undefined;
+}
+
 export function planNode(s: NodeSnapshot): NodePlan {
   const wanted = new Map<string, WantedAddress>();
   const announcing = new Map<string, Map<Family, string>>();
@@ -135,7 +157,19 @@ export function planNode(s: NodeSnapshot): NodePlan {
     wanted.set(w.address, { ...w, services: prev ? [...prev.services, service] : [service] });
   };
   for (const a of s.addresses) {
+    const own = s.ownAddresses?.get(a.address);
+    if (own !== undefined) {
+      notes.push({ service: a.service, reason: 'AddressInUseByNode', message: `${a.address} is an address of node ${s.node} on ${own}, not one PureLB added; it is not announced (give the Service another address)` });
+      continue;
+    }
     const local = localSubnetOf(a.address, s.localSubnets);
+    const reserved = local && reservedAddress(a.address, local);
+    if (local && reserved) {
+      // No host may hold it: the kernel would take over the subnet's broadcast (or the
+      // routers' anycast) address on the node's LAN interface.
+      notes.push({ service: a.service, reason: 'ReservedAddress', message: `${a.address} is the ${reserved} address of subnet ${local.cidr} on ${local.link} of node ${s.node}; not announced (no host may hold it)` });
+      continue;
+    }
     if (local) {
       // Local: exactly one node of the subnet holds it, on its interface in that subnet.
       if (a.trafficPolicy === 'Local' && !a.shared) {

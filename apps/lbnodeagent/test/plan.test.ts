@@ -177,3 +177,33 @@ t.test('an aggregation shorter than a sane pool is not used', async (t) => {
   t.equal(p.wanted.get('203.0.113.10')?.prefixLength, 24, 'a sane aggregation is kept');
   t.equal(p.notes.filter((n) => n.reason === 'InvalidAggregation').length, 2);
 });
+
+t.test('a subnet\'s network, broadcast and subnet-router anycast addresses are never held', async (t) => {
+  for (const n of nodes) {
+    const p = planNode(snap(n, [addr('192.0.2.0'), addr('192.0.2.255'), addr('2001:db8::'), addr('192.0.2.254')]));
+    t.notOk(p.wanted.has('192.0.2.0') || p.wanted.has('192.0.2.255') || p.wanted.has('2001:db8::'), `${n}: none of them wanted`);
+    t.same(
+      p.notes.filter((x) => x.reason === 'ReservedAddress').map((x) => x.message),
+      [
+        `192.0.2.0 is the network address of subnet 192.0.2.0/24 on eth0 of node ${n}; not announced (no host may hold it)`,
+        `192.0.2.255 is the broadcast address of subnet 192.0.2.0/24 on eth0 of node ${n}; not announced (no host may hold it)`,
+        `2001:db8:: is the subnet-router anycast address of subnet 2001:db8::/64 on eth0 of node ${n}; not announced (no host may hold it)`,
+      ],
+    );
+  }
+  const p2p: LocalSubnet = { family: 'IPv4', cidr: '198.51.100.0/31', prefixLength: 31, link: 'eth1' };
+  const held = nodes.map((n) => planNode(snap(n, [addr('198.51.100.0'), addr('198.51.100.1', { service: 'default/b' })], { localSubnets: [p2p], candidates: nodes.map((name) => ({ name, subnets: ['198.51.100.0/31'] })) })));
+  t.equal(held.filter((p) => p.wanted.has('198.51.100.0')).length, 1, 'a /31 has none (RFC 3021): one node holds each address');
+  t.equal(held.flatMap((p) => p.notes).length, 0);
+});
+
+t.test('a node\'s own address is never announced, whoever the election names', async (t) => {
+  for (const n of nodes) {
+    const own = n === 'node-1' ? new Map([['192.0.2.11', 'eth0']]) : new Map<string, string>();
+    const p = planNode(snap(n, [addr('192.0.2.11')], { ownAddresses: own }));
+    if (n === 'node-1') {
+      t.notOk(p.wanted.has('192.0.2.11'), 'its owner does not want it');
+      t.same(p.notes, [{ service: 'default/web', reason: 'AddressInUseByNode', message: '192.0.2.11 is an address of node node-1 on eth0, not one PureLB added; it is not announced (give the Service another address)' }]);
+    } else t.equal(p.notes.length, 0, `${n} says nothing (its probe finds the owner answering)`);
+  }
+});
