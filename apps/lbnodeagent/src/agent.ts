@@ -12,7 +12,7 @@
 // - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
 //   on its own, and API writes (announcements, the Lease) go through a queue with short
 //   timeouts.
-import { type Family, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
+import { type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
 import {
   type Membership,
   type SafetyDecision,
@@ -158,6 +158,8 @@ export class NodeAgent {
   readonly #held = new Map<string, WantedAddress>();
   /** Addresses being taken over (probe, claim, add). */
   readonly #takingOver = new Set<string>();
+  /** Each ServiceGroup's pools as last parsed without error. */
+  readonly #lastValidPools = new Map<string, readonly Pool[]>();
   /** Addresses another host answered for at their last probe: since when, and whether that was told. */
   readonly #conflicts = new Map<string, { mac: string; since: number; told: boolean }>();
   /** The other agents' Leases as this agent observed them (its own clock: skew-safe). */
@@ -890,17 +892,27 @@ export class NodeAgent {
     return { addresses: out, notes };
   }
 
-  /** The aggregation prefix of the pool that holds an address, across all ServiceGroups. */
+  /**
+   * The aggregation prefix of the pool that holds an address, across all ServiceGroups. A
+   * group that no longer parses keeps its last valid pools, as the allocator keeps them:
+   * an invalid edit does not change how its addresses are announced.
+   */
   #aggregations(): (family: Family, value: bigint) => number | undefined {
+    const seen = new Set<string>();
     const pools = this.#d.groups.list().flatMap((sg) => {
       if (!sg.spec.local) return [];
+      const name = sg.metadata.name;
+      seen.add(name);
       try {
         const g = parseGroup(localGroupSpec(sg));
-        return [...g.pools.IPv4, ...g.pools.IPv6];
+        const list = [...g.pools.IPv4, ...g.pools.IPv6];
+        this.#lastValidPools.set(name, list);
+        return list;
       } catch {
-        return [];
+        return this.#lastValidPools.get(name) ?? [];
       }
     });
+    for (const name of [...this.#lastValidPools.keys()]) if (!seen.has(name)) this.#lastValidPools.delete(name);
     return (family, value) => pools.find((p) => p.family === family && value >= p.first && value <= p.last)?.aggregation;
   }
 
