@@ -158,6 +158,8 @@ export class NodeAgent {
   readonly #held = new Map<string, WantedAddress>();
   /** Addresses being taken over (probe, claim, add). */
   readonly #takingOver = new Set<string>();
+  /** Announcing annotations that named no node, already reported (service|annotation|value). */
+  readonly #toldAnnouncements = new Set<string>();
   /** Each ServiceGroup's pools as last parsed without error. */
   readonly #lastValidPools = new Map<string, readonly Pool[]>();
   /** Addresses another host answered for at their last probe: since when, and whether that was told. */
@@ -362,7 +364,8 @@ export class NodeAgent {
       if (!isOurClass(svc)) continue;
       for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
         const v = svc.metadata.annotations?.[name];
-        if (v) announcers.add(v.split(',')[0]!);
+        const node = announcerOf(v);
+        if (node !== undefined) announcers.add(node);
       }
     }
     const d = decideSafety(
@@ -425,7 +428,7 @@ export class NodeAgent {
     for (const w of [...this.#held.values()]) {
       if (this.#stalledNow()) return;
       const svc = this.#d.services.get(w.services[0] ?? '');
-      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
+      const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
       if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action !== 'hold') continue;
       if (!this.#held.has(w.address)) continue;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions()).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'lifetime renewal failed'));
@@ -662,7 +665,7 @@ export class NodeAgent {
       if (this.#stalledNow()) return;
       const d = this.#decide();
       const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
-      const announced = svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]?.split(',')[0];
+      const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
       const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced === this.#s.node ? undefined : announced);
       if (v.action !== 'hold') return;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
@@ -878,7 +881,7 @@ export class NodeAgent {
         }
         const announced = svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         out.push({
-          announcedBy: announced ? announced.split(',')[0] : undefined,
+          announcedBy: announcerOf(announced),
           service: key,
           address: formatAddress(a.family, a.value),
           family: a.family,
@@ -983,7 +986,10 @@ export class NodeAgent {
         const want = mine?.get(f);
         // Written only for addresses this node holds now; a claim writes it before the add.
         const address = canonicalIngress(svc).find((ip) => ip.includes(':') === (f === 'IPv6'));
-        if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) patch[name] = want;
+        if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) {
+          patch[name] = want;
+          if (current !== undefined && announcerOf(current) === undefined) this.#tellInvalidAnnouncement(key, name, current, want);
+        }
         else if (want === undefined && current?.startsWith(prefix) && !(address !== undefined && this.#held.has(address))) {
           this.#queueWrite(`clear:${key}:${f}`, () => this.#clearAnnouncing(key, f, current));
         }
@@ -994,6 +1000,15 @@ export class NodeAgent {
         );
       }
     }
+  }
+
+  /** Says once per value that an announcing annotation named no node and is being replaced. */
+  #tellInvalidAnnouncement(service: string, name: string, current: string, want: string): void {
+    const told = `${service}|${name}|${current}`;
+    if (this.#toldAnnouncements.has(told)) return;
+    if (this.#toldAnnouncements.size >= 1024) this.#toldAnnouncements.clear();
+    this.#toldAnnouncements.add(told);
+    this.#event(service, 'Warning', 'InvalidAnnotation', `${name} "${current}" does not name a node; it is written by the node agents: replaced by ${want}`);
   }
 
   /**
@@ -1122,6 +1137,20 @@ export class NodeAgent {
     if (!svc) return;
     this.#d.events.event({ kind: 'Service', apiVersion: 'v1', namespace: svc.metadata.namespace, name: svc.metadata.name, uid: svc.metadata.uid }, type, reason, message);
   }
+}
+
+/** What a Kubernetes node name may be: a DNS-1123 subdomain. */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * The node an announcing annotation (`node,link`) names; undefined when it is absent or
+ * names nothing a node could be called (garbage, an empty value): such a value is no
+ * announcer to wait for, and the holder writes its own over it.
+ */
+export function announcerOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const node = value.split(',')[0]!;
+  return node.length <= 253 && NODE_NAME.test(node) ? node : undefined;
 }
 
 /** A Service's ingress addresses as the kernel writes them (RFC 5952); those the agent cannot read are left out. */
