@@ -55,6 +55,11 @@ export function localIntProblem(value: unknown): string | undefined {
 /** Validates an LBNodeAgent and applies its defaults. Invalid: the reason, the field and a message naming both. */
 export function parseLBNodeAgent(a: LBNodeAgent): ParsedLBNodeAgent {
   const name = a.metadata.name;
+  const raw: unknown = a.spec?.local;
+  // Stored under an older schema, `local` can be anything: not an object is not "all defaults".
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
+    return { ok: false, name, reason: 'InvalidLBNodeAgent', field: 'spec.local', message: `LBNodeAgent "${name}": spec.local: must be an object (extlbint, localint, sendgarp), not ${Array.isArray(raw) ? 'a list' : `${typeof raw} ${JSON.stringify(raw)}`}` };
+  }
   const l = a.spec?.local ?? {};
   const bad = (field: string, what: string): ParsedLBNodeAgent => ({
     ok: false,

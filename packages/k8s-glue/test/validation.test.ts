@@ -33,6 +33,18 @@ t.test('LBNodeAgent: every refused input names the object, the field and what is
   }
 });
 
+t.test('LBNodeAgent: spec.local that is not an object is refused, not read as all defaults', async (t) => {
+  for (const [what, local, message] of [
+    ['a string', 'eth0', 'spec.local: must be an object (extlbint, localint, sendgarp), not string "eth0"'],
+    ['a number', 7, 'spec.local: must be an object (extlbint, localint, sendgarp), not number 7'],
+    ['a list', ['eth0'], 'spec.local: must be an object (extlbint, localint, sendgarp), not a list'],
+  ] as const) {
+    const got = parseLBNodeAgent({ metadata: { name: 'default', namespace: 'purelb' }, spec: { local } } as unknown as LBNodeAgent);
+    t.equal(got.ok, false, `${what}: refused`);
+    if (!got.ok) t.equal(got.message, `LBNodeAgent "default": ${message}`, `${what}: names the field`);
+  }
+});
+
 t.test('LBNodeAgent: accepted inputs, with the defaults', async (t) => {
   const ok = (local: Record<string, unknown> | undefined) => {
     const got = parseLBNodeAgent(agent(local));
