@@ -112,6 +112,8 @@ interface LinkConfig {
 
 const DEFAULT_LINK_CONFIG: LinkConfig = { extlbint: 'kube-lb0', localint: 'default', sendgarp: false };
 const sameLinks = (a: LinkConfig, b: LinkConfig): boolean => a.extlbint === b.extlbint && String(a.localint) === String(b.localint);
+/** `localint` as the user wrote it (`default`, or the expression without slashes). */
+const localintText = (l: LinkConfig['localint']): string => (l === 'default' ? l : l.source);
 
 /**
  * The probe before an add: two ARP probes / DAD solicitations 20 ms apart, then 50 ms of
@@ -516,22 +518,26 @@ export class NodeAgent {
     if (String(linkConfig.localint) !== String(this.#linkConfig.localint)) {
       const problem = await this.#localIntProblem(linkConfig);
       if (problem) {
-        this.#reportConfig(problem, `keeping localint ${String(this.#linkConfig.localint)}`);
+        this.#reportConfig(problem, `keeping localint ${localintText(this.#linkConfig.localint)}`);
         linkConfig = { ...linkConfig, localint: this.#linkConfig.localint };
       }
     }
-    if (!sameLinks(linkConfig, this.#linkConfig)) {
-      const previous = this.#linkConfig.extlbint;
-      let v: Awaited<ReturnType<NetlinkHandle['ensureVirtualLink']>>;
+    let created: string | undefined;
+    if (linkConfig.extlbint !== this.#linkConfig.extlbint) {
       try {
-        v = await this.#ensureVirtualLink(linkConfig.extlbint);
+        const v = await this.#ensureVirtualLink(linkConfig.extlbint);
+        if (v.created) created = v.link.name;
       } catch (e) {
         // Refused by the kernel or by the checks: keep the last valid configuration.
-        this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `keeping ${previous}`);
-        linkConfig = { ...linkConfig, extlbint: previous };
-        v = await this.#ensureVirtualLink(previous);
+        this.#reportConfig(`spec.local.extlbint: ${errText(e)}`, `keeping ${this.#linkConfig.extlbint}`);
+        linkConfig = { ...linkConfig, extlbint: this.#linkConfig.extlbint };
+        await this.#ensureVirtualLink(this.#linkConfig.extlbint);
       }
-      this.#d.log.info({ extlbint: linkConfig.extlbint, localint: String(linkConfig.localint) }, 'LBNodeAgent changed');
+    }
+    // Only what was accepted changes anything (and is logged once, not on every pass).
+    if (!sameLinks(linkConfig, this.#linkConfig)) {
+      const previous = this.#linkConfig.extlbint;
+      this.#d.log.info({ extlbint: linkConfig.extlbint, localint: localintText(linkConfig.localint) }, 'LBNodeAgent changed');
       if (previous !== linkConfig.extlbint) {
         // The old virtual interface is no longer ours to fill: empty it, and remove it if we made it.
         for (const a of await this.#d.netlink.listAddresses({ link: previous }).catch(() => [])) {
@@ -542,7 +548,7 @@ export class NodeAgent {
           this.#createdVirtualLink = undefined;
         }
       }
-      if (v.created) this.#createdVirtualLink = v.link.name;
+      if (created) this.#createdVirtualLink = created;
       this.#linkConfig = linkConfig;
       this.#localSubnets = await this.#readLocalSubnets();
       this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
@@ -582,12 +588,14 @@ export class NodeAgent {
       ownAddresses: await this.#ownAddresses(),
       localSubnets: this.#localSubnets,
       nodeSubnets: this.#nodeSubnets,
-      localint: String(this.#linkConfig.localint),
+      localint: localintText(this.#linkConfig.localint),
       virtualLink: this.#linkConfig.extlbint,
       verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
     });
     this.#lastPlan = plan;
-    for (const a of [...this.#conflicts.keys()]) if (plan.wanted.get(a)?.kind !== 'local') this.#conflicts.delete(a);
+    // A conflict is told once while the Service has the address, not again each time this
+    // node stops and starts wanting it (its guard settling after a peer's restart).
+    for (const a of [...this.#conflicts.keys()]) if (!services.addresses.some((x) => x.address === a)) this.#conflicts.delete(a);
 
     const present = await this.#presentAddresses();
     const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l, present.find((p) => p.address === a && p.link === l)?.protocol));
@@ -719,7 +727,7 @@ export class NodeAgent {
     if (!cfg) return this.#linkConfig;
     const parsed = parseLBNodeAgent(cfg);
     if (!parsed.ok) {
-      this.#reportConfig(parsed.message, `keeping extlbint ${this.#linkConfig.extlbint}, localint ${String(this.#linkConfig.localint)}`);
+      this.#reportConfig(parsed.message, `keeping extlbint ${this.#linkConfig.extlbint}, localint ${localintText(this.#linkConfig.localint)}`);
       return this.#linkConfig;
     }
     return parsed.settings;
