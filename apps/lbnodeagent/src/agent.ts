@@ -674,7 +674,9 @@ export class NodeAgent {
       const d = this.#decide();
       const svc = this.#d.services.get([...w.services].sort()[0] ?? '');
       const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
-      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced === this.#s.node ? undefined : announced);
+      // As the planner reads it: this node's own announcement is what lets it hold an
+      // address whose hash winner is another node (stickiness).
+      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced);
       if (v.action !== 'hold') return;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
       this.#added.add(w.address);
