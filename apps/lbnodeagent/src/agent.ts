@@ -236,7 +236,7 @@ export class NodeAgent {
     let wanted = this.#readLinkConfig();
     const localProblem = await this.#localIntProblem(wanted);
     if (localProblem) {
-      this.#reportConfig(localProblem, `using localint ${DEFAULT_LINK_CONFIG.localint}`);
+      this.#reportConfig(localProblem.problem, `${localProblem.detail}; using localint ${DEFAULT_LINK_CONFIG.localint}`);
       wanted = { ...wanted, localint: DEFAULT_LINK_CONFIG.localint };
     }
     const v = await this.#ensureVirtualLink(wanted.extlbint).catch(async (e: unknown) => {
@@ -518,7 +518,7 @@ export class NodeAgent {
     if (String(linkConfig.localint) !== String(this.#linkConfig.localint)) {
       const problem = await this.#localIntProblem(linkConfig);
       if (problem) {
-        this.#reportConfig(problem, `keeping localint ${localintText(this.#linkConfig.localint)}`);
+        this.#reportConfig(problem.problem, `${problem.detail}; keeping localint ${localintText(this.#linkConfig.localint)}`);
         linkConfig = { ...linkConfig, localint: this.#linkConfig.localint };
       }
     }
@@ -770,7 +770,7 @@ export class NodeAgent {
    * (a typing error, or RE2 syntax that JavaScript reads differently) would leave the node
    * no local subnet, and every LAN address would stop being announced from it.
    */
-  async #localIntProblem(cfg: LinkConfig): Promise<string | undefined> {
+  async #localIntProblem(cfg: LinkConfig): Promise<{ problem: string; detail: string } | undefined> {
     if (cfg.localint === 'default') return undefined;
     const all = await this.#d.netlink.listLinks();
     const matched = await this.#d.netlink.findLinks(cfg.localint);
@@ -781,7 +781,11 @@ export class NodeAgent {
       const sorted = list.map((l) => l.name).sort();
       return sorted.length > 12 ? `${sorted.slice(0, 12).join(', ')} and ${sorted.length - 12} more` : sorted.join(', ');
     };
-    return `spec.local.localint: "${cfg.localint.source}" matches no interface of this node that can hold local addresses (one other than lo and the virtual interface, with an address): it matches ${matched.length === 0 ? 'none' : names(matched)} of ${names(all)}`;
+    // The links are the detail, not the problem: they come and go (a Pod's veth) while the problem stays the same.
+    return {
+      problem: `spec.local.localint: "${cfg.localint.source}" matches no interface of this node that can hold local addresses (one other than lo and the virtual interface, with an address)`,
+      detail: `it matches ${matched.length === 0 ? 'none' : names(matched)} of ${names(all.filter((l) => l.name !== cfg.extlbint && l.name !== this.#linkConfig.extlbint))}`,
+    };
   }
 
   /**
