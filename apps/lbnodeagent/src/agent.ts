@@ -836,11 +836,15 @@ export class NodeAgent {
       const published = l.metadata.annotations?.[LeaseAnnotation.gossipMode];
       const mode = isSafetyMode(published) ? published : undefined;
       const prev = this.#peerLeases.get(node);
+      // lease -> lease-consensus is no change of standing (cut off either way): an agent that
+      // enters the consensus must not restart the others' wait for it, or they take turns.
+      const cutOff = (m: SafetyMode | undefined): boolean => m === 'lease' || m === 'lease-consensus';
+      const sameStanding = prev !== undefined && (prev.mode === mode || (cutOff(prev.mode) && cutOff(mode)));
       this.#peerLeases.set(node, {
         renewTime: l.spec.renewTime,
         renewedAt: !prev || prev.renewTime !== l.spec.renewTime ? now : prev.renewedAt,
         mode,
-        modeSince: !prev || prev.mode !== mode ? now : prev.modeSince,
+        modeSince: sameStanding ? prev.modeSince : now,
         subnets: (l.metadata.annotations?.[LeaseAnnotation.subnets] ?? '').split(',').filter(Boolean),
         durationMs: (l.spec.leaseDurationSeconds ?? 10) * 1000,
       });
