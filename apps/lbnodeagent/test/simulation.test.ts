@@ -5,8 +5,8 @@
 //   SIM_BASE_SEED  the first cluster seed (default 1)
 //   SIM_JOBS       shards run side by side (default 1)
 //   SIM_SEED       replay one cluster exactly, with the agents' logs
-//   SIM_ARP_LOSS=1 some clusters lose ARP frames on the LAN (2% or 30% per frame), so
-//                  an address probe can miss a holder
+//   SIM_ARP_LOSS=0 no cluster loses ARP frames on the LAN (by default some lose 2% or 30%
+//                  of them, so an address probe can miss a holder)
 //   SIM_CHECK_EVERY_EVENT=1  check every address after every event, not only those whose
 //                  kernel state changed (slower; the result must be the same)
 // The shards run in child processes (test/sim/run.ts), without the test runner's coverage
@@ -23,8 +23,8 @@ import { describePlan, planCluster, runCluster } from './sim/schedule.ts';
 
 const SHARDS = 10;
 const RUNNER = fileURLToPath(new URL('./sim/run.ts', import.meta.url));
-const ARP_LOSS = process.env.SIM_ARP_LOSS === '1';
-const replayCommand = (seed: number): string => `${ARP_LOSS ? 'SIM_ARP_LOSS=1 ' : ''}SIM_SEED=${seed} npx tap test/simulation.test.ts`;
+const ARP_LOSS = process.env.SIM_ARP_LOSS !== '0';
+const replayCommand = (seed: number): string => `${ARP_LOSS ? '' : 'SIM_ARP_LOSS=0 '}SIM_SEED=${seed} npx tap test/simulation.test.ts`;
 
 const percentile = (xs: readonly number[], p: number): number => {
   if (xs.length === 0) return NaN;

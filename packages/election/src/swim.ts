@@ -442,13 +442,20 @@ export class Swim {
 
   #handleMessage(from: string, m: Message): void {
     switch (m.type) {
-      case MessageType.Ping:
+      case MessageType.Ping: {
         if (m.target !== this.#self.name) {
           this.counters.dropped.unexpected++;
           return;
         }
-        this.#sendPacket(from, [{ type: MessageType.Ack, seq: m.seq }]);
+        const reply: Message[] = [{ type: MessageType.Ack, seq: m.seq }];
+        // A member we hold dead is running and reaches us: tell it, so that it refutes.
+        // Otherwise a verdict we reached while we were cut off ourselves stays ours alone
+        // (nobody else heard it) until a full-state exchange, up to pushPullIntervalMs later.
+        const sender = this.#table.values().find((x) => x.address === from && x.status === 'dead');
+        if (sender) reply.push({ type: MessageType.Dead, incarnation: sender.incarnation, node: sender.name, from: this.#self.name });
+        this.#sendPacket(from, reply);
         return;
+      }
       case MessageType.IndirectPing:
         this.#relay(from, m);
         return;

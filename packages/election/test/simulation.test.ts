@@ -66,6 +66,20 @@ t.test('a partition heals', async (t) => {
   await cluster.close();
 });
 
+t.test('a member cut off alone declares everyone dead; after healing all see each other again within a second', async (t) => {
+  const { cluster } = withLog({ size: 5, seed: 21 });
+  t.ok(cluster.runUntil(() => cluster.converged(), 10_000, 10) !== undefined, 'converged');
+  const lone = cluster.members[2]!;
+  cluster.network.isolate(lone.address);
+  const split = cluster.runUntil(() => lone.membership.liveMembers().length === 1 && cluster.allSee(lone.name, ['dead']), 10_000, 10);
+  t.ok(split !== undefined, `it declared the others dead, and they it (${split} ms)`);
+  cluster.network.heal();
+  // Its verdicts reached nobody while it was cut off; the others' pings now tell it.
+  const healed = cluster.runUntil(() => cluster.converged(), 1_000, 10);
+  t.ok(healed !== undefined, `converged ${healed} ms after healing`);
+  await cluster.close();
+});
+
 t.test('graceful leave is seen at once; restart rejoins with a higher incarnation', async (t) => {
   const { cluster, log } = withLog({ size: 8, seed: 21 });
   const inv = new InvariantChecker();

@@ -38,7 +38,7 @@ if (import.meta.main) {
   const c0 = process.cpuUsage();
   let done = 0;
   for (let seed = first; done < quota; seed += stride) {
-    const plan = planCluster(seed, { arpLoss: process.env.SIM_ARP_LOSS === '1' });
+    const plan = planCluster(seed, { arpLoss: process.env.SIM_ARP_LOSS !== '0' });
     const line = clusterLine(await runCluster(plan, { checkEveryEvent: process.env.SIM_CHECK_EVERY_EVENT === '1' }));
     done += line.schedules;
     process.stdout.write(`${JSON.stringify(line)}\n`);
