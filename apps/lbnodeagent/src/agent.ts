@@ -412,11 +412,16 @@ export class NodeAgent {
   /** Removes local addresses from the kernel (no API call). */
   async #withdraw(list: readonly WantedAddress[]): Promise<void> {
     for (const w of list) this.#held.delete(w.address);
-    for (const w of list) {
-      await this.#d.netlink.deleteAddress(w.link, `${w.address}/${w.prefixLength}`).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'withdrawal failed'));
+    // One batch (`ip -batch` of `addr del`): thousands go in one pass, not one round trip each.
+    const results = await this.#d.netlink
+      .deleteAddresses(list.map((w) => ({ link: w.link, address: `${w.address}/${w.prefixLength}` })))
+      .catch((e: unknown) => list.map(() => ({ ok: false as const, error: e })));
+    list.forEach((w, i) => {
+      const r = results[i];
+      if (r && !r.ok) this.#d.log.warn({ address: w.address, err: errText(r.error) }, 'withdrawal failed');
       this.#added.delete(w.address);
       this.#d.log.info({ address: w.address, link: w.link }, 'withdrew');
-    }
+    });
   }
 
   /**
@@ -432,14 +437,23 @@ export class NodeAgent {
       return;
     }
     const ctx = { self: this.#s.node, now: this.#clock.now(), leases: new Map(), timing: this.#timing };
-    for (const w of [...this.#held.values()]) {
-      if (this.#stalledNow()) return;
+    const renew: WantedAddress[] = [];
+    for (const w of this.#held.values()) {
       const svc = this.#d.services.get(w.services[0] ?? '');
       const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
-      if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action !== 'hold') continue;
-      if (!this.#held.has(w.address)) continue;
-      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions()).catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'lifetime renewal failed'));
+      if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action === 'hold') renew.push(w);
     }
+    // Checked again right before the batch goes out: nothing above awaits, and the batch is
+    // written to the socket at once (`ip -batch` of `addr replace`), so no renewal leaves after a stall.
+    if (renew.length === 0 || this.#stalledNow()) return;
+    const options = this.#localOptions();
+    const results = await this.#d.netlink
+      .replaceAddresses(renew.map((w) => ({ link: w.link, address: `${w.address}/${w.prefixLength}`, options })))
+      .catch((e: unknown) => renew.map(() => ({ ok: false as const, error: e })));
+    renew.forEach((w, i) => {
+      const r = results[i];
+      if (r && !r.ok) this.#d.log.warn({ address: w.address, err: errText(r.error) }, 'lifetime renewal failed');
+    });
   }
 
   #localOptions(): { nodad: true; protocol: number; validLifetime?: number; preferredLifetime?: number } {
