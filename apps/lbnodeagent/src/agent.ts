@@ -49,7 +49,7 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type LocalSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, planNode } from './plan.ts';
+import { type LocalSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
   readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly resourceVersion?: string | undefined; readonly labels?: Readonly<Record<string, string>> | undefined };
@@ -446,9 +446,8 @@ export class NodeAgent {
     // Checked again right before the batch goes out: nothing above awaits, and the batch is
     // written to the socket at once (`ip -batch` of `addr replace`), so no renewal leaves after a stall.
     if (renew.length === 0 || this.#stalledNow()) return;
-    const options = this.#localOptions();
     const results = await this.#d.netlink
-      .replaceAddresses(renew.map((w) => ({ link: w.link, address: `${w.address}/${w.prefixLength}`, options })))
+      .replaceAddresses(renew.map((w) => ({ link: w.link, address: `${w.address}/${w.prefixLength}`, options: this.#addressOptions(w) })))
       .catch((e: unknown) => renew.map(() => ({ ok: false as const, error: e })));
     renew.forEach((w, i) => {
       const r = results[i];
@@ -456,10 +455,9 @@ export class NodeAgent {
     });
   }
 
-  #localOptions(): { nodad: true; protocol: number; validLifetime?: number; preferredLifetime?: number } {
-    return this.#s.addressLifetimeS === 0
-      ? { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL }
-      : { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL, validLifetime: this.#s.addressLifetimeS, preferredLifetime: this.#s.addressLifetimeS };
+  /** How an address of ours is written: no DAD (the probe did that), our protocol mark, its lifetimes. */
+  #addressOptions(w: WantedAddress): { nodad: true; protocol: number; validLifetime?: number; preferredLifetime?: number } {
+    return { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL, ...addressLifetimes(w, this.#s.addressLifetimeS) };
   }
 
   /** The periodic check: a reconcile every FULL_PASS_MS; the Lease garbage collection. */
@@ -642,12 +640,12 @@ export class NodeAgent {
         if (d.mayHold) this.#takeOver(w);
         continue;
       }
-      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL });
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
       this.#added.add(w.address);
       this.#d.log.info({ address: w.address, link: w.link, kind: w.kind }, 'announcing');
       for (const service of w.services) this.#event(service, 'Normal', 'AnnouncingNonLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
     }
-    for (const w of changes.makePermanent) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, { nodad: true, protocol: PURELB_ADDRESS_PROTOCOL });
+    for (const w of changes.restamp) await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
     // Published only now that this pass applied the mode's withdrawals: a peer that reads
     // "withdrawn" on our Lease relies on it.
     if (d.mode !== this.#appliedMode && (d.mayHold || this.#held.size === 0)) {
@@ -698,7 +696,7 @@ export class NodeAgent {
       // address whose hash winner is another node (stickiness).
       const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced);
       if (v.action !== 'hold') return;
-      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#localOptions());
+      await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
       this.#added.add(w.address);
       this.#held.set(w.address, w);
       this.#d.log.info({ address: w.address, link: w.link, kind: 'local', mode: d.mode }, 'announcing');
@@ -964,7 +962,7 @@ export class NodeAgent {
         continue; // the link went away; ensureVirtualLink brings the virtual one back
       }
       for (const a of list) {
-        if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, protocol: a.protocol });
+        if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, preferred: a.family === 'IPv6' && a.preferredLifetime !== 0, protocol: a.protocol });
       }
     }
     return out;

@@ -223,16 +223,35 @@ export interface PresentAddress {
   readonly prefixLength: number;
   /** The kernel removes it by itself when its valid lifetime runs out (not forever). */
   readonly expires?: boolean;
+  /** IPv6: its preferred lifetime is not 0, so the kernel may pick it as the source of the node's own traffic. */
+  readonly preferred?: boolean;
+}
+
+/**
+ * The lifetimes an address of ours is written with (`ip addr replace ... valid_lft V preferred_lft P`).
+ * - A local address lives `lifetimeS` seconds and is renewed well within that (0: forever).
+ * - A virtual address lives forever.
+ * - Every IPv6 address is deprecated from the start (`preferred_lft 0`): the kernel still
+ *   receives and answers traffic sent to it, but never picks it as the source of the node's
+ *   own connections (RFC 6724 rule 3), so masqueraded or node-originated IPv6 traffic keeps
+ *   the node's own address. IPv4 needs nothing: the kernel picks the primary address of
+ *   the subnet, and ours are secondary or on the virtual interface.
+ */
+export function addressLifetimes(w: { readonly kind: 'local' | 'virtual'; readonly family: 'IPv4' | 'IPv6' }, lifetimeS: number): { validLifetime?: number; preferredLifetime?: number } {
+  const valid = w.kind === 'local' && lifetimeS !== 0 ? { validLifetime: lifetimeS } : {};
+  if (w.family === 'IPv6') return { ...valid, preferredLifetime: 0 };
+  return w.kind === 'local' && lifetimeS !== 0 ? { validLifetime: lifetimeS, preferredLifetime: lifetimeS } : {};
 }
 
 export interface AddressChanges {
   readonly add: readonly WantedAddress[];
   readonly remove: readonly PresentAddress[];
   /**
-   * Held and wanted, but virtual with a lifetime (only local addresses carry one): to be
-   * replaced as permanent, quietly (they are already announced).
+   * Held and wanted, but written with the wrong lifetimes: virtual with a lifetime (only
+   * local addresses carry one), or IPv6 and still preferred (see `addressLifetimes`). To be
+   * replaced quietly (they are already announced).
    */
-  readonly makePermanent: readonly WantedAddress[];
+  readonly restamp: readonly WantedAddress[];
 }
 
 /**
@@ -242,15 +261,15 @@ export interface AddressChanges {
 export function addressChanges(present: readonly PresentAddress[], wanted: ReadonlyMap<string, WantedAddress>, managed: (address: string, link: string) => boolean): AddressChanges {
   const add: WantedAddress[] = [];
   const remove: PresentAddress[] = [];
-  const makePermanent: WantedAddress[] = [];
+  const restamp: WantedAddress[] = [];
   const have = new Set<string>();
   for (const p of present) {
     const w = wanted.get(p.address);
     if (w && w.link === p.link && w.prefixLength === p.prefixLength) {
       have.add(p.address);
-      if (w.kind === 'virtual' && p.expires) makePermanent.push(w);
+      if ((w.kind === 'virtual' && p.expires) || (w.family === 'IPv6' && p.preferred)) restamp.push(w);
     } else if (managed(p.address, p.link)) remove.push(p);
   }
   for (const w of wanted.values()) if (!have.has(w.address)) add.push(w);
-  return { add, remove, makePermanent };
+  return { add, remove, restamp };
 }

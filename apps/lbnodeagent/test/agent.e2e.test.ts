@@ -1,7 +1,7 @@
 // The node agents in the lab: real netlink in node namespaces, real gossip between them,
 // a real API server, and a client namespace that asks the addresses.
 import t from 'tap';
-import { PURELB_NAMESPACE, ip, run, startAgent, withLab } from '@purelb/lab';
+import { LAN, PURELB_NAMESPACE, ip, run, startAgent, withLab } from '@purelb/lab';
 import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
 
 const lab = await withLab(t, { nodes: 3 });
@@ -9,11 +9,23 @@ const admin = lab.controlPlane.admin;
 const cluster = await startCluster(lab, t);
 const macs = await lab.nodeMacs();
 
-/** valid_lft of an address on a node, seconds (4294967295: forever), as `ip -j addr` reports it. */
-async function validLifetime(node: string, link: string, address: string): Promise<number | undefined> {
+/** valid_lft and preferred_lft of an address on a node, seconds (4294967295: forever), as `ip -j addr` reports them. */
+async function lifetimes(node: string, link: string, address: string): Promise<{ valid: number; preferred: number } | undefined> {
   const netns = lab.nodes.find((n) => n.name === node)!.netns;
-  const links = JSON.parse(await ip('-n', netns, '-j', 'addr', 'show', 'dev', link)) as { addr_info: { local: string; valid_life_time: number }[] }[];
-  return links.flatMap((l) => l.addr_info).find((a) => a.local === address)?.valid_life_time;
+  const links = JSON.parse(await ip('-n', netns, '-j', 'addr', 'show', 'dev', link)) as { addr_info: { local: string; valid_life_time: number; preferred_life_time: number }[] }[];
+  const a = links.flatMap((l) => l.addr_info).find((x) => x.local === address);
+  return a && { valid: a.valid_life_time, preferred: a.preferred_life_time };
+}
+
+async function validLifetime(node: string, link: string, address: string): Promise<number | undefined> {
+  return (await lifetimes(node, link, address))?.valid;
+}
+
+/** The source address the node's kernel picks for its own traffic to `destination` (`ip route get`). */
+async function sourceFor(node: string, destination: string): Promise<string | undefined> {
+  const netns = lab.nodes.find((n) => n.name === node)!.netns;
+  const routes = JSON.parse(await ip('-n', netns, '-j', 'route', 'get', destination)) as { prefsrc?: string }[];
+  return routes[0]?.prefsrc;
 }
 
 t.test('a local v4 address: one node holds it on its LAN interface, and it answers', async (t) => {
@@ -35,6 +47,12 @@ t.test('local v6 and dual stack: each family has one holder, possibly different 
   const [h6] = await waitForHolders(lab, a6!, (x) => x.length === 1, 'one holder');
   t.equal(await answeredBy(lab, a6!), h6!.node);
   t.equal((await annotations(lab, 'web6'))['purelb.io/announcing-IPv6'], `${h6!.node},eth0`);
+  // Deprecated from the start: it answers, but the node never uses it as a source.
+  const lft = await lifetimes(h6!.node, 'eth0', a6!);
+  t.ok(lft && lft.valid > 0 && lft.valid <= 10, `a local v6 address carries the agent's lifetime (valid_lft ${lft?.valid} s)`);
+  t.equal(lft?.preferred, 0, 'a local v6 address is deprecated (preferred_lft 0)');
+  const src = await sourceFor(h6!.node, LAN.clientV6);
+  t.ok(src !== undefined && src !== a6, `the holder's own traffic to the client leaves from its node address (${src}), not from ${a6}`);
 
   await lab.createDemoService('dual', { families: ['IPv4', 'IPv6'] });
   const [d4, d6] = await addressesOf(lab, 'dual', 2);
@@ -55,6 +73,7 @@ t.test('a virtual address: every node holds it on the virtual interface with the
   t.same([...new Set(h4.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/32']);
   t.same([...new Set(h6.map((h) => `${h.link}/${h.prefixLength}`))], ['kube-lb0/128']);
   for (const [a, hs] of [[v4!, h4], [v6!, h6]] as const) for (const h of hs) t.equal(await validLifetime(h.node, 'kube-lb0', a), 4294967295, `${h.node}: ${a} is permanent (virtual addresses carry no lifetime)`);
+  for (const h of h6) t.equal((await lifetimes(h.node, 'kube-lb0', v6!))?.preferred, 0, `${h.node}: ${v6} is deprecated (preferred_lft 0), so never a source address`);
   const ann = await annotations(lab, 'virt');
   t.equal(ann['purelb.io/announcing-IPv4'], undefined, 'no single node announces a virtual address');
 });

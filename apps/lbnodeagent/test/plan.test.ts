@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { type SafetyDecision, addressVerdict, hardFenceMs, safetyTiming } from '@purelb/election';
-import { type LocalSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, localSubnetOf, planNode } from '../src/plan.ts';
+import { type LocalSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, addressLifetimes, localSubnetOf, planNode } from '../src/plan.ts';
 
 const timing = safetyTiming(200, 1);
 /**
@@ -123,18 +123,39 @@ t.test('address changes: add the missing, remove only what is ours', async (t) =
   const c = addressChanges(present, plan.wanted, (a, l) => l === 'kube-lb0' || a === '192.0.2.200');
   t.same(c.remove.map((r) => r.address).sort(), ['203.0.113.5', '203.0.113.9'], 'stale and wrong-prefix addresses go; the node\'s own stays');
   t.same(c.add.map((w) => `${w.address}/${w.prefixLength}`), ['203.0.113.5/32']);
-  t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [], makePermanent: [] }, 'nothing to do');
+  t.same(addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32 }], plan.wanted, () => true), { add: [], remove: [], restamp: [] }, 'nothing to do');
 });
 
 t.test('address changes: a held virtual address with a lifetime is made permanent, a local one is left to renewal', async (t) => {
   const virtual = planNode(snap('node-1', [addr('203.0.113.5', { aggregation: 32 })]));
   const c = addressChanges([{ address: '203.0.113.5', link: 'kube-lb0', prefixLength: 32, expires: true }], virtual.wanted, () => true);
-  t.same(c.makePermanent.map((w) => w.address), ['203.0.113.5']);
+  t.same(c.restamp.map((w) => w.address), ['203.0.113.5']);
   t.same([c.add, c.remove], [[], []], 'neither added again (no new announcement) nor removed');
   const local = nodes.map((n) => planNode(snap(n, [addr('192.0.2.200')]))).find((p) => p.wanted.has('192.0.2.200'))!;
   const w = local.wanted.get('192.0.2.200')!;
   t.equal(w.kind, 'local');
-  t.same(addressChanges([{ address: w.address, link: w.link, prefixLength: w.prefixLength, expires: true }], local.wanted, () => true), { add: [], remove: [], makePermanent: [] });
+  t.same(addressChanges([{ address: w.address, link: w.link, prefixLength: w.prefixLength, expires: true }], local.wanted, () => true), { add: [], remove: [], restamp: [] });
+});
+
+t.test('address lifetimes: IPv6 is never preferred (never a source address); local ones live the lifetime', async (t) => {
+  const rows: [kind: 'local' | 'virtual', family: 'IPv4' | 'IPv6', lifetimeS: number, want: object][] = [
+    ['local', 'IPv4', 1, { validLifetime: 1, preferredLifetime: 1 }],
+    ['local', 'IPv6', 1, { validLifetime: 1, preferredLifetime: 0 }],
+    ['local', 'IPv4', 0, {}],
+    ['local', 'IPv6', 0, { preferredLifetime: 0 }],
+    ['virtual', 'IPv4', 1, {}],
+    ['virtual', 'IPv6', 1, { preferredLifetime: 0 }],
+  ];
+  for (const [kind, family, lifetimeS, want] of rows) t.same(addressLifetimes({ kind, family }, lifetimeS), want, `${kind} ${family}, lifetime ${lifetimeS}`);
+});
+
+t.test('address changes: a held IPv6 address that is still preferred is restamped, not re-added', async (t) => {
+  const virtual = planNode(snap('node-1', [addr('2001:db8:5::5', { aggregation: 128 })]));
+  const present = { address: '2001:db8:5::5', link: 'kube-lb0', prefixLength: 128 };
+  const c = addressChanges([{ ...present, preferred: true }], virtual.wanted, () => true);
+  t.same(c.restamp.map((w) => w.address), ['2001:db8:5::5']);
+  t.same([c.add, c.remove], [[], []]);
+  t.same(addressChanges([{ ...present, preferred: false }], virtual.wanted, () => true).restamp, [], 'deprecated already: nothing to do');
 });
 
 t.test('break before make: a winner waits while a live node still announces the address', async (t) => {
