@@ -12,7 +12,7 @@
 // - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
 //   on its own, and API writes (announcements, the Lease) go through a queue with short
 //   timeouts.
-import { type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
+import { type Address, type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
 import {
   type Membership,
   type SafetyDecision,
@@ -181,6 +181,9 @@ export class NodeAgent {
   #lastLeaseGc = 0;
   #subscription: { close(): void } | undefined;
   #lastSignature = '';
+  /** Bumped on every Service event: what is derived from the Services is cached until it changes. */
+  #servicesVersion = 0;
+  #announcersCache: { version: number; nodes: ReadonlySet<string> } | undefined;
   readonly #timers = new Map<string, unknown>();
   #running: Promise<void> | undefined;
   #again = false;
@@ -199,6 +202,7 @@ export class NodeAgent {
     this.#beatMs = Math.max(10, Math.floor(this.#stallMs / 5));
     this.#apiTimeoutMs = settings.apiTimeoutMs ?? 2000;
     const kick = (): void => this.schedule();
+    for (const ev of ['add', 'update', 'delete'] as const) deps.services.on(ev, () => this.#servicesVersion++);
     for (const inf of [deps.services, deps.slices, deps.groups, deps.agents] as Informer<never>[]) {
       inf.on('add', kick);
       inf.on('update', kick);
@@ -359,6 +363,21 @@ export class NodeAgent {
   }
 
   /** The rule's decision now, from the current views (updates the remembered state). */
+  /** The nodes our Services' announcing annotations name; read again only after a Service changed. */
+  #announcers(): ReadonlySet<string> {
+    if (this.#announcersCache?.version === this.#servicesVersion) return this.#announcersCache.nodes;
+    const nodes = new Set<string>();
+    for (const svc of this.#d.services.list()) {
+      if (!isOurClass(svc)) continue;
+      for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
+        const node = announcerOf(svc.metadata.annotations?.[name]);
+        if (node !== undefined) nodes.add(node);
+      }
+    }
+    this.#announcersCache = { version: this.#servicesVersion, nodes };
+    return nodes;
+  }
+
   #decide(): SafetyDecision {
     const now = this.#clock.now();
     const leases = new Map<string, SafetyLease>();
@@ -366,15 +385,7 @@ export class NodeAgent {
     // heard within its idle bound) none counts as fresh, so no lease-consensus rests on it.
     const watchFresh = this.#d.leases.healthy;
     for (const [node, l] of this.#peerLeases) leases.set(node, { renewedAt: watchFresh ? l.renewedAt : Math.min(l.renewedAt, now - l.durationMs), leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
-    const announcers = new Set<string>();
-    for (const svc of this.#d.services.list()) {
-      if (!isOurClass(svc)) continue;
-      for (const name of [Annotation.announcingIPv4, Annotation.announcingIPv6]) {
-        const v = svc.metadata.annotations?.[name];
-        const node = announcerOf(v);
-        if (node !== undefined) announcers.add(node);
-      }
-    }
+    const announcers = this.#announcers();
     const d = decideSafety(
       {
         self: this.#s.node,
@@ -508,11 +519,10 @@ export class NodeAgent {
     for (const t of this.#timers.values()) this.#clock.cancel(t);
     this.#timers.clear();
     await this.settle();
-    const present = await this.#presentAddresses();
-    for (const p of present) {
-      if (!this.#managed(p.address, p.link, p.protocol)) continue;
-      await this.#d.netlink.deleteAddress(p.link, `${p.address}/${p.prefixLength}`).catch(() => false);
-    }
+    const present = await this.#readKernel().then((k) => k.present, () => []);
+    // One batch: thousands of addresses go well within the termination grace period.
+    const ours = present.filter((p) => this.#managed(p.address, p.link, p.protocol));
+    await this.#d.netlink.deleteAddresses(ours.map((p) => ({ link: p.link, address: `${p.address}/${p.prefixLength}` }))).catch(() => []);
     this.#held.clear();
     const prefix = `${this.#s.node},`;
     for (const svc of this.#d.services.list()) {
@@ -593,6 +603,8 @@ export class NodeAgent {
       this.#nodeSubnets = nodeSubnets;
     }
 
+    // One read of the kernel per pass (with 1,000 Services, each dump is most of a pass's cost).
+    const kernel = await this.#readKernel();
     const d = this.#decide();
     this.#lastSignature = `${d.mode}|${[...d.candidates.keys()].sort().join(',')}`;
     if (d.mode !== this.#appliedMode || d.reason !== this.#lastReason) this.#d.log.info({ mode: d.mode, reason: d.reason }, 'guard mode');
@@ -602,7 +614,7 @@ export class NodeAgent {
     const plan = planNode({
       node: this.#s.node,
       addresses: services.addresses,
-      ownAddresses: await this.#ownAddresses(),
+      ownAddresses: kernel.own,
       localSubnets: this.#localSubnets,
       nodeSubnets: this.#nodeSubnets,
       localint: localintText(this.#linkConfig.localint),
@@ -614,7 +626,7 @@ export class NodeAgent {
     // node stops and starts wanting it (its guard settling after a peer's restart).
     for (const a of [...this.#conflicts.keys()]) if (!services.addresses.some((x) => x.address === a)) this.#conflicts.delete(a);
 
-    const present = await this.#presentAddresses();
+    const present = kernel.present;
     const changes = addressChanges(present, plan.wanted, (a, l) => this.#managed(a, l, present.find((p) => p.address === a && p.link === l)?.protocol));
     for (const r of changes.remove) {
       this.#held.delete(r.address);
@@ -874,15 +886,27 @@ export class NodeAgent {
    * The node's own addresses (address -> link): on every link but the virtual one, not
    * added by this process or marked as PureLB's, nor being added right now.
    */
-  async #ownAddresses(): Promise<Map<string, string>> {
+  /**
+   * One read of every address on the node (`ip link show; ip addr show`), split in two:
+   * `own`, the node's own addresses by link (not on the virtual link, not added by an
+   * agent: the planner never gives these to a Service), and `present`, what is on the
+   * links the agent manages (the virtual link and the local subnets' links).
+   */
+  async #readKernel(): Promise<{ own: Map<string, string>; present: (PresentAddress & { protocol: number | undefined })[] }> {
     const names = new Map((await this.#d.netlink.listLinks()).map((l) => [l.index, l.name]));
-    const out = new Map<string, string>();
+    const managedLinks = new Set([this.#linkConfig.extlbint, ...this.#localSubnets.map((s) => s.link)]);
+    const own = new Map<string, string>();
+    const present: (PresentAddress & { protocol: number | undefined })[] = [];
     for (const a of await this.#d.netlink.listAddresses()) {
       const link = names.get(a.linkIndex);
-      if (link === undefined || link === this.#linkConfig.extlbint || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
-      out.set(a.address, link);
+      if (link === undefined) continue;
+      if (managedLinks.has(link) && !isLinkLocal(a)) {
+        present.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, preferred: a.family === 'IPv6' && a.preferredLifetime !== 0, protocol: a.protocol });
+      }
+      if (link === this.#linkConfig.extlbint || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
+      own.set(a.address, link);
     }
-    return out;
+    return { own, present };
   }
 
   /**
@@ -909,10 +933,9 @@ export class NodeAgent {
       if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const shared = (svc.metadata.annotations?.[Annotation.allowSharedIp] ?? '') !== '';
-      for (const [i, ip] of ingressIPs(svc).entries()) {
-        const a = parseAddress(ip);
+      for (const { index: i, text: ip, address: a, canonical } of ingressOf(svc)) {
         const field = `status.loadBalancer.ingress[${i}].ip "${ip}"`;
-        if (!a) {
+        if (!a || canonical === undefined) {
           notes.push({ service: key, reason: 'InvalidAddress', message: `${field} is not an IPv4 or IPv6 address the agent reads (four decimal numbers without leading zeros, or IPv6 without a zone); not announced` });
           continue;
         }
@@ -924,7 +947,7 @@ export class NodeAgent {
         out.push({
           announcedBy: announcerOf(announced),
           service: key,
-          address: formatAddress(a.family, a.value),
+          address: canonical,
           family: a.family,
           trafficPolicy: svc.spec.externalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
           shared,
@@ -958,23 +981,6 @@ export class NodeAgent {
     });
     for (const name of [...this.#lastValidPools.keys()]) if (!seen.has(name)) this.#lastValidPools.delete(name);
     return (family, value) => pools.find((p) => p.family === family && value >= p.first && value <= p.last)?.aggregation;
-  }
-
-  async #presentAddresses(): Promise<(PresentAddress & { protocol: number | undefined })[]> {
-    const links = new Set([this.#linkConfig.extlbint, ...this.#localSubnets.map((s) => s.link)]);
-    const out: (PresentAddress & { protocol: number | undefined })[] = [];
-    for (const link of links) {
-      let list: InterfaceAddress[];
-      try {
-        list = await this.#d.netlink.listAddresses({ link });
-      } catch {
-        continue; // the link went away; ensureVirtualLink brings the virtual one back
-      }
-      for (const a of list) {
-        if (!isLinkLocal(a)) out.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, preferred: a.family === 'IPv6' && a.preferredLifetime !== 0, protocol: a.protocol });
-      }
-    }
-    return out;
   }
 
   /**
@@ -1020,13 +1026,16 @@ export class NodeAgent {
       if (!isOurClass(svc)) continue;
       const key = serviceKey(svc);
       const mine = plan.announcing.get(key);
+      // Most Services neither want an announcement from this node nor carry one naming it.
+      const annotations = svc.metadata.annotations;
+      if (mine === undefined && !annotations?.[Annotation.announcingIPv4]?.startsWith(prefix) && !annotations?.[Annotation.announcingIPv6]?.startsWith(prefix)) continue;
       const patch: Record<string, string> = {};
       for (const f of ['IPv4', 'IPv6'] as const) {
         const name = f === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6;
         const current = svc.metadata.annotations?.[name];
         const want = mine?.get(f);
         // Written only for addresses this node holds now; a claim writes it before the add.
-        const address = canonicalIngress(svc).find((ip) => ip.includes(':') === (f === 'IPv6'));
+        const address = canonicalIngress(svc, f);
         if (want !== undefined && current !== want && address !== undefined && this.#held.has(address)) {
           patch[name] = want;
           if (current !== undefined && announcerOf(current) === undefined) this.#tellInvalidAnnouncement(key, name, current, want);
@@ -1198,12 +1207,37 @@ export function announcerOf(value: string | undefined): string | undefined {
   return node.length <= 253 && NODE_NAME.test(node) ? node : undefined;
 }
 
-/** A Service's ingress addresses as the kernel writes them (RFC 5952); those the agent cannot read are left out. */
-function canonicalIngress(svc: Service): string[] {
-  return ingressIPs(svc).flatMap((ip) => {
-    const a = parseAddress(ip);
-    return a ? [formatAddress(a.family, a.value)] : [];
-  });
+/** One `status.loadBalancer.ingress[].ip` as written, and as the agent reads it. */
+interface IngressAddress {
+  readonly index: number;
+  readonly text: string;
+  /** Undefined when it is not an address. */
+  readonly address: Address | undefined;
+  /** As the kernel writes it (RFC 5952); undefined when it is not an address. */
+  readonly canonical: string | undefined;
+}
+
+// The informer hands out a new object for every change of a Service, so what is derived
+// from one object stays true for it: every pass reads 1,000 Services' addresses, and
+// parsing them again each time is most of a pass's work.
+const ingressCache = new WeakMap<Service, readonly IngressAddress[]>();
+
+/** A Service's ingress addresses, parsed once per version of the Service. */
+function ingressOf(svc: Service): readonly IngressAddress[] {
+  let out = ingressCache.get(svc);
+  if (!out) {
+    out = ingressIPs(svc).map((text, index) => {
+      const address = parseAddress(text);
+      return { index, text, address, canonical: address && formatAddress(address.family, address.value) };
+    });
+    ingressCache.set(svc, out);
+  }
+  return out;
+}
+
+/** A Service's ingress address of one family as the kernel writes it (RFC 5952), if it has a readable one. */
+function canonicalIngress(svc: Service, family: Family): string | undefined {
+  return ingressOf(svc).find((i) => i.address?.family === family)?.canonical;
 }
 
 /** A Service of our class (or of none): another class's Service is never read for addresses nor written. */

@@ -22,6 +22,22 @@ export interface Address {
  * Returns `undefined` for anything else, so callers can name the field that is wrong.
  */
 export function parseAddress(text: string): Address | undefined {
+  const hit = parsed.get(text);
+  if (hit !== undefined || parsed.has(text)) return hit;
+  const out = parseUncached(text);
+  if (parsed.size >= PARSE_CACHE_SIZE) parsed.clear();
+  parsed.set(text, out);
+  return out;
+}
+
+// The daemons read the same addresses on every pass (a node agent with 1,000 Services
+// parses each of them several times per reconcile), and IPv6 parsing is the costly part:
+// remember the last few thousand texts. Bounded: cleared when full, so memory stays
+// under about 1 MB whatever the input.
+const PARSE_CACHE_SIZE = 4096;
+const parsed = new Map<string, Address | undefined>();
+
+function parseUncached(text: string): Address | undefined {
   const s = text.trim();
   // A colon decides the family: the IPv4 check is a regular expression, too slow to run
   // on every IPv6 address of a large dump first.
@@ -30,12 +46,12 @@ export function parseAddress(text: string): Address | undefined {
     const octets = ipaddr.IPv4.parse(s).octets;
     let v = 0;
     for (const o of octets) v = v * 256 + o;
-    return { family: 'IPv4', value: BigInt(v) };
+    return Object.freeze({ family: 'IPv4', value: BigInt(v) });
   }
   if (!s.includes('%') && ipaddr.IPv6.isValid(s)) {
     let v = 0n;
     for (const part of ipaddr.IPv6.parse(s).parts) v = (v << 16n) | BigInt(part);
-    return { family: 'IPv6', value: v };
+    return Object.freeze({ family: 'IPv6', value: v });
   }
   return undefined;
 }
