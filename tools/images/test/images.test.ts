@@ -153,27 +153,33 @@ async function unpack(i: BuiltImage): Promise<string> {
   return root;
 }
 
-/** The image's environment, and nothing of this process's. */
-function imageEnv(i: BuiltImage, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...Object.fromEntries(configOf(i).config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])), ...extra };
+/**
+ * The command line that runs argv in the unpacked root as the image's user, with the
+ * image's environment and nothing of this process's: `env -i` clears what tap adds to
+ * every child's environment (NODE_OPTIONS with its coverage hooks, which do not exist in
+ * the image).
+ */
+function inImage(i: BuiltImage, root: string, argv: readonly string[], extraEnv: Record<string, string> = {}): [string, string[]] {
+  if (!CHROOT) throw new Error('chroot (coreutils) is not on this machine: the image tests run the images under it');
+  const env = [...configOf(i).config.Env, ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
+  return ['env', ['-i', ...env, CHROOT, `--userspec=${configOf(i).config.User}`, root, ...argv]];
 }
 
 const LOADER_ERRORS = /error while loading shared libraries|cannot open shared object|No such file or directory|ERR_DLOPEN_FAILED|Cannot find module/;
 
 t.test('each daemon image starts its entrypoint under chroot, as its user, from its own files', async (t) => {
-  if (!CHROOT) throw new Error('chroot (coreutils) is not on this machine: the image tests run the images under it');
   t.equal(process.getuid?.(), 0, 'the tests run as root (chroot needs it)');
   for (const app of ['allocator', 'lbnodeagent'] as const) {
     const i = image(app);
     const c = configOf(i).config;
     const root = await unpack(i);
-    const help = await run(CHROOT, [`--userspec=${c.User}`, root, ...c.Entrypoint, '--help'], { env: imageEnv(i), timeoutMs: 60_000 });
+    const help = await run(...inImage(i, root, [...c.Entrypoint, '--help']), { timeoutMs: 60_000 });
     t.equal(help.code, 0, `${app}: --help exits 0 (${help.stderr.trim().slice(0, 300)})`);
     t.match(help.stdout, new RegExp(`^${app}: `), `${app}: the app's own help text`);
     t.match(help.stdout, /--kubeconfig/);
     t.notMatch(help.stderr, LOADER_ERRORS, `${app}: no loader or module error`);
-    const id = await run(CHROOT, [`--userspec=${c.User}`, root, c.Entrypoint[0]!, '-e', 'console.log(`${process.getuid()}:${process.getgid()} ${process.execPath}`)'], { env: imageEnv(i) });
-    t.equal(id.stdout.trim(), `${c.User} /nodejs/bin/node`, `${app}: node runs as ${c.User} from /nodejs/bin/node`);
+    const id = await run(...inImage(i, root, [c.Entrypoint[0]!, '-e', 'console.log(`${process.getuid()}:${process.getgid()} ${process.execPath} ${process.env.NODE_OPTIONS ?? "no NODE_OPTIONS"}`)']));
+    t.equal(id.stdout.trim(), `${c.User} /nodejs/bin/node no NODE_OPTIONS`, `${app}: node runs as ${c.User} from /nodejs/bin/node, with the image's environment only`);
   }
   // The agent's native addons: netlink is imported when the bundle loads (above, by --help);
   // koffi only when the first raw socket opens, so load it and call libc through it here.
@@ -187,7 +193,7 @@ t.test('each daemon image starts its entrypoint under chroot, as its user, from 
     "const netlink = require('netlink');",
     "console.log(JSON.stringify({ pid: getpid(), koffi: require.resolve('koffi'), netlink: require.resolve('netlink'), exports: Object.keys(netlink).length }));",
   ].join('\n');
-  const addons = await run(CHROOT, [`--userspec=${c.User}`, join(work, 'roots', 'lbnodeagent'), c.Entrypoint[0]!, '--input-type=module', '-e', script], { env: imageEnv(agent) });
+  const addons = await run(...inImage(agent, join(work, 'roots', 'lbnodeagent'), [c.Entrypoint[0]!, '--input-type=module', '-e', script]));
   t.equal(addons.code, 0, `the addons load (${addons.stderr.trim().slice(0, 300)})`);
   const out = JSON.parse(addons.stdout || '{}') as { pid?: number; koffi?: string; netlink?: string; exports?: number };
   t.ok(Number.isInteger(out.pid) && out.pid! > 1, `koffi called libc's getpid in the image (${out.pid})`);
@@ -208,17 +214,13 @@ function freePort(): Promise<number> {
 }
 
 t.test('the demo image answers with its pod, its node and the client address', async (t) => {
-  if (!CHROOT) throw new Error('chroot (coreutils) is not on this machine');
   const demo = image('demo');
   const c = configOf(demo).config;
   t.same(c.ExposedPorts, { '8080/tcp': {} });
   t.ok(c.Env.includes('PORT=8080'), 'listens on 8080 unless told');
   const root = await unpack(demo);
   const port = await freePort();
-  const child = spawn(CHROOT, [`--userspec=${c.User}`, root, ...c.Entrypoint], {
-    env: imageEnv(demo, { POD_NAME: 'demo-7c9f6-x2kq4', NODE_NAME: 'node-b', HOST: '127.0.0.1', PORT: String(port) }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(...inImage(demo, root, c.Entrypoint, { POD_NAME: 'demo-7c9f6-x2kq4', NODE_NAME: 'node-b', HOST: '127.0.0.1', PORT: String(port) }), { stdio: ['ignore', 'pipe', 'pipe'] });
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exit = new Promise<void>((resolve) => child.on('exit', (code, signal) => resolve(void (exited = { code, signal }))));
   t.teardown(() => {
