@@ -56,3 +56,20 @@ t.test('formatAddress agrees with ipaddr.js on random values (property)', async 
   );
   t.pass('no counterexample');
 });
+
+t.test('parseAddress answers the same from its memory, which stays bounded and cannot be altered', async (t) => {
+  const first = parseAddress('2001:db8::7');
+  t.ok(Object.isFrozen(first), 'a remembered answer cannot be changed by one caller for the others');
+  t.equal(parseAddress('2001:db8::7'), first, 'the second answer is the remembered one');
+  t.equal(parseAddress('2001:db8::07'), parseAddress('2001:db8::07'));
+  t.same(parseAddress('2001:db8::07'), first, 'another spelling, the same address');
+  t.equal(parseAddress('192.0.2.010'), undefined);
+  t.equal(parseAddress('192.0.2.010'), undefined, 'a refusal is remembered as a refusal');
+  // Far more distinct texts than the memory holds: every answer is still right.
+  for (let i = 0; i < 10_000; i++) {
+    const text = `2001:db8::${i.toString(16)}`;
+    const a = parseAddress(text);
+    if (a?.value !== 0x20010db8n * 2n ** 96n + BigInt(i)) t.fail(`${text} parsed as ${a?.value}`);
+  }
+  t.same(parseAddress('2001:db8::7'), { family: 'IPv6', value: 0x20010db8n * 2n ** 96n + 7n }, 'right after the memory was cleared');
+});
