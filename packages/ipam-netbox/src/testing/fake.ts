@@ -181,7 +181,7 @@ export class FakeNetbox {
         return fn();
       };
       if (!this.holding) return Promise.resolve().then(run);
-      return new Promise<T>((resolve, reject) => this.#held.push(() => Promise.resolve().then(run).then(resolve, reject)));
+      return new Promise<T>((resolve, reject) => this.#held.push(() => void Promise.resolve().then(run).then(resolve, reject)));
     };
     const resolve = (): ResolvedPool => {
       if (token !== this.#token) throw new NetboxError(NetboxErrorCode.Unauthorized, 'Netbox fake: HTTP 403 Invalid token', { status: 403 });
