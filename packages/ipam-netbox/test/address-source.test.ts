@@ -62,6 +62,23 @@ function setup(t: Test, o: { prefixes?: string[]; token?: () => Promise<string>;
   return { fake, ledger, source, live, keys, woken, events, ask, count: (op) => fake.calls.filter((c) => c.op === op).length };
 }
 
+/** A source whose group nb is ready (lead() and Netbox answered). */
+async function ready(t: Test, o?: Parameters<typeof setup>[1]): Promise<Setup> {
+  const s = setup(t, o);
+  s.source.lead();
+  await settle();
+  return s;
+}
+
+/** A ready source with shop/web pending: Netbox has its request and holds the answer. */
+async function pendingWeb(t: Test): Promise<Setup> {
+  const s = await ready(t);
+  s.fake.holding = true;
+  t.ok(isPending(s.ask('shop/web')), 'pending');
+  await settle();
+  return s;
+}
+
 /** Asserts the result is an allocation and returns it. */
 function allocated(t: Test, r: AllocateResult): Allocation | undefined {
   if (isPending(r)) {
@@ -118,12 +135,7 @@ t.test('pending until Netbox answers; the woken Service then gets the address Ne
 });
 
 t.test('released while Netbox answers: the address goes straight back', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
-  s.fake.holding = true;
-  t.ok(isPending(s.ask('shop/web')));
-  await settle();
+  const s = await pendingWeb(t);
   s.live.delete('shop/web');
   t.equal(s.source.release('shop/web'), false, 'it held nothing yet');
   s.fake.answer();
@@ -136,12 +148,7 @@ t.test('released while Netbox answers: the address goes straight back', async (t
 });
 
 t.test('leader change while pending: the late answer is dropped, and the next term adopts it from Netbox', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
-  s.fake.holding = true;
-  t.ok(isPending(s.ask('shop/web')));
-  await settle();
+  const s = await pendingWeb(t);
   s.source.standby();
   s.woken.length = 0;
   s.fake.answer();
@@ -161,9 +168,7 @@ t.test('leader change while pending: the late answer is dropped, and the next te
 });
 
 t.test('Netbox failing: the error, nothing asked until the backoff has passed, then a retry; the backoff doubles', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
+  const s = await ready(t);
   s.fake.failNext('allocate');
   s.fake.failNext('allocate');
   t.ok(isPending(s.ask('shop/web')));
@@ -286,9 +291,7 @@ t.test('sharing: one Netbox address for a key; it goes back when the last Servic
 });
 
 t.test('dual stack to single: the family no longer asked for goes back to Netbox', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
+  const s = await ready(t);
   const dual = { families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' } as const;
   t.ok(isPending(s.ask('shop/web', dual)));
   await settle();
@@ -301,9 +304,7 @@ t.test('dual stack to single: the family no longer asked for goes back to Netbox
 });
 
 t.test('a Service that moves to another group: reclaim gives its Netbox address back', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
+  const s = await ready(t);
   s.ask('shop/web');
   await settle();
   const before = allocated(t, s.ask('shop/web'))!;
@@ -315,9 +316,7 @@ t.test('a Service that moves to another group: reclaim gives its Netbox address 
 });
 
 t.test('refused requests', async (t) => {
-  const s = setup(t, { prefixes: ['192.0.2.0/29'] });
-  s.source.lead();
-  await settle();
+  const s = await ready(t, { prefixes: ['192.0.2.0/29'] });
   throwsCode(t, () => s.ask('shop/web', { addresses: ['192.0.2.3'] }), 'NETBOX_INVALID_CONFIG');
   throwsCode(t, () => s.ask('shop/web', { families: ['IPv6'] }), 'IPAM_FAMILY_UNAVAILABLE');
   throwsCode(t, () => s.ask('shop/web', { families: ['IPv4', 'IPv6'], policy: 'RequireDualStack' }), 'IPAM_FAMILY_UNAVAILABLE');
@@ -326,9 +325,7 @@ t.test('refused requests', async (t) => {
 });
 
 t.test('groups: an unchanged spec keeps its state, a changed one starts over, a removed one is dropped; stop closes everything', async (t) => {
-  const s = setup(t);
-  s.source.lead();
-  await settle();
+  const s = await ready(t);
   s.ask('shop/web');
   await settle();
   t.ok(s.source.serves('nb'));
