@@ -4,8 +4,8 @@
 // warm); a new leader allocates nothing until a fresh LIST taken after it won the Lease is
 // adopted; every Service write carries the resourceVersion it was decided on; failures
 // back off per Service (WorkQueue).
-import { type Allocation, type Exclusion, type Group, type GroupSpec, Ipam, IpamError, IpamErrorCode, parseGroup } from '@purelb/ipam-core';
-import { NetboxError } from '@purelb/ipam-netbox';
+import { type AddressSource, type Allocation, type GroupValidity, type Exclusion, type Group, type GroupSpec, Ipam, IpamError, IpamErrorCode, IpamSource, isPending, parseGroup } from '@purelb/ipam-core';
+import { NetboxAddressSource, type NetboxAddressSourceOptions, NetboxError } from '@purelb/ipam-netbox';
 import {
   type Clock,
   type EventRecorder,
@@ -33,7 +33,10 @@ import { exclusionsInPools, nodeExclusions } from './exclusions.ts';
 import { type ClassPolicy, serviceIntent } from './intent.ts';
 import { type PoolOverlap, poolOverlaps } from './overlaps.ts';
 import type { AllocatorMetrics } from './metrics.ts';
-import { NetboxAllocations, type NetboxAllocationsOptions } from './netbox.ts';
+import { logNetboxEvent, readNetboxToken, serviceHolders, tokenFailureReason } from './netbox.ts';
+
+/** Settings of the Netbox address source the controller may override (backoff, client; clock and connection for tests). */
+export type NetboxSettings = Pick<NetboxAddressSourceOptions<NetboxSpec>, 'retryBaseMs' | 'retryMaxMs' | 'client' | 'connect' | 'clock' | 'random'>;
 
 export interface ControllerOptions extends ClassPolicy {
   /** Namespace of the ServiceGroups. */
@@ -43,7 +46,7 @@ export interface ControllerOptions extends ClassPolicy {
   /** ServiceGroup status is written at most this often. */
   readonly groupStatusIntervalMs: number;
   /** Netbox groups: retry backoff and client settings. */
-  readonly netbox?: Omit<NetboxAllocationsOptions, 'namespace'> | undefined;
+  readonly netbox?: NetboxSettings | undefined;
   /**
    * Timeout of each Service write (default 5000). Keep it at most leaseDuration -
    * renewDeadline: a deposed leader then has no write of its own outstanding by the time a
@@ -74,8 +77,6 @@ interface Deps {
   readonly log: Logger;
 }
 
-type Validity = { valid: true } | { valid: false; reason: string; message: string };
-
 export class AllocatorController {
   readonly #opts: ControllerOptions;
   readonly #d: Deps;
@@ -93,7 +94,7 @@ export class AllocatorController {
   readonly #pending = new Set<string>();
   /** The last valid spec of each group, kept while an edit makes it invalid. */
   readonly #lastGood = new Map<string, GroupSpec>();
-  readonly #validity = new Map<string, Validity>();
+  readonly #validity = new Map<string, GroupValidity>();
   /** Overlaps of each group's pools with other groups' (a Warning and a condition, not invalid). */
   #overlaps = new Map<string, PoolOverlap[]>();
   /** The Node exclusions last given to #ipam (as JSON), so a Node heartbeat that changes no address costs nothing. */
@@ -110,8 +111,12 @@ export class AllocatorController {
   #groupStatusTimer: NodeJS.Timeout | undefined;
   #groupStatusDirty = false;
   #groupWrites: Promise<void> = Promise.resolve();
+  /** Groups with spec.local: their pools are in #ipam. */
+  readonly #local = new IpamSource(() => this.#ipam);
   /** Groups with spec.netbox: addresses come from Netbox asynchronously, then are adopted into #ipam. */
-  readonly #netbox: NetboxAllocations;
+  readonly #netbox: NetboxAddressSource<NetboxSpec>;
+  /** Every source of addresses; a group's calls go to the one that serves it (#sourceFor). */
+  readonly #sources: readonly AddressSource[];
 
   constructor(opts: ControllerOptions, deps: Deps) {
     this.#opts = opts;
@@ -120,18 +125,18 @@ export class AllocatorController {
     this.#queueMetrics = deps.metrics.workqueue;
     this.#queue = this.#newQueue();
     this.#queue.shutDown();
-    this.#netbox = new NetboxAllocations(
-      { namespace: opts.namespace, ...opts.netbox },
-      {
-        kube: deps.client,
-        services: deps.services,
-        ipam: () => this.#ipam,
-        leading: () => this.#leading,
-        requeue: (key) => this.#queue.add(key),
-        groupStatusChanged: () => this.#markGroupStatusDirty(),
-        log: deps.log,
-      },
-    );
+    this.#netbox = new NetboxAddressSource<NetboxSpec>({
+      ...opts.netbox,
+      client: { timeoutMs: 5000, retries: 2, backoffBaseMs: 200, backoffMaxMs: 2000, userAgent: 'purelb-allocator', ...opts.netbox?.client },
+      ledger: () => this.#ipam,
+      token: (spec) => readNetboxToken(deps.client, opts.namespace, spec),
+      reasonOf: tokenFailureReason,
+      holders: serviceHolders(deps.services),
+      wake: (key) => this.#queue.add(key),
+      changed: () => this.#markGroupStatusDirty(),
+      onEvent: (e) => logNetboxEvent(deps.log, e),
+    });
+    this.#sources = [this.#local, this.#netbox];
     const seen = (s: Service): void => {
       const key = serviceKey(s);
       if (this.#unobserved.get(key)?.rv === s.metadata.resourceVersion) this.#unobserved.delete(key);
@@ -211,7 +216,7 @@ export class AllocatorController {
     this.#applyGroups();
     this.#adoptAll();
     this.#applyExclusions();
-    this.#netbox.lead();
+    for (const source of this.#sources) source.lead();
     const onAbort = (): void => this.#queue.shutDown();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -228,7 +233,7 @@ export class AllocatorController {
       this.#queue.shutDown();
       this.#leading = false;
       this.#synced = false;
-      this.#netbox.standby();
+      for (const source of this.#sources) source.standby();
       this.#d.metrics.leader.set(0);
       // Writes already sent may still land; none is started after this point.
       await Promise.allSettled([...this.#inflight.values()]);
@@ -351,7 +356,7 @@ export class AllocatorController {
     if (this.#groupStatusTimer) clearTimeout(this.#groupStatusTimer);
     await Promise.allSettled([...this.#inflight.values()]);
     await this.#groupWrites;
-    await this.#netbox.stop();
+    await Promise.allSettled(this.#sources.map((source) => source.stop()));
   }
 
   // --- the work loop --------------------------------------------------------
@@ -390,20 +395,20 @@ export class AllocatorController {
     if (!svc) {
       this.#unobserved.delete(key);
       this.#pending.delete(key);
-      if (this.#ipam.release(key)) this.#afterRelease(key, 'the Service was deleted', held);
+      if (this.#release(key, held)) this.#afterRelease(key, 'the Service was deleted');
       return undefined;
     }
     const intent = serviceIntent(svc, this.#opts);
     if (intent.kind === 'release') {
       this.#pending.delete(key);
-      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why, held);
+      if (this.#release(key, held)) this.#afterRelease(key, intent.why);
       return this.#write(svc, servicePatch(svc, undefined));
     }
     if (intent.kind === 'ignore') {
       // Another load balancer's Service: no write, no Event, whatever it carries.
       this.#pending.delete(key);
       this.#unobserved.delete(key);
-      if (this.#ipam.release(key)) this.#afterRelease(key, intent.why, held);
+      if (this.#release(key, held)) this.#afterRelease(key, intent.why);
       return undefined;
     }
     if (intent.kind === 'refuse') {
@@ -417,8 +422,10 @@ export class AllocatorController {
     const before = this.#ipam.get(key);
     let allocation: Allocation | undefined;
     try {
-      // A Netbox group answers undefined while Netbox is being asked: keep what is held until then.
-      allocation = this.#netbox.serves(intent.request.group) ? (this.#netbox.allocate(intent.request) ?? before) : this.#ipam.allocate(intent.request);
+      const result = this.#sourceFor(intent.request.group).allocate(intent.request);
+      // Pending: the source wakes the Service when its answer is in; what is held stays until then.
+      allocation = isPending(result) ? before : result;
+      if (isPending(result)) this.#d.log.debug({ service: key, waitingFor: result.waitingFor }, 'allocation pending');
       this.#pending.delete(key);
     } catch (e) {
       if (!(e instanceof IpamError) && !(e instanceof NetboxError)) throw e;
@@ -430,7 +437,7 @@ export class AllocatorController {
     if (allocation && (before?.addresses.join() !== allocation.addresses.join() || before?.group !== allocation.group)) {
       this.#d.metrics.allocations.inc();
       if (before && before.addresses.some((a) => !allocation.addresses.includes(a))) {
-        this.#netbox.released(before);
+        this.#sourceFor(before.group).reclaim(before);
         this.#retryPending();
       }
       this.#markGroupStatusDirty();
@@ -518,8 +525,18 @@ export class AllocatorController {
     return e.message;
   }
 
-  #afterRelease(key: string, why: string, held: Allocation | undefined): void {
-    if (held) this.#netbox.released(held);
+  /** The source a group's addresses come from; a group nobody serves goes to #ipam, which names what is wrong with it. */
+  #sourceFor(group: string | undefined): AddressSource {
+    const name = group ?? 'default';
+    return this.#sources.find((source) => source.serves(name)) ?? this.#local;
+  }
+
+  /** Frees what the Service holds through the source of its group; whether it held anything. */
+  #release(key: string, held: Allocation | undefined): boolean {
+    return held !== undefined && this.#sourceFor(held.group).release(key);
+  }
+
+  #afterRelease(key: string, why: string): void {
     this.#d.metrics.releases.inc();
     this.#d.log.debug({ service: key, why }, 'released');
     this.#markGroupStatusDirty();
@@ -566,8 +583,8 @@ export class AllocatorController {
     this.#netbox.setGroups(netboxGroups);
     const { orphans } = this.#ipam.setGroups(specs);
     for (const o of orphans) {
-      // Netbox groups have no pools in #ipam: their adopted addresses are not orphans.
-      if (this.#netbox.serves(o.group)) continue;
+      // A group whose addresses come from another source has no pools in #ipam: what it hands out is no orphan.
+      if (this.#sourceFor(o.group) !== this.#local) continue;
       const svc = this.#d.services.get(o.service);
       if (!svc) continue;
       const validity = this.#validity.get(o.group);
@@ -691,8 +708,9 @@ export class AllocatorController {
     const now = new Date().toISOString();
     for (const sg of this.#d.groups.list()) {
       const name = sg.metadata.name;
-      const validity = this.#netbox.validity(name) ?? this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
-      const stats = this.#lastGood.has(name) ? this.#ipam.stats(name) : this.#netbox.stats(name);
+      const source = this.#sourceFor(name);
+      const validity = source.validity(name) ?? this.#validity.get(name) ?? { valid: false, reason: 'Unknown', message: 'not yet processed' };
+      const stats = source.stats(name);
       const overlaps = this.#overlaps.get(name);
       const desired = serviceGroupStatus(sg, validity, stats, now, overlaps ? { message: overlapMessage(overlaps) } : undefined);
       const patch = mergePatchIfChanged(sg.status ?? {}, desired);

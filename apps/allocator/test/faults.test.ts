@@ -4,7 +4,8 @@
 import t from 'tap';
 import { type EventRecorder, type InformerHandlers, type KubeObject, KubeClient, type Node, type RequestOptions, type Service, type ServiceGroup, ingressIPs, maxAttemptsInWindow, objectKey } from '@purelb/k8s-glue';
 import { FakeKubeClient, ManualClock } from '@purelb/k8s-glue/testing';
-import { AllocatorController } from '../src/controller.ts';
+import { FakeNetbox } from '@purelb/ipam-netbox/testing';
+import { AllocatorController, type NetboxSettings } from '../src/controller.ts';
 import { createMetrics } from '../src/metrics.ts';
 
 const NS = 'purelb';
@@ -84,7 +85,7 @@ class ReplicaClient extends KubeClient {
   }
 }
 
-function replica(fake: FakeKubeClient, clock: ManualClock) {
+function replica(fake: FakeKubeClient, clock: ManualClock, netbox?: NetboxSettings) {
   const client = new ReplicaClient(fake, clock);
   const services = new ManualCache<Service>(fake, SERVICES);
   const groups = new ManualCache<ServiceGroup>(fake, GROUPS);
@@ -92,7 +93,7 @@ function replica(fake: FakeKubeClient, clock: ManualClock) {
   const events: { reason: string; message: string }[] = [];
   const recorder = { event: (_ref: unknown, _type: string, reason: string, message: string) => void events.push({ reason, message }) } as unknown as EventRecorder;
   const controller = new AllocatorController(
-    { namespace: NS, requireLoadBalancerClass: false, writeConcurrency: 4, groupStatusIntervalMs: 3_600_000 },
+    { namespace: NS, requireLoadBalancerClass: false, writeConcurrency: 4, groupStatusIntervalMs: 3_600_000, netbox },
     { client, services, groups, nodes, events: recorder, metrics: createMetrics(), log: quiet, clock },
   );
   const sync = (include?: (s: Service) => boolean): void => {
@@ -316,4 +317,52 @@ t.test('many failing Services: each backs off on its own, and the retries stay b
   for (let i = 0; i < 30; i++) t.ok(one.client.patchesTo(`s${i}`).length <= 8);
   await one.depose();
   await one.controller.stop();
+});
+
+t.test('a Netbox group takes the same path: pending while Netbox answers, then one write of the address it recorded; a new leader adopts it', async (t) => {
+  const { fake, clock } = await world();
+  await fake.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'netbox-client', namespace: NS }, data: { 'user-token': Buffer.from('fake-token\n').toString('base64') } });
+  await fake.create(GROUPS, { apiVersion: 'purelb.io/v1', kind: 'ServiceGroup', metadata: { name: 'nb', namespace: NS }, spec: { netbox: { url: 'https://netbox.invalid', tenant: 'k8s' } } });
+  const netbox = new FakeNetbox({ prefixes: ['198.51.100.0/29'] });
+  const settings: NetboxSettings = { connect: netbox.connect, clock: netbox.clock, random: () => 0 };
+  await create(fake, 'web', { 'purelb.io/service-group': 'nb' });
+  const one = replica(fake, clock, settings);
+  one.sync();
+  netbox.holding = true;
+  one.lead();
+  for (let i = 0; i < 10 && netbox.calls.every((c) => c.op !== 'allocate'); i++) {
+    netbox.answer();
+    await settle();
+  }
+  t.match(netbox.calls, [{ op: 'resolve' }, { op: 'held' }, { op: 'allocate', holder: 'shop/web' }], 'the group was read, then an address asked for');
+  t.equal(one.client.patchesTo('web').length, 0, 'nothing written while pending');
+  t.equal(one.controller.ipam.get('shop/web'), undefined);
+  netbox.answer();
+  await settle();
+  t.same(addressOf(fake, 'web'), ['198.51.100.1'], 'the address Netbox answered with');
+  t.equal(netbox.holderOf('198.51.100.1'), 'shop/web');
+  t.equal(one.client.patchesTo('web').length, 1, 'one write');
+  t.match(one.events, [{ reason: 'AddressAssigned', message: 'Assigned 198.51.100.1 from ServiceGroup nb' }]);
+  one.sync();
+  await one.depose();
+
+  const two = replica(fake, clock, settings);
+  two.sync();
+  t.same(two.controller.ipam.get('shop/web'), { group: 'nb', addresses: ['198.51.100.1'] }, 'the standby mirrors it');
+  netbox.holding = false;
+  two.lead();
+  await settle();
+  t.same(addressOf(fake, 'web'), ['198.51.100.1'], 'a leader change changes no address');
+  t.equal(netbox.calls.filter((c) => c.op === 'allocate').length, 1, 'and asks Netbox for none');
+  t.equal(two.client.patchesTo('web').length, 0);
+
+  // Deleted: the address goes back to Netbox through the same release path as a local one.
+  await fake.delete('/api/v1/namespaces/shop/services/web');
+  two.sync();
+  await settle();
+  t.same(netbox.records(), [], 'given back to Netbox');
+  await two.depose();
+  await two.controller.stop();
+  await one.controller.stop();
+  t.equal(netbox.openConnections, 0, 'stop closes the Netbox connections');
 });

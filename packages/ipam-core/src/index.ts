@@ -18,3 +18,12 @@ export {
   type Orphan,
   type SetGroupsResult,
 } from './ipam.ts';
+export {
+  type AddressSource,
+  type AllocateResult,
+  type AllocationLedger,
+  type GroupValidity,
+  type PendingAllocation,
+  IpamSource,
+  isPending,
+} from './source.ts';

@@ -23,3 +23,15 @@ export {
   splitCidr,
 } from './models.ts';
 export { NetboxPool, type NetboxPoolSpec, type NetboxSource, type HeldAddress, type ResolvedPool, type ReleaseOutcome } from './pool.ts';
+export {
+  NetboxAddressSource,
+  type NetboxAddressSourceOptions,
+  type NetboxGroupSpec,
+  type NetboxPoolApi,
+  type NetboxConnection,
+  type NetboxClock,
+  type HolderDirectory,
+  type NetboxSourceEvent,
+  holderOf,
+  netboxReason,
+} from './address-source.ts';

@@ -12,3 +12,4 @@ export {
   type IpAddressRecord,
   type SeedRequest,
 } from './emulator.ts';
+export { FakeNetbox, FakeNetboxClock, type FakeNetboxOptions, type FakeNetboxCall, type FakeNetboxOperation, type FakeNetboxRecord } from './fake.ts';
