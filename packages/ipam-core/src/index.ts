@@ -1,4 +1,4 @@
-export { type Family, type Address, FAMILIES, parseAddress, formatAddress, ipv4MappedText } from './address.ts';
+export { type Family, type Address, FAMILIES, parseAddress, formatAddress, addressFromBytes, ipv4MappedText } from './address.ts';
 export { IpamError, IpamErrorCode, type IpamErrorContext } from './errors.ts';
 export { type GroupSpec, type Group, parseGroup } from './group.ts';
 export {

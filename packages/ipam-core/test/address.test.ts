@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { formatAddress, parseAddress } from '../src/address.ts';
+import { addressFromBytes, formatAddress, parseAddress } from '../src/address.ts';
 
 t.test('parseAddress accepts canonical v4 and v6 text', async (t) => {
   const table: [string, 'IPv4' | 'IPv6', bigint][] = [
@@ -55,4 +55,27 @@ t.test('formatAddress agrees with ipaddr.js on random values (property)', async 
     { numRuns: 2000 },
   );
   t.pass('no counterexample');
+});
+
+t.test('addressFromBytes reads network order; 4 bytes are IPv4, 16 IPv6', async (t) => {
+  const table: [number[], string | undefined][] = [
+    [[192, 0, 2, 1], '192.0.2.1'],
+    [[203, 0, 113, 255], '203.0.113.255'],
+    [[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], '2001:db8::1'],
+    [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1], '::ffff:c000:201'],
+    [[], undefined],
+    [[192, 0, 2], undefined],
+    [[0, 0, 0, 0, 0, 0, 0, 0], undefined],
+  ];
+  for (const [bytes, want] of table) {
+    const a = addressFromBytes(Uint8Array.from(bytes));
+    t.equal(a && formatAddress(a.family, a.value), want, bytes.join('.'));
+  }
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
+      const a = addressFromBytes(bytes)!;
+      return a.family === 'IPv6' && formatAddress('IPv6', a.value) === (ipaddr.fromByteArray(Array.from(bytes)) as ipaddr.IPv6).toRFC5952String();
+    }),
+    { numRuns: 1000 },
+  );
 });
