@@ -12,7 +12,7 @@
 // - the reconcile loop applies the plan; taking over an address (probe, claim, add) runs
 //   on its own, and API writes (announcements, the Lease) go through a queue with short
 //   timeouts.
-import { type Address, type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup } from '@purelb/ipam-core';
+import { type Address, type Family, type Pool, formatAddress, ipv4MappedText, parseAddress, parseGroup, subnetTextOf } from '@purelb/ipam-core';
 import {
   type Membership,
   type SafetyDecision,
@@ -49,7 +49,7 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type LocalSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
+import { type LinkSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
   readonly metadata: { readonly name: string; readonly namespace?: string | undefined; readonly resourceVersion?: string | undefined; readonly labels?: Readonly<Record<string, string>> | undefined };
@@ -153,9 +153,9 @@ export class NodeAgent {
   /** The problems found by the pass in progress (start, or a reconcile). */
   readonly #configProblemsNow = new Set<string>();
   /** Subnets of every link of the node but the virtual one and loopback: never virtual. */
-  #nodeSubnets: LocalSubnet[] = [];
+  #nodeSubnets: LinkSubnet[] = [];
   #createdVirtualLink: string | undefined;
-  #localSubnets: LocalSubnet[] = [];
+  #localSubnets: LinkSubnet[] = [];
   /** Addresses this process put on a link: always ours to remove. */
   readonly #added = new Set<string>();
   /** Local addresses present on their link and held by this node: the refresh loop renews these. */
@@ -848,20 +848,20 @@ export class NodeAgent {
   }
 
   /** Subnets of every link but the virtual one and loopback. */
-  async #readNodeSubnets(): Promise<LocalSubnet[]> {
-    const out: LocalSubnet[] = [];
+  async #readNodeSubnets(): Promise<LinkSubnet[]> {
+    const out: LinkSubnet[] = [];
     const names = new Map((await this.#d.netlink.listLinks().catch(() => [])).map((l) => [l.index, l.name]));
     for (const a of await this.#d.netlink.listAddresses().catch(() => [] as InterfaceAddress[])) {
       const link = names.get(a.linkIndex);
       if (link === undefined || link === this.#linkConfig.extlbint || link === 'lo' || isLinkLocal(a) || this.#added.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
-      const cidr = subnetText(a);
+      const cidr = subnetTextOf(a.address, a.prefixLength);
       if (!out.some((s) => s.cidr === cidr)) out.push({ family: a.family, cidr, prefixLength: a.prefixLength, link });
     }
     return out;
   }
 
   /** Subnets of the local interfaces: `default` = the default route's interface per family, else a regular expression. */
-  async #readLocalSubnets(): Promise<LocalSubnet[]> {
+  async #readLocalSubnets(): Promise<LinkSubnet[]> {
     const links: string[] = [];
     if (this.#linkConfig.localint === 'default') {
       for (const f of ['IPv4', 'IPv6'] as const) {
@@ -871,11 +871,11 @@ export class NodeAgent {
     } else {
       for (const l of await this.#d.netlink.findLinks(this.#linkConfig.localint)) links.push(l.name);
     }
-    const out: LocalSubnet[] = [];
+    const out: LinkSubnet[] = [];
     for (const link of links) {
       for (const a of await this.#d.netlink.listAddresses({ link })) {
         if (this.#added.has(a.address) || isLinkLocal(a)) continue;
-        const cidr = subnetText(a);
+        const cidr = subnetTextOf(a.address, a.prefixLength);
         if (!out.some((s) => s.cidr === cidr)) out.push({ family: a.family, cidr, prefixLength: a.prefixLength, link });
       }
     }
@@ -1251,12 +1251,4 @@ function errText(e: unknown): string {
 
 function isLinkLocal(a: InterfaceAddress): boolean {
   return a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80:');
-}
-
-/** `192.0.2.11/24` -> `192.0.2.0/24`. */
-export function subnetText(a: { family: Family; address: string; prefixLength: number }): string {
-  const p = parseAddress(a.address)!;
-  const bits = a.family === 'IPv4' ? 32n : 128n;
-  const host = (1n << (bits - BigInt(a.prefixLength))) - 1n;
-  return `${formatAddress(a.family, p.value & ~host)}/${a.prefixLength}`;
 }

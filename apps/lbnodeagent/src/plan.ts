@@ -1,5 +1,5 @@
 // What this node must hold: a pure function of a snapshot of the cluster and the node.
-import { type Family, parseAddress, parseSubnet } from '@purelb/ipam-core';
+import { type Family, type ReservedAddressKind, cidrContains, parseAddress, parseSubnetCached, reservedAddressKind } from '@purelb/ipam-core';
 import type { AddressVerdict } from '@purelb/election';
 
 /** A Service address as the agent sees it. */
@@ -19,8 +19,12 @@ export interface ServiceAddress {
   readonly announcedBy?: string | undefined;
 }
 
-/** A subnet this node has on one of its local interfaces (matching `localint`). */
-export interface LocalSubnet {
+/**
+ * A subnet this node has on one of its links, by link name: what the plan reads. Not
+ * linux-net's `LocalSubnet`, which is the kernel's answer for one address (the `Link`
+ * object and the interface's own address in the subnet).
+ */
+export interface LinkSubnet {
   readonly family: Family;
   /** CIDR text with host bits cleared. */
   readonly cidr: string;
@@ -28,21 +32,17 @@ export interface LocalSubnet {
   readonly link: string;
 }
 
-export interface Member {
-  readonly name: string;
-  readonly subnets: readonly string[];
-}
-
 export interface NodeSnapshot {
   readonly node: string;
   readonly addresses: readonly ServiceAddress[];
-  readonly localSubnets: readonly LocalSubnet[];
+  /** Subnets of the local interfaces (the links `localint` matches). */
+  readonly localSubnets: readonly LinkSubnet[];
   /**
    * Subnets of every link of the node (but the virtual one and loopback). An address in one
    * of them that is not local (no link matches `localint` there) is never put on the
    * virtual interface: the kernel would answer ARP for it on the LAN from every node.
    */
-  readonly nodeSubnets?: readonly LocalSubnet[];
+  readonly nodeSubnets?: readonly LinkSubnet[];
   /** `localint` as written, for the note that explains such an address. */
   readonly localint?: string;
   /**
@@ -92,34 +92,15 @@ export interface NodePlan {
   readonly notes: readonly Note[];
 }
 
-/** The local subnet (of this node) that holds the address, longest prefix first. */
-export function localSubnetOf(address: string, subnets: readonly LocalSubnet[]): LocalSubnet | undefined {
+/** The subnet (of this node) that holds the address, longest prefix first. */
+export function localSubnetOf(address: string, subnets: readonly LinkSubnet[]): LinkSubnet | undefined {
   const a = parseAddress(address);
   if (!a) return undefined;
-  let best: LocalSubnet | undefined;
+  let best: LinkSubnet | undefined;
   for (const s of subnets) {
-    if (s.family !== a.family) continue;
-    const sub = subnetMask(s.cidr);
-    if (sub && (a.value & sub.mask) === sub.network && (!best || s.prefixLength > best.prefixLength)) best = s;
+    if (cidrContains(s.cidr, a) && (!best || s.prefixLength > best.prefixLength)) best = s;
   }
   return best;
-}
-
-// A node has a handful of subnets and every address of every Service is checked against
-// them on each pass: parse each CIDR once. Bounded: cleared if it ever grows past 256.
-const masks = new Map<string, { network: bigint; mask: bigint } | undefined>();
-
-function subnetMask(cidr: string): { network: bigint; mask: bigint } | undefined {
-  if (masks.has(cidr)) return masks.get(cidr);
-  const sub = parseSubnet(cidr);
-  let out: { network: bigint; mask: bigint } | undefined;
-  if (sub) {
-    const bits = sub.family === 'IPv4' ? 32n : 128n;
-    out = { network: sub.network, mask: ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(sub.prefixLength))) - 1n) };
-  }
-  if (masks.size >= 256) masks.clear();
-  masks.set(cidr, out);
-  return out;
 }
 
 /**
@@ -127,15 +108,10 @@ function subnetMask(cidr: string): { network: bigint; mask: bigint } | undefined
  * broadcast address (subnets up to /30; /31 and /32 have none, RFC 3021) or the IPv6
  * subnet-router anycast address (up to /126; /127 and /128 have none, RFC 6164).
  */
-export function reservedAddress(address: string, subnet: LocalSubnet): 'network' | 'broadcast' | 'subnet-router anycast' | undefined {
+export function reservedAddress(address: string, subnet: LinkSubnet): ReservedAddressKind | undefined {
   const a = parseAddress(address);
-  const sub = subnetMask(subnet.cidr);
-  if (!a || !sub || a.family !== subnet.family) return undefined;
-  const bits = a.family === 'IPv4' ? 32 : 128;
-  if (subnet.prefixLength >= bits - 1) return undefined;
-  if (a.value === sub.network) return a.family === 'IPv4' ? 'network' : 'subnet-router anycast';
-  if (a.family === 'IPv4' && a.value === (sub.network | (((1n << BigInt(bits)) - 1n) ^ sub.mask))) return 'broadcast';
-  return undefined;
+  const sub = parseSubnetCached(subnet.cidr);
+  return a && sub && reservedAddressKind(sub, a);
 }
 
 export function planNode(s: NodeSnapshot): NodePlan {

@@ -1,14 +1,14 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { type SafetyDecision, addressVerdict, hardFenceMs, safetyTiming } from '@purelb/election';
-import { type LocalSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, addressLifetimes, localSubnetOf, planNode } from '../src/plan.ts';
+import { type Member, type SafetyDecision, addressVerdict, hardFenceMs, safetyTiming } from '@purelb/election';
+import { type LinkSubnet, type NodeSnapshot, type ServiceAddress, addressChanges, addressLifetimes, localSubnetOf, planNode } from '../src/plan.ts';
 
 const timing = safetyTiming(200, 1);
 /**
  * The safety rule's verdicts for `node` when `candidates` are live (swim mode), the other
  * nodes lost at time 0, evaluated at `now`.
  */
-function verdictFor(node: string, candidates: readonly { name: string; subnets: readonly string[] }[], now = 0): NodeSnapshot['verdict'] {
+function verdictFor(node: string, candidates: readonly Member[], now = 0): NodeSnapshot['verdict'] {
   const names = new Set(candidates.map((c) => c.name));
   const decision: SafetyDecision = {
     mode: 'swim',
@@ -23,8 +23,8 @@ function verdictFor(node: string, candidates: readonly { name: string; subnets: 
   return (address, announcedBy) => addressVerdict(decision, { self: node, now, leases: new Map(), timing }, address, announcedBy);
 }
 
-const lan4: LocalSubnet = { family: 'IPv4', cidr: '192.0.2.0/24', prefixLength: 24, link: 'eth0' };
-const lan6: LocalSubnet = { family: 'IPv6', cidr: '2001:db8::/64', prefixLength: 64, link: 'eth0' };
+const lan4: LinkSubnet = { family: 'IPv4', cidr: '192.0.2.0/24', prefixLength: 24, link: 'eth0' };
+const lan6: LinkSubnet = { family: 'IPv6', cidr: '2001:db8::/64', prefixLength: 64, link: 'eth0' };
 const nodes = ['node-1', 'node-2', 'node-3'];
 const everyone = nodes.map((name) => ({ name, subnets: ['192.0.2.0/24', '2001:db8::/64'] }));
 const addr = (address: string, o: Partial<ServiceAddress> = {}): ServiceAddress => ({
@@ -47,7 +47,7 @@ const snap = (node: string, addresses: ServiceAddress[], over: Partial<NodeSnaps
 });
 
 t.test('local subnet lookup takes the longest prefix', async (t) => {
-  const narrow: LocalSubnet = { family: 'IPv4', cidr: '192.0.2.192/26', prefixLength: 26, link: 'eth1' };
+  const narrow: LinkSubnet = { family: 'IPv4', cidr: '192.0.2.192/26', prefixLength: 26, link: 'eth1' };
   t.equal(localSubnetOf('192.0.2.200', [lan4, narrow])?.link, 'eth1');
   t.equal(localSubnetOf('192.0.2.10', [lan4, narrow])?.link, 'eth0');
   t.equal(localSubnetOf('203.0.113.1', [lan4, narrow]), undefined);
@@ -183,7 +183,7 @@ t.test('break before make: a winner waits while a live node still announces the 
 });
 
 t.test('a LAN address that no localint interface holds is never virtual', async (t) => {
-  const eth1: LocalSubnet = { family: 'IPv4', cidr: '198.51.100.0/24', prefixLength: 24, link: 'eth1' };
+  const eth1: LinkSubnet = { family: 'IPv4', cidr: '198.51.100.0/24', prefixLength: 24, link: 'eth1' };
   // localint matches eth0 only; 198.51.100.7 lies in eth1's subnet.
   const p = planNode(snap('node-1', [addr('198.51.100.7'), addr('203.0.113.9')], { nodeSubnets: [lan4, eth1], localint: '^eth0$' }));
   t.notOk(p.wanted.has('198.51.100.7'), 'not on the virtual interface');
@@ -212,7 +212,7 @@ t.test('a subnet\'s network, broadcast and subnet-router anycast addresses are n
       ],
     );
   }
-  const p2p: LocalSubnet = { family: 'IPv4', cidr: '198.51.100.0/31', prefixLength: 31, link: 'eth1' };
+  const p2p: LinkSubnet = { family: 'IPv4', cidr: '198.51.100.0/31', prefixLength: 31, link: 'eth1' };
   const held = nodes.map((n) => planNode(snap(n, [addr('198.51.100.0'), addr('198.51.100.1', { service: 'default/b' })], { localSubnets: [p2p], candidates: nodes.map((name) => ({ name, subnets: ['198.51.100.0/31'] })) })));
   t.equal(held.filter((p) => p.wanted.has('198.51.100.0')).length, 1, 'a /31 has none (RFC 3021): one node holds each address');
   t.equal(held.flatMap((p) => p.notes).length, 0);

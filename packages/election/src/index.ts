@@ -26,12 +26,12 @@ export {
   type MemberSnapshot,
 } from './messages.ts';
 export { Keyring, SealedEnvelope, PlainEnvelope, SEAL_OVERHEAD, DROP_REASONS, type DropReason, type Envelope, type OpenResult, type SealedEnvelopeOptions } from './seal.ts';
-export { type MemberInfo, type MemberStatus, isLive } from './member-state.ts';
+export { type Member, type MemberInfo, type MemberStatus, isLive } from './member-state.ts';
 export { Swim, STREAM_MAX_BYTES, type Counters, type DropCounterName, type MembershipEvent, type SwimOptions } from './swim.ts';
 export { Membership, type MembershipOptions, type MembershipEvents } from './membership.ts';
 export { type Transport, type TransportHandlers, type Scheduler, realScheduler, splitHostPort, joinHostPort } from './transport.ts';
 export { UdpTransport, DEFAULT_PORT, type UdpTransportOptions } from './udp-transport.ts';
-export { winner, winnerScore, canAnnounce, type WinnerCandidate } from './winner.ts';
+export { winner, winnerScore, canAnnounce } from './winner.ts';
 export {
   decideSafety,
   addressVerdict,

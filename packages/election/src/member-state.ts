@@ -4,16 +4,23 @@
 /** A member's status as this member sees it. `suspect` still counts as live. */
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
-/** A read-only view of one member. */
-export interface MemberInfo {
+/**
+ * A member by name with the subnets it can announce addresses on: what the per-address
+ * election (`winner`) reads. Every richer view of a member extends it.
+ */
+export interface Member {
   readonly name: string;
+  /** CIDRs it can announce addresses on; host bits are ignored, and text that is not a CIDR never matches. */
+  readonly subnets: readonly string[];
+}
+
+/** A read-only view of one member. */
+export interface MemberInfo extends Member {
   /** Where its gossip port is (`host:port`, IPv6 as `[host]:port`). */
   readonly address: string;
   /** Its own counter, raised whenever it refutes a suspicion or changes its metadata. */
   readonly incarnation: number;
   readonly status: MemberStatus;
-  /** CIDRs it can announce addresses on. */
-  readonly subnets: readonly string[];
   /** When the status last changed (ms, on the membership's clock). */
   readonly since: number;
 }

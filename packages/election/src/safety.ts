@@ -24,7 +24,7 @@
 //    while another host answers; and it claims the address at the API server first, with
 //    a resourceVersion precondition, so two takers with stale caches cannot both add.
 // Steps 1-4 are this module; step 5 is the agent with @purelb/linux-net.
-import type { MemberStatus } from './member-state.ts';
+import type { Member, MemberStatus } from './member-state.ts';
 import { canAnnounce, winner } from './winner.ts';
 
 /**
@@ -100,10 +100,8 @@ export function safetyTiming(isolationTimeoutMs: number, addressLifetimeS: numbe
 }
 
 /** A SWIM member as this node sees it (this node included). */
-export interface SafetyMember {
-  readonly name: string;
+export interface SafetyMember extends Member {
   readonly status: MemberStatus;
-  readonly subnets: readonly string[];
 }
 
 /** Another agent's Lease, as this node observed it (times on this node's clock). */

@@ -1,9 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { canAnnounce, winner, winnerScore, type WinnerCandidate } from '../src/index.ts';
+import { canAnnounce, winner, winnerScore, type Member, type MemberStatus } from '../src/index.ts';
 
 const lan = ['192.0.2.0/24', '2001:db8::/64'];
-const abc: WinnerCandidate[] = [
+const abc: Member[] = [
   { name: 'node-a', subnets: lan },
   { name: 'node-b', subnets: lan },
   { name: 'node-c', subnets: lan },
@@ -15,7 +15,7 @@ t.test('known answers: sha256(node#address), lowest hex wins', async (t) => {
   t.equal(winnerScore('node-b', '192.0.2.10').slice(0, 16), '6e9fb809c116d8f2');
   t.equal(winnerScore('node-c', '192.0.2.10').slice(0, 16), '39f2d7a8f2401847');
   t.equal(winnerScore('node-b', '2001:db8::10').slice(0, 16), '21d5668f18c03bbe');
-  const table: [string, WinnerCandidate[], string | undefined][] = [
+  const table: [string, Member[], string | undefined][] = [
     ['192.0.2.10', abc, 'node-c'],
     ['192.0.2.10', abc.slice(0, 2), 'node-b'],
     ['192.0.2.10', [abc[0]!], 'node-a'],
@@ -27,7 +27,7 @@ t.test('known answers: sha256(node#address), lowest hex wins', async (t) => {
 });
 
 t.test('only live members whose subnets contain the address take part', async (t) => {
-  const members: WinnerCandidate[] = [
+  const members: (Member & { status?: MemberStatus })[] = [
     { name: 'node-a', subnets: ['198.51.100.0/24'] },
     { name: 'node-b', subnets: ['192.0.2.0/25'] },
     { name: 'node-c', subnets: ['192.0.2.0/24'], status: 'dead' },

@@ -56,6 +56,17 @@ function parseUncached(text: string): Address | undefined {
   return undefined;
 }
 
+/**
+ * An address from its bytes in network order, as netlink and packets carry it: 4 bytes are
+ * IPv4, 16 are IPv6 (an IPv4-mapped one included); `undefined` for any other length.
+ */
+export function addressFromBytes(bytes: Uint8Array): Address | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 'IPv4' : 'IPv6', value: v };
+}
+
 const HEX = Array.from({ length: 0x10000 }, (_, i) => i.toString(16));
 
 /**

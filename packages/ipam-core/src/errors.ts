@@ -25,6 +25,8 @@ export const IpamErrorCode = {
    * address of its pool's subnet (`excludeSubnetReserved`).
    */
   AddressExcluded: 'IPAM_ADDRESS_EXCLUDED',
+  /** Address or CIDR text, or a prefix length, given to a subnet function that throws (`subnetOf`, `subnetTextOf`) is malformed. */
+  InvalidCidr: 'IPAM_INVALID_CIDR',
 } as const;
 
 export type IpamErrorCode = (typeof IpamErrorCode)[keyof typeof IpamErrorCode];

@@ -1,7 +1,21 @@
-export { type Family, type Address, FAMILIES, parseAddress, formatAddress, ipv4MappedText } from './address.ts';
+export { type Family, type Address, FAMILIES, parseAddress, formatAddress, addressFromBytes, ipv4MappedText } from './address.ts';
 export { IpamError, IpamErrorCode, type IpamErrorContext } from './errors.ts';
 export { type GroupSpec, type Group, parseGroup } from './group.ts';
-export { type PoolSpec, type Pool, type Subnet, parsePool, parseSubnet, formatSubnet, parseRangeText, poolSize, subnetReserved } from './pool.ts';
+export {
+  type Subnet,
+  type ReservedAddressKind,
+  parseSubnet,
+  parseSubnetCached,
+  formatSubnet,
+  subnetOf,
+  subnetTextOf,
+  lastAddress,
+  subnetContains,
+  cidrContains,
+  reservedAddressKind,
+  subnetReserved,
+} from './cidr.ts';
+export { type PoolSpec, type Pool, parsePool, parseRangeText, poolSize } from './pool.ts';
 export { type ServicePort } from './ports.ts';
 export {
   Ipam,

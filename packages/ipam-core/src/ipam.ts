@@ -2,7 +2,8 @@ import { type Family, FAMILIES, formatAddress, ipv4MappedText, parseAddress } fr
 import { IpamError, IpamErrorCode } from './errors.ts';
 import { type Group, type GroupSpec, findPool, parseGroup } from './group.ts';
 import { IntervalSet } from './interval-set.ts';
-import { type Pool, formatSubnet, poolSize, reservedKind, subnetReserved } from './pool.ts';
+import { formatSubnet, reservedAddressKind, subnetReserved } from './cidr.ts';
+import { type Pool, poolSize } from './pool.ts';
 import { type ServicePort, findPortConflict, parsePorts } from './ports.ts';
 
 /** `spec.ipFamilyPolicy` of a Service. */
@@ -314,7 +315,8 @@ export class Ipam {
   /** Which reserved address of the pool's subnet `v` is, if it is one (and they are excluded). */
   #reservedWhy(pool: Pool | undefined, v: bigint): string | undefined {
     if (!pool || !this.#reserved.get(pool)?.includes(v)) return undefined;
-    return `it is ${reservedKind(pool.subnet, v)} of subnet ${formatSubnet(pool.subnet)}`;
+    const kind = reservedAddressKind(pool.subnet, { family: pool.family, value: v });
+    return kind && `it is the ${kind} address of subnet ${formatSubnet(pool.subnet)}`;
   }
 
   /**

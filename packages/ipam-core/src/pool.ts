@@ -1,4 +1,5 @@
-import { type Family, familyBits, formatAddress, hostMask, ipv4MappedText, parseAddress } from './address.ts';
+import { type Family, familyBits, ipv4MappedText, parseAddress } from './address.ts';
+import { type Subnet, formatSubnet, lastAddress, parseCidrText, parseSubnet, subnetContains, subnetOf } from './cidr.ts';
 import { IpamError, IpamErrorCode } from './errors.ts';
 
 /** One pool entry as written in a ServiceGroup (`spec.local.v4pools[]` and friends). */
@@ -9,13 +10,6 @@ export interface PoolSpec {
   readonly subnet: string;
   /** `default` (the subnet's prefix length) or `/N`. Absent means `default`. */
   readonly aggregation?: string | undefined;
-}
-
-/** A subnet as a network value and prefix length (host bits cleared). */
-export interface Subnet {
-  readonly family: Family;
-  readonly network: bigint;
-  readonly prefixLength: number;
 }
 
 /** A validated pool: an inclusive range of addresses inside a subnet. */
@@ -52,34 +46,7 @@ export function parseRangeText(text: string): { family: Family; first: bigint; l
   }
   const cidr = parseCidrText(text);
   if (!cidr) return undefined;
-  return { family: cidr.family, first: cidr.address, last: cidr.address | hostMask(cidr.family, cidr.prefixLength) };
-}
-
-/** `a/n` with `a` kept as written (host bits not cleared). */
-export function parseCidrText(text: string): { family: Family; address: bigint; prefixLength: number } | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const a = parseAddress(text.slice(0, slash));
-  const lenText = text.slice(slash + 1).trim();
-  if (!a || !/^\d{1,3}$/.test(lenText)) return undefined;
-  const prefixLength = Number(lenText);
-  if (prefixLength > familyBits(a.family)) return undefined;
-  return { family: a.family, address: a.value, prefixLength };
-}
-
-/** A subnet CIDR; host bits are cleared (`192.0.2.7/24` is `192.0.2.0/24`). */
-export function parseSubnet(text: string): Subnet | undefined {
-  const c = parseCidrText(text);
-  if (!c) return undefined;
-  return { family: c.family, network: c.address & ~hostMask(c.family, c.prefixLength), prefixLength: c.prefixLength };
-}
-
-export function formatSubnet(subnet: Subnet): string {
-  return `${formatAddress(subnet.family, subnet.network)}/${subnet.prefixLength}`;
-}
-
-export function subnetContains(subnet: Subnet, value: bigint): boolean {
-  return (value & ~hostMask(subnet.family, subnet.prefixLength)) === subnet.network;
+  return { family: cidr.family, first: cidr.address, last: lastAddress(subnetOf({ family: cidr.family, value: cidr.address }, cidr.prefixLength)) };
 }
 
 /**
@@ -108,7 +75,7 @@ export function parsePool(spec: PoolSpec, group: string, field: string, family: 
   if (ipv4MappedText({ family: r.family, value: r.first }) !== undefined || ipv4MappedText({ family: r.family, value: r.last }) !== undefined) {
     fail(`"${spec.pool}" holds IPv4-mapped IPv6 addresses (::ffff:0:0/96), which nothing answers for on the wire; write IPv4 pools as IPv4`, 'pool');
   }
-  if (!subnetContains(s, r.first) || !subnetContains(s, r.last)) {
+  if (!subnetContains(s, { family: r.family, value: r.first }) || !subnetContains(s, { family: r.family, value: r.last })) {
     fail(`"${spec.pool}" does not lie inside subnet ${formatSubnet(s)}`, 'pool');
   }
   const aggregation = parseAggregation(spec.aggregation, s);
@@ -119,25 +86,6 @@ export function parsePool(spec: PoolSpec, group: string, field: string, family: 
     );
   }
   return { family: r.family, text: spec.pool, field, first: r.first, last: r.last, subnet: s, aggregation };
-}
-
-/**
- * The addresses of a subnet that are never handed out when `excludeSubnetReserved` is on:
- * for IPv4 the network (all-zero host part) and broadcast (all-ones) addresses, for IPv6
- * the subnet-router anycast address (all-zero host part, RFC 4291 2.6.1). Point-to-point
- * and host subnets have none: an IPv4 /31 uses both of its addresses (RFC 3021), an IPv6
- * /127 both of its (RFC 6164), and /32 and /128 are one address.
- */
-export function subnetReserved(subnet: Subnet): bigint[] {
-  const bits = familyBits(subnet.family);
-  if (subnet.prefixLength >= bits - 1) return [];
-  return subnet.family === 'IPv4' ? [subnet.network, subnet.network | hostMask(subnet.family, subnet.prefixLength)] : [subnet.network];
-}
-
-/** What a reserved address of `subnet` is, for messages. */
-export function reservedKind(subnet: Subnet, value: bigint): string {
-  if (subnet.family === 'IPv6') return 'the subnet-router anycast address';
-  return value === subnet.network ? 'the network address' : 'the broadcast address';
 }
 
 /** `default` (or absent) is the subnet's prefix length; `/N` must not be shorter than the subnet. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { formatAddress, parseAddress } from '../src/address.ts';
+import { addressFromBytes, formatAddress, parseAddress } from '../src/address.ts';
 
 t.test('parseAddress accepts canonical v4 and v6 text', async (t) => {
   const table: [string, 'IPv4' | 'IPv6', bigint][] = [
@@ -72,4 +72,27 @@ t.test('parseAddress answers the same from its memory, which stays bounded and c
     if (a?.value !== 0x20010db8n * 2n ** 96n + BigInt(i)) t.fail(`${text} parsed as ${a?.value}`);
   }
   t.same(parseAddress('2001:db8::7'), { family: 'IPv6', value: 0x20010db8n * 2n ** 96n + 7n }, 'right after the memory was cleared');
+});
+
+t.test('addressFromBytes reads network order; 4 bytes are IPv4, 16 IPv6', async (t) => {
+  const table: [number[], string | undefined][] = [
+    [[192, 0, 2, 1], '192.0.2.1'],
+    [[203, 0, 113, 255], '203.0.113.255'],
+    [[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], '2001:db8::1'],
+    [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1], '::ffff:c000:201'],
+    [[], undefined],
+    [[192, 0, 2], undefined],
+    [[0, 0, 0, 0, 0, 0, 0, 0], undefined],
+  ];
+  for (const [bytes, want] of table) {
+    const a = addressFromBytes(Uint8Array.from(bytes));
+    t.equal(a && formatAddress(a.family, a.value), want, bytes.join('.'));
+  }
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
+      const a = addressFromBytes(bytes)!;
+      return a.family === 'IPv6' && formatAddress('IPv6', a.value) === (ipaddr.fromByteArray(Array.from(bytes)) as ipaddr.IPv6).toRFC5952String();
+    }),
+    { numRuns: 1000 },
+  );
 });

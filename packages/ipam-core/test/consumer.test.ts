@@ -13,6 +13,9 @@ const tsc = join(repoRoot, 'node_modules', '.bin', 'tsc');
 // Plain output whatever the parent runner forces (nx sets FORCE_COLOR).
 const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
 delete env.FORCE_COLOR;
+// A build, a pack, an install and two compiles: about 30 s alone on two cores, longer on a
+// busy machine. Each step has its own 180 s bound (below); the file gets the sum of its steps.
+t.setTimeout(600_000);
 const run = (cmd: string, args: string[], cwd: string): string =>
   execFileSync(cmd, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
 

@@ -1,6 +1,6 @@
 // A ServiceGroup's view of Netbox: where addresses come from (a prefix, an IP range, or
 // the tenant's reserved addresses), taking one, giving it back, and finding what we hold.
-import { type Family, FAMILIES } from '@purelb/ipam-core';
+import { type Family, type Subnet, FAMILIES, lastAddress, subnetOf, subnetReserved } from '@purelb/ipam-core';
 import type { NetboxClient } from './client.ts';
 import { NetboxError, NetboxErrorCode, withContext } from './errors.ts';
 import { type NetboxIpAddress, type NetboxTenant, parseIpAddress, parseIpRange, parsePrefix, parseTenant, splitCidr } from './models.ts';
@@ -288,30 +288,27 @@ export class NetboxPool {
   async #prefixSource(id: number, prefix: string, family: Family, isPool: boolean, tenant: NetboxTenant | undefined): Promise<NetboxSource> {
     if (this.#spec.legacyReserved) return this.#reservedSource(family, prefix, tenant!);
     const c = splitCidr(prefix, 'prefix', 'prefix');
-    const bits = family === 'IPv4' ? 32 : 128;
-    const hostBits = BigInt(bits - c.maskLength);
-    const first = (c.value >> hostBits) << hostBits;
-    const last = first + (1n << hostBits) - 1n;
-    const all = 1n << hostBits;
+    const subnet = subnetOf({ family, value: c.value }, c.maskLength);
+    const first = subnet.network;
+    const last = lastAddress(subnet);
     // Netbox leaves out what it never hands out: network and broadcast of an IPv4
     // prefix, the subnet-router anycast address of an IPv6 one (not for pools or /31, /127).
-    const excluded = isPool || hostBits <= 1n ? 0n : family === 'IPv4' ? 2n : 1n;
-    return { kind: 'prefix', id, family, label: `prefix ${prefix}`, prefix, size: all - excluded, first, last };
+    const excluded = isPool ? 0n : BigInt(subnetReserved(subnet).length);
+    return { kind: 'prefix', id, family, label: `prefix ${prefix}`, prefix, size: last - first + 1n - excluded, first, last };
   }
 
   async #reservedSource(family: Family, prefix: string | undefined, tenant: NetboxTenant): Promise<NetboxSource> {
     const parent = prefix ? `&parent=${encodeURIComponent(prefix)}` : '';
     const body = (await this.#client.request('GET', `/ipam/ip-addresses/?tenant_id=${tenant.id}&status=reserved&family=${FAMILY_NUMBER[family]}${parent}&limit=1`)) as { count?: unknown };
     const reserved = typeof body?.count === 'number' ? BigInt(body.count) : 0n;
-    let first = 0n;
-    let last = family === 'IPv4' ? (1n << 32n) - 1n : (1n << 128n) - 1n;
+    // Without a prefix, the whole address space of the family.
+    let within: Subnet = { family, network: 0n, prefixLength: 0 };
     if (prefix) {
       const c = splitCidr(prefix, 'prefix', 'prefix');
-      const hostBits = BigInt((family === 'IPv4' ? 32 : 128) - c.maskLength);
-      first = (c.value >> hostBits) << hostBits;
-      last = first + (1n << hostBits) - 1n;
+      within = subnetOf({ family, value: c.value }, c.maskLength);
     }
-    return { kind: 'reserved', family, label: `reserved ${family} addresses of tenant "${tenant.slug}"${prefix ? ` in ${prefix}` : ''}`, prefix, size: reserved, first, last };
+    const label = `reserved ${family} addresses of tenant "${tenant.slug}"${prefix ? ` in ${prefix}` : ''}`;
+    return { kind: 'reserved', family, label, prefix, size: reserved, first: within.network, last: lastAddress(within) };
   }
 
   async #postAvailable(source: NetboxSource, tenant: NetboxTenant | undefined, description: string, dnsName: string | undefined): Promise<NetboxIpAddress & { value: bigint }> {

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import { addressFromBytes, formatAddress } from '@purelb/ipam-core';
 import { NetlinkError, NetlinkErrorCode } from './errors.ts';
 import type { Family } from './types.ts';
 
@@ -60,29 +60,11 @@ function ipv6Bytes(text: string): Uint8Array {
   return out;
 }
 
-/** Formats 4 or 16 bytes as text (IPv6 in RFC 5952 form). */
+/** Formats 4 or 16 bytes as text (IPv6 in RFC 5952 form, as ipam-core writes every address). */
 export function formatAddressBytes(bytes: Uint8Array): string {
-  const parsed = ipaddr.fromByteArray(Array.from(bytes));
-  return parsed.kind() === 'ipv6' ? (parsed as ipaddr.IPv6).toRFC5952String() : parsed.toString();
-}
-
-/** The network address of `bytes` under `prefixLength` (host bits cleared). */
-export function networkBytes(bytes: Uint8Array, prefixLength: number): Uint8Array {
-  const out = Uint8Array.from(bytes);
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefixLength - i * 8));
-    out[i]! &= keep === 8 ? 0xff : (0xff << (8 - keep)) & 0xff;
-  }
-  return out;
-}
-
-/** Whether `candidate` lies in the subnet `network/prefixLength` (both of one family). */
-export function subnetContains(network: Uint8Array, prefixLength: number, candidate: Uint8Array): boolean {
-  if (network.length !== candidate.length) return false;
-  const a = networkBytes(network, prefixLength);
-  const b = networkBytes(candidate, prefixLength);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  const a = addressFromBytes(bytes);
+  if (!a) throw new NetlinkError(NetlinkErrorCode.InvalidArgument, `${bytes.length} bytes are neither an IPv4 (4) nor an IPv6 (16) address`, { field: 'address' });
+  return formatAddress(a.family, a.value);
 }
 
 /** Formats a MAC address as lower-case colon-separated hex. */

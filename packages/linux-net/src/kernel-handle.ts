@@ -1,6 +1,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { constants as osConstants } from 'node:os';
-import { formatAddressBytes, formatMac, networkBytes, parseAddressText, subnetContains, type ParsedAddress } from './address.ts';
+import { addressFromBytes, formatAddress, parseAddress, subnetContains, subnetOf } from '@purelb/ipam-core';
+import { formatAddressBytes, formatMac, parseAddressText, type ParsedAddress } from './address.ts';
 import {
   ALL_NODES_MAC,
   ARP_REPLY,
@@ -657,14 +658,16 @@ function resolvedIndex(links: Map<LinkRef, number | NetlinkError>, link: LinkRef
 /** Picks the connected subnet for `target`; shared by both handles so they agree. */
 export function pickLocalSubnet(target: ParsedAddress, links: readonly Link[], addresses: readonly InterfaceAddress[]): LocalSubnet | undefined {
   const byIndex = new Map(links.map((l) => [l.index, l]));
+  const t = addressFromBytes(target.bytes);
   let best: LocalSubnet | undefined;
   for (const a of addresses) {
     const link = byIndex.get(a.linkIndex);
-    if (!link || a.family !== target.family || a.prefixLength === (target.family === 'IPv4' ? 32 : 128)) continue;
-    const bytes = parseAddressText(a.address).bytes;
-    if (!subnetContains(bytes, a.prefixLength, target.bytes)) continue;
+    if (!t || !link || a.family !== target.family || a.prefixLength === (target.family === 'IPv4' ? 32 : 128)) continue;
+    const own = parseAddress(a.address);
+    const subnet = own && subnetOf(own, a.prefixLength);
+    if (!subnet || !subnetContains(subnet, t)) continue;
     if (best && (best.subnet.prefixLength > a.prefixLength || (best.subnet.prefixLength === a.prefixLength && best.link.index <= link.index))) continue;
-    best = { link, interfaceAddress: a, subnet: { family: a.family, network: formatAddressBytes(networkBytes(bytes, a.prefixLength)), prefixLength: a.prefixLength } };
+    best = { link, interfaceAddress: a, subnet: { family: a.family, network: formatAddress(subnet.family, subnet.network), prefixLength: a.prefixLength } };
   }
   return best;
 }

@@ -1,7 +1,8 @@
+import type { Family } from '@purelb/ipam-core';
 import type { NetlinkError } from './errors.ts';
 
-/** An address family, spelled as Kubernetes spells `ipFamilies` (and as `@purelb/ipam-core` does). */
-export type Family = 'IPv4' | 'IPv6';
+/** An address family, spelled as Kubernetes spells `ipFamilies`: `@purelb/ipam-core`'s. */
+export type { Family };
 
 /** A link named by its name (`eth0`) or its index. */
 export type LinkRef = string | number;

@@ -4,7 +4,7 @@
 // can set up and inspect, and faults they can switch on.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type Family, formatAddress, parseAddress } from '@purelb/ipam-core';
+import { type Family, type Subnet, formatAddress, lastAddress, parseAddress, subnetContains, subnetOf, subnetReserved } from '@purelb/ipam-core';
 
 /** A token the emulator accepts: the secret exactly as a client sends it after `Token ` or `Bearer `. */
 export interface EmulatorToken {
@@ -129,8 +129,7 @@ function parseCidr(text: string): { family: Family; value: bigint; maskLength: n
 }
 
 function networkOf(f: Family, v: bigint, len: number): bigint {
-  const host = BigInt(bitsOf(f) - len);
-  return (v >> host) << host;
+  return subnetOf({ family: f, value: v }, len).network;
 }
 
 class HttpAnswer {
@@ -529,9 +528,8 @@ export class NetboxEmulator {
     for (const v of q.getAll('parent')) {
       const c = parseCidr(v);
       if (!c) return new HttpAnswer(400, { parent: [`Invalid prefix: ${v}`] });
-      const net = networkOf(c.family, c.value, c.maskLength);
-      const host = BigInt(bitsOf(c.family) - c.maskLength);
-      items = items.filter((x) => x.family === c.family && x.value >= net && x.value <= net + (1n << host) - 1n);
+      const parent = subnetOf({ family: c.family, value: c.value }, c.maskLength);
+      items = items.filter((x) => subnetContains(parent, x));
     }
     for (const v of q.getAll('address')) {
       const c = parseCidr(v);
@@ -547,14 +545,15 @@ export class NetboxEmulator {
   #prefixParent(id: number): Parent | undefined {
     const p = this.#prefixes.get(id);
     if (!p) return undefined;
-    const host = BigInt(bitsOf(p.family) - p.maskLength);
+    const subnet: Subnet = { family: p.family, network: p.network, prefixLength: p.maskLength };
     let first = p.network;
-    let last = p.network + (1n << host) - 1n;
+    let last = lastAddress(subnet);
     // Netbox hands out neither the network nor the broadcast address of an IPv4 prefix, nor
     // the subnet-router anycast address of an IPv6 one, unless it is a pool (or a /31, /127).
-    if (!p.isPool && host > 1n) {
-      first += 1n;
-      if (p.family === 'IPv4') last -= 1n;
+    if (!p.isPool) {
+      const reserved = subnetReserved(subnet);
+      if (reserved.includes(first)) first += 1n;
+      if (reserved.includes(last)) last -= 1n;
     }
     return { family: p.family, first, last, maskLength: p.maskLength, display: `${formatAddress(p.family, p.network)}/${p.maskLength}` };
   }
