@@ -126,6 +126,12 @@ const localintText = (l: LinkConfig['localint']): string => (l === 'default' ? l
 const PROBE = { probes: 2, intervalMs: 20, waitMs: 50 } as const;
 /** A full pass (address dumps, local subnets) runs at least this often. */
 const FULL_PASS_MS = 5000;
+/**
+ * kube-proxy in IPVS mode puts every Service address (ClusterIP and LoadBalancer) on this
+ * dummy link of every node, to accept its traffic. Those are copies, not the node's own
+ * addresses: a Service address found there is still announced.
+ */
+const KUBE_PROXY_IPVS_LINK = 'kube-ipvs0';
 /** Leases stale this many durations whose Node is gone are deleted. */
 const LEASE_GC_DURATIONS = 10;
 const LEASE_GC_EVERY_MS = 60_000;
@@ -888,8 +894,9 @@ export class NodeAgent {
    */
   /**
    * One read of every address on the node (`ip link show; ip addr show`), split in two:
-   * `own`, the node's own addresses by link (not on the virtual link, not added by an
-   * agent: the planner never gives these to a Service), and `present`, what is on the
+   * `own`, the node's own addresses by link (not on the virtual link, not kube-proxy's
+   * copies on kube-ipvs0, not added by an agent: the planner never gives these to a
+   * Service), and `present`, what is on the
    * links the agent manages (the virtual link and the local subnets' links).
    */
   async #readKernel(): Promise<{ own: Map<string, string>; present: (PresentAddress & { protocol: number | undefined })[] }> {
@@ -903,7 +910,7 @@ export class NodeAgent {
       if (managedLinks.has(link) && !isLinkLocal(a)) {
         present.push({ address: a.address, link, prefixLength: a.prefixLength, expires: a.validLifetime !== Infinity, preferred: a.family === 'IPv6' && a.preferredLifetime !== 0, protocol: a.protocol });
       }
-      if (link === this.#linkConfig.extlbint || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
+      if (link === this.#linkConfig.extlbint || link === KUBE_PROXY_IPVS_LINK || this.#added.has(a.address) || this.#takingOver.has(a.address) || a.protocol === PURELB_ADDRESS_PROTOCOL) continue;
       own.set(a.address, link);
     }
     return { own, present };

@@ -1,7 +1,7 @@
 // The node agents in the lab: real netlink in node namespaces, real gossip between them,
 // a real API server, and a client namespace that asks the addresses.
 import t from 'tap';
-import { LAN, PURELB_NAMESPACE, ip, run, startAgent, withLab } from '@purelb/lab';
+import { LAB_VIRTUAL_LINK_KIND, LAN, PURELB_NAMESPACE, ip, run, startAgent, waitFor, withLab } from '@purelb/lab';
 import { addressesOf, annotations, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
 
 const lab = await withLab(t, { nodes: 3 });
@@ -179,4 +179,40 @@ t.test('an address removed behind the agent\'s back is restored', async (t) => {
   const back = await waitForHolders(lab, a!, (x) => x.length === 1, 'restored', 5_000);
   t.equal(back[0]!.node, h!.node, `restored on ${h!.node} in ${Date.now() - t0} ms`);
   t.ok(Date.now() - t0 < 2_000, 'within two seconds, not at the next periodic pass');
+});
+
+t.test('kube-proxy in IPVS mode: a Service address kube-proxy put on kube-ipvs0 of every node is still announced, by one node', async (t) => {
+  // As kube-proxy does in IPVS mode with strictARP (which MetalLB and PureLB users must set):
+  // arp_ignore 1 and arp_announce 2, and every Service address on the dummy link kube-ipvs0,
+  // here before the Service is even allocated.
+  const address = '192.0.2.231';
+  const sysctls = ['net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce'];
+  const before = new Map<string, string[]>();
+  t.teardown(async () => {
+    for (const n of lab.nodes) {
+      await run('ip', ['-n', n.netns, 'link', 'del', 'kube-ipvs0']).catch(() => undefined);
+      const old = before.get(n.name);
+      if (old) for (const [i, key] of sysctls.entries()) await run('ip', ['netns', 'exec', n.netns, 'sysctl', '-qw', `${key}=${old[i]}`]).catch(() => undefined);
+    }
+  });
+  for (const n of lab.nodes) {
+    before.set(n.name, await Promise.all(sysctls.map(async (key) => (await run('ip', ['netns', 'exec', n.netns, 'sysctl', '-n', key])).trim())));
+    await run('ip', ['netns', 'exec', n.netns, 'sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']);
+    // kube-proxy makes a dummy link; the lab's kernel may lack the dummy driver, and the agent
+    // reads the link's name, not its kind.
+    await run('ip', ['-n', n.netns, 'link', 'add', 'kube-ipvs0', 'type', LAB_VIRTUAL_LINK_KIND]);
+    await run('ip', ['-n', n.netns, 'addr', 'add', `${address}/32`, 'dev', 'kube-ipvs0']);
+  }
+  await lab.createDemoService('ipvs', { annotations: { 'purelb.io/addresses': address } });
+  t.same(await addressesOf(lab, 'ipvs', 1), [address]);
+  const onLan = await waitFor(`${address} held on eth0 by one node`, async () => {
+    const all = await lab.holders(address);
+    return all.filter((x) => x.link === 'eth0').length === 1 ? all : undefined;
+  }, 10_000, 20);
+  const [h] = onLan.filter((x) => x.link === 'eth0');
+  t.equal(onLan.filter((x) => x.link === 'kube-ipvs0').length, 3, 'kube-proxy\'s copies stay where they are');
+  t.same(await lab.arpWhoHas(address), [macs.get(h!.node)], 'exactly one MAC answers ARP: the holder\'s');
+  t.equal(await answeredBy(lab, address), h!.node, 'the client reaches the holder');
+  const events = await admin.get<{ items: { reason: string }[] }>('/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dipvs');
+  t.notOk(events.items.some((e) => e.reason === 'AddressInUseByNode'), 'no node takes kube-proxy\'s copy for an address of its own');
 });
