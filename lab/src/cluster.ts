@@ -113,6 +113,12 @@ export interface ClusterLab {
   inNode(node: ClusterNode, cmd: string, args: readonly string[], timeoutMs?: number): Promise<string>;
   /** GET each URL from the client namespace; bounded by timeoutMs per URL. */
   probe(urls: readonly string[], timeoutMs?: number): Promise<{ url: string; ok: boolean; body: string; error?: string }[]>;
+  /**
+   * probe() with the URLs' addresses routed from the client to one node (host routes in
+   * the client namespace, removed afterwards): asks that node alone, whoever else holds
+   * the address. Not for addresses on the LAN itself (ARP decides those).
+   */
+  probeVia(node: LabNode, urls: readonly string[], timeoutMs?: number): Promise<{ url: string; ok: boolean; body: string; error?: string }[]>;
   /** The nodes that have the address on any interface, with the interface. */
   holders(address: string): Promise<{ node: string; link: string; prefixLength: number }[]>;
   /** The link names in a node's namespace. */
@@ -807,6 +813,16 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
           body: string;
           error?: string;
         }[],
+      probeVia: async (node, urls, timeoutMs = 2000) => {
+        const addresses = [...new Set(urls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, '')))];
+        const route = (op: 'replace' | 'del'): string[] => addresses.map((a) => (a.includes(':') ? `route ${op} ${a}/128 via ${node.v6}` : `route ${op} ${a}/32 via ${node.v4}`));
+        await ipBatch(route('replace'), network.clientNetns);
+        try {
+          return await lab.probe(urls, timeoutMs);
+        } finally {
+          await ipBatch(route('del'), network.clientNetns).catch(() => '');
+        }
+      },
       holders: async (address) => {
         const out: { node: string; link: string; prefixLength: number }[] = [];
         for (const n of nodes) {
