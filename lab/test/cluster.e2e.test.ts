@@ -170,7 +170,38 @@ t.test('(c) externalTrafficPolicy Local follows the real endpoints and keeps the
   }
 });
 
-t.test('(d) helm uninstall withdraws every address and removes kube-lb0 on every node', async (t) => {
+t.test('(d) deleting the agent Pod on the holder node hands the local address over, never two MACs answering', async (t) => {
+  t.ok(local, 'needs (b)');
+  if (!local) return;
+  const address = local.v4;
+  const before = await lab.holders(address);
+  t.equal(before.length, 1, `${address} is held by one node`);
+  const holder = before[0]!.node;
+  const macs = await lab.nodeMacs();
+  const watch = lab.watchArp(address);
+  await watch.ready;
+  await watch.waitFor(`${address} to answer ARP from ${holder}`, (s) => s.macs.length === 1 && s.macs[0] === macs.get(holder), 10_000);
+  const agent = (await pods(admin, NS, 'app.kubernetes.io/name=lbnodeagent')).find((p) => p.node === holder)!;
+  const deletedAt = Date.now();
+  await lab.kubectl(['delete', 'pod', `--namespace=${NS}`, agent.name, '--wait=false']);
+  const moved = await watch.waitFor(`${address} to answer from another node`, (s) => s.macs.length === 1 && s.macs[0] !== macs.get(holder), 60_000, deletedAt);
+  const to = [...macs].find(([, m]) => m === moved.macs[0])?.[0];
+  t.comment(`${address}: ${holder} -> ${to} ${(moved.atMs - deletedAt).toFixed(0)} ms after the delete`);
+  await waitFor('the replacement agent Pod to be Ready', async () => {
+    const a = await pods(admin, NS, 'app.kubernetes.io/name=lbnodeagent');
+    return a.length === lab.nodes.length && a.every((p) => p.ready && p.name !== agent.name) ? true : undefined;
+  }, 90_000, 500);
+  // Let the replacement settle in with the address where it is now.
+  await new Promise((r) => setTimeout(r, 3000));
+  await watch.stop();
+  const sum = watch.summary();
+  t.comment(`ARP samples ${sum.samples}, answered ${sum.answered}, longest unanswered ${sum.longestUnavailableMs.toFixed(0)} ms, transitions ${sum.transitions}`);
+  t.ok(sum.samples > 50, 'the sampler sampled');
+  t.equal(sum.duplicateSamples, 0, 'no sample had two MACs answering');
+  t.ok(moved.macs[0] !== macs.get(holder), 'another node answers');
+});
+
+t.test('(e) helm uninstall withdraws every address and removes kube-lb0 on every node', async (t) => {
   t.ok(local && virtual, 'needs (b)');
   if (!local || !virtual) return;
   await lab.helm(['uninstall', 'purelb', `--namespace=${NS}`, '--wait', '--timeout=90s'], 150_000);
