@@ -6,10 +6,10 @@
 // socket, a forwarder inside the LAN namespace).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { buildImages, hostFile, makeLayer, ociArchitecture, writeOciImage } from '@purelb/images';
+import { type TarEntry, buildImages, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
 import { ensureKubeBinaries, kubeconfig } from './control-plane.ts';
 import { LabError, ManagedProcess, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
@@ -457,6 +457,53 @@ function writePauseImage(binDir: string, outDir: string): string {
   return path;
 }
 
+/**
+ * Merges OCI image-layout tarballs (as tools/images writes them: plain ustar, no pax)
+ * into one: every blob once, every manifest in index.json. The images share their Node
+ * runtime layer, so one import per node reads it once instead of once per image.
+ */
+export function mergeOciArchives(paths: readonly string[], out: string): void {
+  const blobs = new Map<string, Buffer>();
+  const manifests: unknown[] = [];
+  for (const path of paths) {
+    const fd = openSync(path, 'r');
+    try {
+      const header = Buffer.alloc(512);
+      let offset = 0;
+      for (let n = 0; n < 100_000; n++) {
+        if (readSync(fd, header, 0, 512, offset) !== 512 || header.every((b) => b === 0)) break;
+        const name = header.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+        const prefix = header.toString('utf8', 345, 500).replace(/\0.*$/s, '');
+        const full = prefix ? `${prefix}/${name}` : name;
+        const size = parseInt(header.toString('utf8', 124, 136).replace(/\0.*$/s, '').trim() || '0', 8);
+        const type = String.fromCharCode(header[156]!);
+        if (type === 'x' || type === 'g' || type === 'L') throw new LabError('LAB_BAD_IMAGE', `${path}: extended tar headers are not expected in an image archive`);
+        const dataAt = offset + 512;
+        const read = (): Buffer => {
+          const b = Buffer.alloc(size);
+          if (readSync(fd, b, 0, size, dataAt) !== size) throw new LabError('LAB_BAD_IMAGE', `${path}: ${full} is cut short`);
+          return b;
+        };
+        if (type === '0' || type === '\0') {
+          if (full === 'index.json') manifests.push(...((JSON.parse(read().toString('utf8')) as { manifests: unknown[] }).manifests));
+          else if (full.startsWith('blobs/sha256/') && !blobs.has(full)) blobs.set(full, read());
+        }
+        offset = dataAt + Math.ceil(size / 512) * 512;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const entries: TarEntry[] = [
+    { type: 'file', path: 'oci-layout', data: Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })) },
+    { type: 'file', path: 'index.json', data: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests })) },
+    { type: 'directory', path: 'blobs' },
+    { type: 'directory', path: 'blobs/sha256' },
+    ...[...blobs].map(([path, data]): TarEntry => ({ type: 'file', path, data })),
+  ];
+  writeFileSync(out, Buffer.concat(tarChunks(entries)));
+}
+
 function yamlOf(obj: unknown): string {
   // JSON is YAML.
   return JSON.stringify(obj, null, 2);
@@ -474,7 +521,7 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
 
   say(opts, 'making sure kube-apiserver and etcd are built (tools/kube/build.sh)');
   const cpBin = await ensureKubeBinaries(opts.onProgress);
-  say(opts, 'making sure kubelet, kube-proxy, kube-controller-manager, kube-scheduler, containerd, runc and the CNI plugins are built (tools/kube/build-node.sh; the first build takes about 6 min on 2 cores)');
+  say(opts, 'making sure kubelet, kube-proxy, kube-controller-manager, kube-scheduler, containerd, runc and the CNI plugins are built (tools/kube/build-node.sh; the first build takes 6-18 min on 2 cores, depending on what else runs)');
   const binDir = await ensureNodeBinaries(opts.onProgress);
   const helmBin = await ensureHelm(opts.onProgress);
   say(opts, 'building the images (tools/images)');
@@ -762,14 +809,14 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
     }
 
     say(opts, 'importing the images into every node\'s containerd');
-    const tars = [pauseTar, ...built.map((b) => b.tarPath)];
+    const allImages = join(dir, 'images', 'all.oci.tar');
+    mergeOciArchives([pauseTar, ...built.map((b) => b.tarPath)], allImages);
     await Promise.all(
-      nodes.map(async (n) => {
-        for (const tar of tars) {
-          await run('nsenter', [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'ctr'), '-a', n.containerdSocket, '-n', 'k8s.io', 'images', 'import', tar], { timeoutMs: 180_000 });
-        }
-      }),
+      nodes.map((n) =>
+        run('nsenter', [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'ctr'), '-a', n.containerdSocket, '-n', 'k8s.io', 'images', 'import', allImages], { timeoutMs: 300_000 }),
+      ),
     );
+    rmSync(allImages, { force: true });
 
     say(opts, 'waiting for every node to be Ready');
     await waitFor(
