@@ -96,6 +96,24 @@ t.test('(a) helm install of charts/purelb: both daemons Ready through their prob
   const sc = ds.spec.template.spec.containers[0]!.securityContext;
   t.equal(sc.privileged, false);
   t.same(sc.capabilities?.add, ['NET_ADMIN', 'NET_RAW']);
+  // What runc made of it: the agent process holds exactly CAP_NET_ADMIN (12) and CAP_NET_RAW (13).
+  for (const n of lab.nodes) {
+    const pids = (await run('ip', ['netns', 'pids', n.netns])).split('\n').filter(Boolean);
+    const agent = pids.find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('lbnodeagent');
+      } catch {
+        return false;
+      }
+    });
+    t.ok(agent, `${n.name}: the agent process is in the node's network namespace`);
+    if (!agent) continue;
+    const status = readFileSync(`/proc/${agent}/status`, 'utf8');
+    t.match(status, /^CapEff:\s+0000000000003000$/m, `${n.name}: effective capabilities NET_ADMIN and NET_RAW only`);
+    t.match(status, /^CapBnd:\s+0000000000003000$/m, `${n.name}: and nothing more in the bounding set`);
+    t.match(status, /^NoNewPrivs:\s+1$/m, `${n.name}: no privilege escalation`);
+    t.match(status, /^Seccomp:\s+2$/m, `${n.name}: a seccomp filter (RuntimeDefault)`);
+  }
 });
 
 let local: { v4: string; v6: string };
