@@ -524,9 +524,11 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
   say(opts, 'making sure kubelet, kube-proxy, kube-controller-manager, kube-scheduler, containerd, runc and the CNI plugins are built (tools/kube/build-node.sh; the first build takes 6-18 min on 2 cores, depending on what else runs)');
   const binDir = await ensureNodeBinaries(opts.onProgress);
   const helmBin = await ensureHelm(opts.onProgress);
-  say(opts, 'building the images (tools/images)');
-  const built = await buildImages({ log: (l) => say(opts, l) });
-  const ref = (name: string): string => built.find((b) => b.name === name)!.ref;
+  // The images are built while the namespaces and containerd come up (they are first
+  // needed for the import); a failure surfaces where they are awaited.
+  say(opts, 'building the images (tools/images), meanwhile the namespaces and containerd');
+  const imagesP = buildImages({ log: (l) => say(opts, l) });
+  imagesP.catch(() => undefined);
 
   const id = randomBytes(2).toString('hex');
   const dir = join(stateRoot, id);
@@ -637,6 +639,62 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
         }
       }
     }
+
+    // ---- nodes --------------------------------------------------------------------
+    say(opts, `starting containerd on ${nodeCount} nodes`);
+    const pauseTar = writePauseImage(binDir, join(dir, 'images'));
+    // containerd finds its shim on PATH.
+    const nodeEnv = { ...process.env, PATH: `${binDir}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+    for (const n of nodes) {
+      const cd = join(n.dir, 'containerd');
+      for (const d of ['root', 'state']) mkdirSync(join(cd, d), { recursive: true });
+      mkdirSync(join(n.dir, 'cni', 'net.d'), { recursive: true });
+      mkdirSync(join(n.dir, 'kubelet'), { recursive: true });
+      mkdirSync(join(n.dir, 'pod-logs'), { recursive: true });
+      writeFileSync(join(cd, 'config.toml'), containerdConfig(n, binDir));
+      const pod = nodePodCidrs(n.index);
+      writeFileSync(
+        join(n.dir, 'cni', 'net.d', '10-bridge.conflist'),
+        JSON.stringify({
+          cniVersion: '1.0.0',
+          name: 'lab',
+          plugins: [
+            {
+              type: 'bridge',
+              bridge: 'cni0',
+              isGateway: true,
+              ipMasq: false,
+              hairpinMode: true,
+              ipam: { type: 'host-local', dataDir: join(n.dir, 'cni', 'ipam'), ranges: [[{ subnet: pod.v4, gateway: pod.v4Gateway }], [{ subnet: pod.v6 }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] },
+            },
+            { type: 'portmap', capabilities: { portMappings: true }, backend: 'nftables' },
+          ],
+        }),
+      );
+      start(`containerd-${n.name}`, [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'containerd'), '--config', join(cd, 'config.toml')], nodeEnv);
+    }
+    for (const n of nodes) {
+      const p = processes.get(`containerd-${n.name}`)!;
+      await waitFor(`containerd on ${n.name}`, () => {
+        if (!p.running) throw new LabError('LAB_CONTAINERD_EXITED', `containerd on ${n.name} exited:\n${p.tail()}`);
+        return existsSync(n.containerdSocket) ? true : undefined;
+      }, 30_000, 50);
+    }
+    // Imported while the control plane starts (kubelet needs the images only for pods).
+    const importP = (async (): Promise<Awaited<typeof imagesP>> => {
+      const built = await imagesP;
+      say(opts, 'importing the images into every node\'s containerd');
+      const allImages = join(dir, 'images', 'all.oci.tar');
+      mergeOciArchives([pauseTar, ...built.map((b) => b.tarPath)], allImages);
+      await Promise.all(
+        nodes.map((n) =>
+          run('nsenter', [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'ctr'), '-a', n.containerdSocket, '-n', 'k8s.io', 'images', 'import', allImages], { timeoutMs: 300_000 }),
+        ),
+      );
+      rmSync(allImages, { force: true });
+      return built;
+    })();
+    importP.catch(() => undefined);
 
     // ---- control plane (in the LAN namespace) -----------------------------------------
     say(opts, 'starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler in the LAN namespace');
@@ -749,46 +807,7 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
     start('kube-scheduler', [...lanEnter(network), join(binDir, 'kube-scheduler'), `--kubeconfig=${schedKc}`, `--authentication-kubeconfig=${schedKc}`, `--authorization-kubeconfig=${schedKc}`, '--bind-address=127.0.0.1', '--leader-elect=false', '--v=0']);
     const proxyKc = kc('kube-proxy', tokens.proxy, 'system:kube-proxy');
 
-    // ---- nodes --------------------------------------------------------------------
-    say(opts, `starting containerd, kubelet and kube-proxy on ${nodeCount} nodes`);
-    const pauseTar = writePauseImage(binDir, join(dir, 'images'));
-    // containerd finds its shim on PATH.
-    const nodeEnv = { ...process.env, PATH: `${binDir}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
-    for (const n of nodes) {
-      const cd = join(n.dir, 'containerd');
-      for (const d of ['root', 'state']) mkdirSync(join(cd, d), { recursive: true });
-      mkdirSync(join(n.dir, 'cni', 'net.d'), { recursive: true });
-      mkdirSync(join(n.dir, 'kubelet'), { recursive: true });
-      mkdirSync(join(n.dir, 'pod-logs'), { recursive: true });
-      writeFileSync(join(cd, 'config.toml'), containerdConfig(n, binDir));
-      const pod = nodePodCidrs(n.index);
-      writeFileSync(
-        join(n.dir, 'cni', 'net.d', '10-bridge.conflist'),
-        JSON.stringify({
-          cniVersion: '1.0.0',
-          name: 'lab',
-          plugins: [
-            {
-              type: 'bridge',
-              bridge: 'cni0',
-              isGateway: true,
-              ipMasq: false,
-              hairpinMode: true,
-              ipam: { type: 'host-local', dataDir: join(n.dir, 'cni', 'ipam'), ranges: [[{ subnet: pod.v4, gateway: pod.v4Gateway }], [{ subnet: pod.v6 }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] },
-            },
-            { type: 'portmap', capabilities: { portMappings: true }, backend: 'nftables' },
-          ],
-        }),
-      );
-      start(`containerd-${n.name}`, [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'containerd'), '--config', join(cd, 'config.toml')], nodeEnv);
-    }
-    for (const n of nodes) {
-      const p = processes.get(`containerd-${n.name}`)!;
-      await waitFor(`containerd on ${n.name}`, () => {
-        if (!p.running) throw new LabError('LAB_CONTAINERD_EXITED', `containerd on ${n.name} exited:\n${p.tail()}`);
-        return existsSync(n.containerdSocket) ? true : undefined;
-      }, 30_000, 50);
-    }
+    say(opts, `starting kubelet and kube-proxy on ${nodeCount} nodes`);
     for (const n of nodes) {
       writeFileSync(join(n.dir, 'kubelet.yaml'), yamlOf(kubeletConfig(n)));
       writeFileSync(join(n.dir, 'kube-proxy.yaml'), yamlOf(kubeProxyConfig(n, proxyKc)));
@@ -808,16 +827,8 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
       start(`kube-proxy-${n.name}`, [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'kube-proxy'), `--config=${join(n.dir, 'kube-proxy.yaml')}`, '--v=0'], nodeEnv);
     }
 
-    say(opts, 'importing the images into every node\'s containerd');
-    const allImages = join(dir, 'images', 'all.oci.tar');
-    mergeOciArchives([pauseTar, ...built.map((b) => b.tarPath)], allImages);
-    await Promise.all(
-      nodes.map((n) =>
-        run('nsenter', [...nodeEnter(network, n, nsDir, n.index), join(binDir, 'ctr'), '-a', n.containerdSocket, '-n', 'k8s.io', 'images', 'import', allImages], { timeoutMs: 300_000 }),
-      ),
-    );
-    rmSync(allImages, { force: true });
-
+    const built = await importP;
+    const ref = (name: string): string => built.find((b) => b.name === name)!.ref;
     say(opts, 'waiting for every node to be Ready');
     await waitFor(
       'every node to be Ready',
@@ -914,6 +925,10 @@ state = ${q(join(cd, 'state'))}
   address = ${q(n.containerdSocket)}
 [plugins.'io.containerd.server.v1.ttrpc']
   address = ${q(`${n.containerdSocket}.ttrpc`)}
+
+# NRI would serve on /var/run/nri/nri.sock, a host path every node would share.
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
