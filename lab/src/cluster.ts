@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { type TarEntry, buildImages, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
+import { DEFAULT_OUT_DIR, DEFAULT_REGISTRY, IMAGE_NAMES, type TarEntry, chartAppVersion, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
 import { ensureKubeBinaries, kubeconfig } from './control-plane.ts';
 import { LabError, ManagedProcess, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
@@ -149,6 +149,19 @@ function say(opts: ClusterLabOptions, line: string): void {
   opts.onProgress?.(line);
 }
 
+/**
+ * `npm run images` (tools/images) under a lock, so that labs starting at once from one
+ * checkout do not bundle into the same apps/<app>/dist together; returns the images'
+ * references and tarballs (dist/images/<name>.oci.tar).
+ */
+export async function buildLabImages(onProgress?: (line: string) => void): Promise<{ name: string; ref: string; tarPath: string }[]> {
+  mkdirSync(DEFAULT_OUT_DIR, { recursive: true });
+  const out = await run('flock', [join(DEFAULT_OUT_DIR, '.build.lock'), process.execPath, '--conditions=@purelb/source', join(repoRoot, 'tools', 'images', 'src', 'build.ts')], { timeoutMs: 900_000 });
+  for (const line of out.split('\n')) if (line.trim()) onProgress?.(line);
+  const version = chartAppVersion();
+  return IMAGE_NAMES.map((name) => ({ name, ref: `${DEFAULT_REGISTRY}/${name}:${version}`, tarPath: join(DEFAULT_OUT_DIR, `${name}.oci.tar`) }));
+}
+
 /** Runs a build script (last stdout line = its result), forwarding its progress. */
 function runBuildScript(script: string, onProgress?: (line: string) => void): Promise<string> {
   if (!existsSync(script)) throw new LabError('LAB_NO_KUBE_BUILD', `missing ${script}`);
@@ -200,6 +213,7 @@ export async function checkClusterPrerequisites(onProgress?: (line: string) => v
     ['conntrack', 'conntrack'],
     ['iptables', 'iptables'],
     ['nsenter', 'util-linux'],
+    ['flock', 'util-linux'],
     ['unshare', 'util-linux'],
     ['ip', 'iproute2'],
   ];
@@ -527,7 +541,7 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
   // The images are built while the namespaces and containerd come up (they are first
   // needed for the import); a failure surfaces where they are awaited.
   say(opts, 'building the images (tools/images), meanwhile the namespaces and containerd');
-  const imagesP = buildImages({ log: (l) => say(opts, l) });
+  const imagesP = buildLabImages(opts.onProgress);
   imagesP.catch(() => undefined);
 
   const id = randomBytes(2).toString('hex');
