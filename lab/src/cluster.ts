@@ -5,17 +5,17 @@
 // reaches the API server through a relay (a TCP port on the host's loopback, a Unix
 // socket, a forwarder inside the LAN namespace).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_OUT_DIR, DEFAULT_REGISTRY, IMAGE_NAMES, type TarEntry, chartAppVersion, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
-import { ensureKubeBinaries, kubeconfig } from './control-plane.ts';
+import { ensureKubeBinaries, kubeconfig, runBuildScript } from './control-plane.ts';
 import { LabError, ManagedProcess, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
 import { KubeClient } from './kube-client.ts';
 import { type LabNetwork, type LabNode, LAB_PREFIX, LAN, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
 import { freePort } from './ports.ts';
+import { joinSockets } from './socket-pipe.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const srcDir = import.meta.dirname;
@@ -160,27 +160,6 @@ export async function buildLabImages(onProgress?: (line: string) => void): Promi
   for (const line of out.split('\n')) if (line.trim()) onProgress?.(line);
   const version = chartAppVersion();
   return IMAGE_NAMES.map((name) => ({ name, ref: `${DEFAULT_REGISTRY}/${name}:${version}`, tarPath: join(DEFAULT_OUT_DIR, `${name}.oci.tar`) }));
-}
-
-/** Runs a build script (last stdout line = its result), forwarding its progress. */
-function runBuildScript(script: string, onProgress?: (line: string) => void): Promise<string> {
-  if (!existsSync(script)) throw new LabError('LAB_NO_KUBE_BUILD', `missing ${script}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-      for (const line of c.toString().split('\n')) if (line.trim()) onProgress?.(line);
-    });
-    child.on('error', (e) => reject(new LabError('LAB_NO_KUBE_BUILD', `cannot run ${script}: ${e.message}`)));
-    child.on('exit', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && last && existsSync(last)) resolve(last);
-      else reject(new LabError('LAB_NO_KUBE_BUILD', `${script} failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
-    });
-  });
 }
 
 /** kubelet, kube-proxy, kcm, scheduler, kubectl, containerd, runc, CNI plugins, pause: built once per version. */
@@ -416,18 +395,10 @@ class HostRelay {
       const up = connect(this.socketPath);
       this.#sockets.add(c);
       this.#sockets.add(up);
-      const close = (): void => {
-        c.destroy();
-        up.destroy();
+      joinSockets(c, up, () => {
         this.#sockets.delete(c);
         this.#sockets.delete(up);
-      };
-      c.on('error', close);
-      up.on('error', close);
-      c.on('close', close);
-      up.on('close', close);
-      c.pipe(up);
-      up.pipe(c);
+      });
     });
   }
 

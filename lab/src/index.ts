@@ -37,7 +37,7 @@ export {
   startClusterLab,
   urlOf,
 } from './cluster.ts';
-export { type ControlPlane, startControlPlane, ensureKubeBinaries, kubeconfig, SERVICE_CLUSTER_IP_RANGES } from './control-plane.ts';
+export { type ControlPlane, startControlPlane, ensureKubeBinaries, kubeconfig, runBuildScript, SERVICE_CLUSTER_IP_RANGES } from './control-plane.ts';
 export { KubeClient, type KubeClientOptions, type RawResponse } from './kube-client.ts';
 export { type LabNode, type LabNetwork, LAB_PREFIX, SAMPLER_TAGS_V4, SAMPLER_TAGS_V6, labNamespaces, inNetns } from './network.ts';
 export { LabError, ManagedProcess, waitFor, run, ip, isAlive, killAndWait, processState } from './exec.ts';

@@ -5,6 +5,7 @@
 //   node unix-forward.ts SOCKET HOST PORT
 import { rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { joinSockets } from './socket-pipe.ts';
 
 const [socketPath, host, portText] = process.argv.slice(2);
 const port = Number(portText);
@@ -13,19 +14,7 @@ if (!socketPath || !host || !Number.isInteger(port)) {
   process.exit(2);
 }
 rmSync(socketPath, { force: true });
-const server = createServer((client) => {
-  const up = connect(port, host);
-  const close = (): void => {
-    client.destroy();
-    up.destroy();
-  };
-  client.on('error', close);
-  up.on('error', close);
-  client.on('close', close);
-  up.on('close', close);
-  client.pipe(up);
-  up.pipe(client);
-});
+const server = createServer((client) => joinSockets(client, connect(port, host)));
 server.listen(socketPath, () => console.log(`ready ${socketPath} -> ${host}:${port}`));
 const parent = process.ppid;
 setInterval(() => {
