@@ -82,28 +82,9 @@ fi
 
 # ---- cold path -------------------------------------------------------------
 
-find_go() {
-  local cand
-  if [[ -n ${GO:-} ]]; then
-    cand=$(command -v "$GO" 2>/dev/null) && [[ -x $cand ]] && { echo "$cand"; return 0; }
-    return 1
-  fi
-  for cand in "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
-    [[ -n $cand && -x $cand ]] && { echo "$cand"; return 0; }
-  done
-  return 1
-}
-go_missing_msg="Go >= 1.26.8 is needed (containerd $containerd_version and the CNI plugins $cni_version
-require it). Install it from https://go.dev/dl/ or set GO=/path/to/go."
-go_bin=$(find_go) || die "no usable Go found. $go_missing_msg"
-go_ver=$("$go_bin" env GOVERSION 2>/dev/null) || die "$go_bin does not run. $go_missing_msg"
-if [[ $go_ver =~ ^go([0-9]+)\.([0-9]+)(\.([0-9]+))? ]]; then
-  maj=${BASH_REMATCH[1]} min=${BASH_REMATCH[2]} pat=${BASH_REMATCH[4]:-0}
-  (( maj > 1 || (maj == 1 && (min > 26 || (min == 26 && pat >= 8))) )) ||
-    die "$go_bin is $go_ver (GOTOOLCHAIN=local). $go_missing_msg"
-else
-  die "cannot parse the version of $go_bin ('$go_ver'). $go_missing_msg"
-fi
+# shellcheck source=lib.sh
+. "$script_dir/lib.sh"
+find_go 1.26.8 "containerd $containerd_version and the CNI plugins $cni_version (they require it)"
 
 # runc is built with cgo and the seccomp tag: it needs libseccomp's headers and a C compiler.
 if ! [[ -e /usr/include/seccomp.h ]]; then
@@ -118,62 +99,9 @@ if ! [[ -e /usr/include/seccomp.h ]]; then
 fi
 command -v "${CC:-gcc}" >/dev/null || die "a C compiler is needed for runc (cgo): install gcc"
 
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.$key.lock"
-if ! flock -n 9; then
-  log "another build of $key is running; waiting for its lock"
-  flock 9
-fi
-if cached_ok "$dir"; then
-  echo "$dir"
-  exit 0
-fi
-
-rm -rf "$cache_root/.$key.build."*
-tmp=$(mktemp -d "$cache_root/.$key.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM HUP
-build_log="$cache_root/.$key.build.log"
-: >"$build_log"
-
-start=$SECONDS
+begin_build "$key" "$dir"
 log "cold build of Kubernetes $k8s_version node binaries, containerd $containerd_version, runc $runc_version, CNI plugins $cni_version with $go_ver"
 log "into $dir (about 6 min on 2 cores, more on a busy machine; full log: $build_log)"
-
-# Reads `go build -v` output, prints a one-line summary every ~15 s and passes
-# anything that is not a package name (errors) straight through.
-progress() {
-  local step=$1 pkgs=0 dls=0 last=$SECONDS line="" buf="" rc
-  local t0=$SECONDS
-  report() {
-    local dl=""
-    (( dls == 0 )) || dl=", $dls modules downloaded"
-    log "$step: $pkgs packages compiled$dl, $((SECONDS - t0)) s in step, $((SECONDS - start)) s total${1:+ $1}"
-  }
-  handle() {
-    printf '%s\n' "$1" >>"$build_log"
-    if [[ $1 =~ ^go:\ (downloading|extracting)\  ]]; then
-      dls=$((dls + 1))
-    elif [[ $1 =~ ^[A-Za-z0-9._~/+@-]+$ ]]; then
-      pkgs=$((pkgs + 1))
-    elif [[ -n $1 ]]; then
-      printf '%s\n' "$1" >&2
-    fi
-  }
-  while :; do
-    if IFS= read -r -t 1 line; then
-      handle "$buf$line"; buf=""
-    else
-      rc=$?
-      if (( rc > 128 )); then buf+=$line; else
-        [[ -n $buf$line ]] && handle "$buf$line"
-        break
-      fi
-    fi
-    if (( SECONDS - last >= 15 )); then report; last=$SECONDS; fi
-  done
-  report "(done)"
-}
 
 run_step() {  # label command...
   local step=$1; shift
@@ -230,13 +158,4 @@ cached_ok "$tmp" || die "the binaries built in $tmp do not all run or report the
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - start)) s"
   echo "go.sum sha256 $(sha256sum "$mod_dir/go.sum" | cut -d' ' -f1)"
 } >"$tmp/BUILDINFO"
-chmod 755 "$tmp"
-
-if [[ -e $dir ]]; then
-  mv -T "$dir" "$tmp.old"
-  rm -rf "$tmp.old"
-fi
-mv -T "$tmp" "$dir"
-trap - EXIT
-log "done in $((SECONDS - start)) s: $dir"
-echo "$dir"
+finish_build "$dir"
