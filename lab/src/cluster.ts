@@ -10,7 +10,7 @@ import { type Server, type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_OUT_DIR, DEFAULT_REGISTRY, IMAGE_NAMES, type TarEntry, chartAppVersion, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
-import { ensureKubeBinaries, kubeconfig, runBuildScript } from './control-plane.ts';
+import { ensureKubeBinaries, kubeconfig, runBuildScript, waitForServingCert } from './control-plane.ts';
 import { LabError, ManagedProcess, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
 import { KubeClient } from './kube-client.ts';
 import { type LabNetwork, type LabNode, LAB_PREFIX, LAN, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
@@ -733,16 +733,7 @@ export async function startClusterLab(stateRoot: string, opts: ClusterLabOptions
       '--v=0',
     ]);
     const certFile = join(cpDir, 'certs', 'apiserver.crt');
-    const caPem = await waitFor(
-      'kube-apiserver to write its certificate',
-      () => {
-        if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
-        if (!etcd.running) throw new LabError('LAB_ETCD_EXITED', `etcd exited:\n${etcd.tail()}`);
-        return existsSync(certFile) ? readFileSync(certFile, 'utf8') : undefined;
-      },
-      60_000,
-      50,
-    );
+    const caPem = await waitForServingCert(certFile, api, etcd);
     // The host's way in: 127.0.0.1:PORT -> Unix socket -> forwarder in the LAN namespace -> 192.0.2.1:6443.
     const relaySocket = join(dir, 'api.sock');
     start('api-forwarder', [...lanEnter(network), process.execPath, join(srcDir, 'unix-forward.ts'), relaySocket, LAN.gatewayV4, String(API_PORT)]);

@@ -134,16 +134,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     processes.push(api);
     const url = `https://127.0.0.1:${apiPort}`;
     const certFile = join(dir, 'certs', 'apiserver.crt');
-    const caPem = await waitFor(
-      'kube-apiserver to write its certificate',
-      () => {
-        if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
-        if (!etcd.running) throw new LabError('LAB_ETCD_EXITED', `etcd exited:\n${etcd.tail()}`);
-        return existsSync(certFile) ? readFileSync(certFile, 'utf8') : undefined;
-      },
-      60_000,
-      50,
-    );
+    const caPem = await waitForServingCert(certFile, api, etcd);
     const admin = new KubeClient({ url, token: adminToken, caPem });
     const ready = (): Promise<boolean> =>
       waitFor(
@@ -173,6 +164,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await stop();
     throw e;
   }
+}
+
+/** Waits (at most 60 s) for kube-apiserver's self-signed certificate (with its CA) and returns it; fails if it or etcd exits. */
+export function waitForServingCert(certFile: string, api: ManagedProcess, etcd: ManagedProcess): Promise<string> {
+  return waitFor(
+    'kube-apiserver to write its certificate',
+    () => {
+      if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
+      if (!etcd.running) throw new LabError('LAB_ETCD_EXITED', `etcd exited:\n${etcd.tail()}`);
+      return existsSync(certFile) ? readFileSync(certFile, 'utf8') : undefined;
+    },
+    60_000,
+    50,
+  );
 }
 
 /** A kubeconfig (YAML is a superset of JSON, so JSON is written). */

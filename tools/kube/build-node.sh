@@ -26,24 +26,11 @@ containerd_version=v2.4.2
 runc_version=v1.4.4
 cni_version=v1.10.0
 
-log() { printf '[kube-node] %s\n' "$*" >&2; }
-die() { printf 'tools/kube/build-node.sh: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=lib.sh
+. "$script_dir/lib.sh"
+start_script kube-node 2,17 "$@"
 
-usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-}
-
-mode=build
-case "${1:-}" in
-  '') ;;
-  --print-dir) mode=print ;;
-  --check) mode=check ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage; die "unknown argument: $1" ;;
-esac
-
-modver() { awk -v m="$1" '$1 == m && $2 ~ /^v[0-9]/ { print $2; exit }' "$mod_dir/go.mod"; }
-k8s_version=$(modver k8s.io/kubernetes)
+k8s_version=$(modver "$mod_dir/go.mod" k8s.io/kubernetes)
 [[ -n $k8s_version ]] || die "cannot read the k8s.io/kubernetes version from $mod_dir/go.mod"
 
 cache_root=${PURELB_KUBE_CACHE:-$HOME/.cache/purelb/kube}
@@ -70,20 +57,10 @@ cached_ok() {
   [[ $out == *"${runc_version#v}"* ]] || return 1
 }
 
-case $mode in
-  print) echo "$dir"; exit 0 ;;
-  check) cached_ok "$dir" && exit 0 || exit 1 ;;
-esac
-
-if cached_ok "$dir"; then
-  echo "$dir"
-  exit 0
-fi
+serve_cached "$mode" "$dir"
 
 # ---- cold path -------------------------------------------------------------
 
-# shellcheck source=lib.sh
-. "$script_dir/lib.sh"
 find_go 1.26.8 "containerd $containerd_version and the CNI plugins $cni_version (they require it)"
 
 # runc is built with cgo and the seccomp tag: it needs libseccomp's headers and a C compiler.

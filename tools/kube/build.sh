@@ -15,26 +15,12 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 
-log() { printf '[kube] %s\n' "$*" >&2; }
-die() { printf 'tools/kube/build.sh: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=lib.sh
+. "$script_dir/lib.sh"
+start_script kube 2,11 "$@"
 
-usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-}
-
-mode=build
-case "${1:-}" in
-  '') ;;
-  --print-dir) mode=print ;;
-  --check) mode=check ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage; die "unknown argument: $1" ;;
-esac
-
-# Versions come straight from go.mod, so the cached fast path needs no Go at all.
-modver() { awk -v m="$1" '$1 == m && $2 ~ /^v[0-9]/ { print $2; exit }' "$script_dir/go.mod"; }
-k8s_version=$(modver k8s.io/kubernetes)
-etcd_version=$(modver go.etcd.io/etcd/server/v3)
+k8s_version=$(modver "$script_dir/go.mod" k8s.io/kubernetes)
+etcd_version=$(modver "$script_dir/go.mod" go.etcd.io/etcd/server/v3)
 [[ -n $k8s_version && -n $etcd_version ]] ||
   die "cannot read k8s.io/kubernetes / go.etcd.io/etcd/server/v3 versions from $script_dir/go.mod"
 
@@ -52,20 +38,10 @@ cached_ok() {
   [[ $out == *"${etcd_version#v}"* ]] || return 1
 }
 
-case $mode in
-  print) echo "$dir"; exit 0 ;;
-  check) cached_ok "$dir" && exit 0 || exit 1 ;;
-esac
-
-if cached_ok "$dir"; then
-  echo "$dir"
-  exit 0
-fi
+serve_cached "$mode" "$dir"
 
 # ---- cold path -------------------------------------------------------------
 
-# shellcheck source=lib.sh
-. "$script_dir/lib.sh"
 find_go 1.24 "kube-apiserver $k8s_version and etcd $etcd_version"
 begin_build "$key" "$dir"
 log "cold build of kube-apiserver $k8s_version and etcd $etcd_version with $go_ver"

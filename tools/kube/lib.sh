@@ -1,6 +1,43 @@
-# Shared by tools/kube/build.sh and tools/kube/build-node.sh (sourced, not run): finding
-# Go, the lock and temporary directory of a cold build, progress lines, and the atomic
-# install of the result. The caller defines log, die and cached_ok, and sets cache_root.
+# Shared by tools/kube/build.sh and tools/kube/build-node.sh (sourced, not run): the
+# cached fast path, finding Go, the lock and temporary directory of a cold build,
+# progress lines, and the atomic install of the result. The caller defines
+# cached_ok (start_script defines log, die and usage), and sets cache_root. Nothing here
+# runs Go until find_go.
+
+# start_script TAG HELP_LINES ARGS...: log (stderr lines tagged [TAG]), die (exit 2) and
+# usage (the main script's comment lines HELP_LINES, e.g. 2,11), and $mode from the
+# arguments: build (none), print (--print-dir) or check (--check).
+start_script() {
+  log_tag=$1 help_lines=$2
+  shift 2
+  mode=build
+  case "${1:-}" in
+    '') ;;
+    --print-dir) mode=print ;;
+    --check) mode=check ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage; die "unknown argument: $1" ;;
+  esac
+}
+log() { printf '[%s] %s\n' "$log_tag" "$*" >&2; }
+die() { printf '%s: %s\n' "${BASH_SOURCE[-1]#"${PWD}/"}" "$*" >&2; exit 2; }
+usage() { sed -n "${help_lines}p" "${BASH_SOURCE[-1]}" | sed 's/^# \{0,1\}//' >&2; }
+
+# modver GO_MOD MODULE: the version GO_MOD requires of MODULE (so the cached fast path needs no Go at all).
+modver() { awk -v m="$2" '$1 == m && $2 ~ /^v[0-9]/ { print $2; exit }' "$1"; }
+
+# serve_cached MODE DIR: for --print-dir prints DIR, for --check exits 0 if cached_ok DIR
+# (else 1); for a build prints DIR and exits if it is cached already, else returns.
+serve_cached() {
+  case $1 in
+    print) echo "$2"; exit 0 ;;
+    check) cached_ok "$2" && exit 0 || exit 1 ;;
+  esac
+  if cached_ok "$2"; then
+    echo "$2"
+    exit 0
+  fi
+}
 
 # find_go MIN WHAT: sets go_bin and go_ver to a Go >= MIN ("1.24" or "1.26.8") from $GO,
 # else `go` on PATH, else /usr/local/go/bin/go; dies saying WHAT needs it otherwise.
