@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type DaemonProcess, installPureLB, startAgent, startAllocator } from './purelb.ts';
 import { runClusterCli } from './cluster-cli.ts';
+import { onShutdown } from './cli-shutdown.ts';
 import { cleanLabs, startLab } from './lab.ts';
 import { LAN } from './network.ts';
 import { run, waitFor } from './exec.ts';
@@ -64,21 +65,10 @@ if (shipped) {
 }
 const lab = await startLab({ nodes: Number(values.nodes), onProgress: say });
 const daemons: DaemonProcess[] = [];
-let stopping = false;
-const shutdown = async (code: number): Promise<void> => {
-  if (stopping) {
-    say('second signal: exiting now; run `npm run lab -- --clean` to remove leftovers');
-    process.exit(1);
-  }
-  stopping = true;
-  say('tearing down');
+const shutdown = onShutdown(say, async () => {
   for (const d of daemons.reverse()) await d.stop(3000);
   await lab.stop();
-  say('everything removed');
-  process.exit(code);
-};
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+});
 
 try {
   say('installing PureLB: CRDs, the purelb namespace, the gossip Secret, a default ServiceGroup and LBNodeAgent');

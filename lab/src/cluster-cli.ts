@@ -1,6 +1,7 @@
 // `npm run lab -- --cluster`: a cluster-mode lab with PureLB installed by helm, the demo
 // Deployment behind a local and a virtual LoadBalancer Service, asked from the client.
 import { type ClusterLab, CLUSTER_ADDRESSES, createDemoLoadBalancer, deployDemo, installPureLBChart, loadBalancerAddresses, parseDemoAnswer, pods, urlOf } from './cluster.ts';
+import { onShutdown } from './cli-shutdown.ts';
 import { waitFor } from './exec.ts';
 import { startLab } from './lab.ts';
 import { LAN } from './network.ts';
@@ -9,20 +10,7 @@ export async function runClusterCli(o: { readonly nodes: number; readonly once: 
   const { say } = o;
   const t0 = Date.now();
   const lab: ClusterLab = await startLab({ cluster: true, nodes: o.nodes, onProgress: say });
-  let stopping = false;
-  const shutdown = async (code: number): Promise<never> => {
-    if (stopping) {
-      say('second signal: exiting now; run `npm run lab -- --clean` to remove leftovers');
-      process.exit(1);
-    }
-    stopping = true;
-    say('tearing down');
-    await lab.stop();
-    say('everything removed');
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  const shutdown = onShutdown(say, () => lab.stop());
   try {
     say('helm install purelb charts/purelb (images imported into every node, imagePullPolicy Never)');
     await installPureLBChart(lab);
