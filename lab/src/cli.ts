@@ -1,9 +1,11 @@
-// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --shipped] [-- --clean [--force]]
+// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --shipped] [-- --cluster] [-- --clean [--force]]
 // Brings the lab up with PureLB running in it, shows a LoadBalancer Service answering,
 // and tears everything down on Ctrl-C.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type DaemonProcess, installPureLB, startAgent, startAllocator } from './purelb.ts';
+import { runClusterCli } from './cluster-cli.ts';
+import { onShutdown } from './cli-shutdown.ts';
 import { cleanLabs, startLab } from './lab.ts';
 import { LAN } from './network.ts';
 import { run, waitFor } from './exec.ts';
@@ -15,6 +17,10 @@ const HELP = `usage: npm run lab -- [options]
                 and print how long until the address answered again from another node
   --shipped     run the daemons as their images do: bundle them (tools/bundle.ts) and start
                 node with the images' flags (default: from the TypeScript sources)
+  --cluster     real nodes: containerd, runc, kubelet and kube-proxy in every node namespace,
+                kube-controller-manager and kube-scheduler in the control plane, PureLB
+                installed with helm from charts/purelb and our images (the first run builds
+                the binaries, about 6 min on 2 cores); see docs/lab-cluster-mode.md
   --clean       remove what a crashed lab left behind (processes, namespaces, state) and exit
   --force       with --clean: also remove labs whose owner process is still running
   --help        this text`;
@@ -25,6 +31,7 @@ const { values } = parseArgs({
     once: { type: 'boolean', default: false },
     failover: { type: 'boolean', default: false },
     shipped: { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
     clean: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -43,6 +50,13 @@ if (values.clean) {
 }
 
 const say = (line: string): void => console.log(`[lab] ${line}`);
+if (values.cluster) {
+  if (values.failover || values.shipped) {
+    console.error('--cluster runs the daemons from their images already; --failover and --shipped are process-lab options');
+    process.exit(2);
+  }
+  await runClusterCli({ nodes: Number(values.nodes), once: values.once, say });
+}
 const t0 = Date.now();
 const shipped = values.shipped;
 if (shipped) {
@@ -51,21 +65,10 @@ if (shipped) {
 }
 const lab = await startLab({ nodes: Number(values.nodes), onProgress: say });
 const daemons: DaemonProcess[] = [];
-let stopping = false;
-const shutdown = async (code: number): Promise<void> => {
-  if (stopping) {
-    say('second signal: exiting now; run `npm run lab -- --clean` to remove leftovers');
-    process.exit(1);
-  }
-  stopping = true;
-  say('tearing down');
+const shutdown = onShutdown(say, async () => {
   for (const d of daemons.reverse()) await d.stop(3000);
   await lab.stop();
-  say('everything removed');
-  process.exit(code);
-};
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+});
 
 try {
   say('installing PureLB: CRDs, the purelb namespace, the gossip Secret, a default ServiceGroup and LBNodeAgent');

@@ -46,12 +46,12 @@ export interface ControlPlane {
 }
 
 /**
- * Makes sure kube-apiserver and etcd are built (tools/kube/build.sh: once per version,
- * cached outside the repo) and returns the directory that holds them.
+ * Runs one of the tools' build scripts (tools/kube/build.sh and the like: progress on
+ * stderr, the result as the last stdout line) and resolves with that last line, once it
+ * names something that exists. `onProgress` gets the stderr lines.
  */
-export async function ensureKubeBinaries(onProgress?: (line: string) => void): Promise<string> {
-  const script = join(repoRoot, 'tools', 'kube', 'build.sh');
-  if (!existsSync(script)) throw new LabError('LAB_NO_KUBE_BUILD', `missing ${script}`);
+export function runBuildScript(script: string, onProgress?: (line: string) => void): Promise<string> {
+  if (!existsSync(script)) return Promise.reject(new LabError('LAB_NO_KUBE_BUILD', `missing ${script}`));
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -63,11 +63,22 @@ export async function ensureKubeBinaries(onProgress?: (line: string) => void): P
     });
     child.on('error', (e) => reject(new LabError('LAB_NO_KUBE_BUILD', `cannot run ${script}: ${e.message}`)));
     child.on('exit', (code) => {
-      const dir = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && dir && existsSync(join(dir, 'kube-apiserver'))) resolve(dir);
-      else reject(new LabError('LAB_NO_KUBE_BUILD', `tools/kube/build.sh failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && last && existsSync(last)) resolve(last);
+      else reject(new LabError('LAB_NO_KUBE_BUILD', `${script} failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
     });
   });
+}
+
+/**
+ * Makes sure kube-apiserver and etcd are built (tools/kube/build.sh: once per version,
+ * cached outside the repo) and returns the directory that holds them.
+ */
+export async function ensureKubeBinaries(onProgress?: (line: string) => void): Promise<string> {
+  const script = join(repoRoot, 'tools', 'kube', 'build.sh');
+  const dir = await runBuildScript(script, onProgress);
+  if (!existsSync(join(dir, 'kube-apiserver'))) throw new LabError('LAB_NO_KUBE_BUILD', `${script} printed ${dir}, which holds no kube-apiserver`);
+  return dir;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -123,16 +134,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     processes.push(api);
     const url = `https://127.0.0.1:${apiPort}`;
     const certFile = join(dir, 'certs', 'apiserver.crt');
-    const caPem = await waitFor(
-      'kube-apiserver to write its certificate',
-      () => {
-        if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
-        if (!etcd.running) throw new LabError('LAB_ETCD_EXITED', `etcd exited:\n${etcd.tail()}`);
-        return existsSync(certFile) ? readFileSync(certFile, 'utf8') : undefined;
-      },
-      60_000,
-      50,
-    );
+    const caPem = await waitForServingCert(certFile, api, etcd);
     const admin = new KubeClient({ url, token: adminToken, caPem });
     const ready = (): Promise<boolean> =>
       waitFor(
@@ -162,6 +164,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await stop();
     throw e;
   }
+}
+
+/** Waits (at most 60 s) for kube-apiserver's self-signed certificate (with its CA) and returns it; fails if it or etcd exits. */
+export function waitForServingCert(certFile: string, api: ManagedProcess, etcd: ManagedProcess): Promise<string> {
+  return waitFor(
+    'kube-apiserver to write its certificate',
+    () => {
+      if (!api.running) throw new LabError('LAB_APISERVER_EXITED', `kube-apiserver exited:\n${api.tail()}`);
+      if (!etcd.running) throw new LabError('LAB_ETCD_EXITED', `etcd exited:\n${etcd.tail()}`);
+      return existsSync(certFile) ? readFileSync(certFile, 'utf8') : undefined;
+    },
+    60_000,
+    50,
+  );
 }
 
 /** A kubeconfig (YAML is a superset of JSON, so JSON is written). */

@@ -1,7 +1,7 @@
 // Running commands and managing the lab's long-lived processes.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 
 export class LabError extends Error {
   override readonly name = 'LabError';
@@ -46,10 +46,18 @@ export class ManagedProcess {
   #log: string[] = [];
   #frozen = false;
 
-  constructor(name: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv) {
+  /** `logFile`: also append everything the process writes to this file. */
+  constructor(name: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, logFile?: string) {
     this.name = name;
     this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
     const keep = (chunk: Buffer): void => {
+      if (logFile !== undefined) {
+        try {
+          appendFileSync(logFile, chunk);
+        } catch {
+          // the log is a convenience; a full disk must not kill the lab
+        }
+      }
       this.#log.push(chunk.toString('utf8'));
       if (this.#log.length > 200) this.#log.splice(0, this.#log.length - 200);
     };

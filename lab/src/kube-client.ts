@@ -8,6 +8,8 @@ export interface KubeClientOptions {
   /** Bearer token; absent: an unauthenticated client. */
   readonly token?: string | undefined;
   readonly caPem: string;
+  /** TLS server name to verify, when the URL's host is not in the certificate (e.g. a local relay). */
+  readonly servername?: string | undefined;
 }
 
 export interface RawResponse {
@@ -32,6 +34,7 @@ export class KubeClient {
         {
           method,
           ca: this.#opts.caPem,
+          ...(this.#opts.servername !== undefined ? { servername: this.#opts.servername } : {}),
           timeout: timeoutMs,
           headers: {
             accept: 'application/json',

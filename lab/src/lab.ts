@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { type ApiPathState, ApiBridge } from './api-bridge.ts';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
+import { type ClusterLab, removeCluster, startClusterLab } from './cluster.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { LabError, ManagedProcess, ip, ipBatch, isAlive, killAndWait, waitFor, run } from './exec.ts';
 import { type LabNetwork, type LabNode, LAN, LAB_PREFIX, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
@@ -17,6 +18,12 @@ const srcDir = import.meta.dirname;
 export interface LabOptions {
   /** Number of node namespaces (default 3). */
   readonly nodes?: number;
+  /**
+   * Cluster mode (cluster.ts): real nodes, each running containerd, runc, kubelet and
+   * kube-proxy in its own namespaces, and kube-controller-manager and kube-scheduler in the
+   * control plane; startLab then returns a ClusterLab. Default false: the process lab.
+   */
+  readonly cluster?: boolean;
   readonly onProgress?: ((line: string) => void) | undefined;
 }
 
@@ -125,10 +132,15 @@ export interface DemoServiceOptions {
   readonly endpointNodes?: readonly string[];
 }
 
+/** Options of the process lab (no cluster mode). */
+export type ProcessLabOptions = Omit<LabOptions, 'cluster'> & { readonly cluster?: false };
+
 interface LabState {
   readonly id: string;
   readonly ownerPid: number;
   readonly pids: number[];
+  /** A cluster-mode lab (its clean-up also removes mounts, cgroups and pods). */
+  readonly cluster?: boolean;
 }
 
 function writeState(dir: string, state: LabState): void {
@@ -143,7 +155,17 @@ export async function checkPrerequisites(): Promise<void> {
   });
 }
 
-export async function startLab(opts: LabOptions = {}): Promise<Lab> {
+export async function startLab(opts: LabOptions & { readonly cluster: true }): Promise<ClusterLab>;
+export async function startLab(opts?: ProcessLabOptions): Promise<Lab>;
+export async function startLab(opts: LabOptions = {}): Promise<Lab | ClusterLab> {
+  if (opts.cluster === true) {
+    await checkPrerequisites();
+    return startClusterLab(LAB_STATE_ROOT, { ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}), onProgress: opts.onProgress });
+  }
+  return startProcessLab(opts);
+}
+
+async function startProcessLab(opts: LabOptions): Promise<Lab> {
   await checkPrerequisites();
   const nodeCount = opts.nodes ?? 3;
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 50) throw new LabError('LAB_BAD_OPTION', `nodes: ${nodeCount} is not in 1-50`);
@@ -553,6 +575,7 @@ export async function cleanLabs(force = false): Promise<string[]> {
       const live = (state?.pids ?? []).filter((pid) => pid > 0 && isAlive(pid));
       await killAndWait(live);
       removed.push(...live.map((pid) => `process ${pid}`));
+      if (state?.cluster === true) await removeCluster(LAB_STATE_ROOT, id, state.pids);
       rmSync(dir, { recursive: true, force: true });
       removed.push(`state ${dir}`);
     }

@@ -15,26 +15,12 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 
-log() { printf '[kube] %s\n' "$*" >&2; }
-die() { printf 'tools/kube/build.sh: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=lib.sh
+. "$script_dir/lib.sh"
+start_script kube 2,11 "$@"
 
-usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-}
-
-mode=build
-case "${1:-}" in
-  '') ;;
-  --print-dir) mode=print ;;
-  --check) mode=check ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage; die "unknown argument: $1" ;;
-esac
-
-# Versions come straight from go.mod, so the cached fast path needs no Go at all.
-modver() { awk -v m="$1" '$1 == m && $2 ~ /^v[0-9]/ { print $2; exit }' "$script_dir/go.mod"; }
-k8s_version=$(modver k8s.io/kubernetes)
-etcd_version=$(modver go.etcd.io/etcd/server/v3)
+k8s_version=$(modver "$script_dir/go.mod" k8s.io/kubernetes)
+etcd_version=$(modver "$script_dir/go.mod" go.etcd.io/etcd/server/v3)
 [[ -n $k8s_version && -n $etcd_version ]] ||
   die "cannot read k8s.io/kubernetes / go.etcd.io/etcd/server/v3 versions from $script_dir/go.mod"
 
@@ -52,101 +38,14 @@ cached_ok() {
   [[ $out == *"${etcd_version#v}"* ]] || return 1
 }
 
-case $mode in
-  print) echo "$dir"; exit 0 ;;
-  check) cached_ok "$dir" && exit 0 || exit 1 ;;
-esac
-
-if cached_ok "$dir"; then
-  echo "$dir"
-  exit 0
-fi
+serve_cached "$mode" "$dir"
 
 # ---- cold path -------------------------------------------------------------
 
-find_go() {
-  local cand
-  if [[ -n ${GO:-} ]]; then  # an explicit choice is not second-guessed
-    cand=$(command -v "$GO" 2>/dev/null) && [[ -x $cand ]] && { echo "$cand"; return 0; }
-    return 1
-  fi
-  for cand in "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
-    [[ -n $cand && -x $cand ]] && { echo "$cand"; return 0; }
-  done
-  return 1
-}
-if [[ -n ${GO:-} ]]; then looked="\$GO=$GO"; else looked="\$GO (unset), 'go' on PATH, /usr/local/go/bin/go"; fi
-go_missing_msg="Go >= 1.24 is needed to build kube-apiserver $k8s_version and etcd $etcd_version
-(looked for: $looked).
-Install Go >= 1.24 from https://go.dev/dl/ or set GO=/path/to/go."
-go_bin=$(find_go) || die "no usable Go found. $go_missing_msg"
-go_ver=$("$go_bin" env GOVERSION 2>/dev/null) || die "$go_bin does not run. $go_missing_msg"
-if [[ $go_ver =~ ^go([0-9]+)\.([0-9]+) ]]; then
-  (( BASH_REMATCH[1] > 1 || (BASH_REMATCH[1] == 1 && BASH_REMATCH[2] >= 24) )) ||
-    die "$go_bin is $go_ver (GOTOOLCHAIN=local). $go_missing_msg"
-else
-  die "cannot parse the version of $go_bin ('$go_ver'). $go_missing_msg"
-fi
-
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.$key.lock"
-if ! flock -n 9; then
-  log "another build of $key is running; waiting for its lock"
-  flock 9
-fi
-# Someone else may have finished the build while we waited.
-if cached_ok "$dir"; then
-  echo "$dir"
-  exit 0
-fi
-
-# Leftovers of killed builds (we hold the lock, so none of them is live).
-rm -rf "$cache_root/.$key.build."*
-tmp=$(mktemp -d "$cache_root/.$key.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM HUP
-build_log="$cache_root/.$key.build.log"
-: >"$build_log"
-
-start=$SECONDS
+find_go 1.24 "kube-apiserver $k8s_version and etcd $etcd_version"
+begin_build "$key" "$dir"
 log "cold build of kube-apiserver $k8s_version and etcd $etcd_version with $go_ver"
 log "into $dir (about 4-6 min on 2 cores, more on slower machines; full log: $build_log)"
-
-# Reads `go build -v` output, prints a one-line summary every ~15 s and passes
-# anything that is not a package name (errors) straight through.
-progress() {
-  local step=$1 total=$2 pkgs=0 dls=0 last=$SECONDS line="" buf="" rc
-  local t0=$SECONDS
-  report() {
-    local dl=""
-    (( dls == 0 )) || dl=", $dls modules downloaded"
-    log "$step: $pkgs packages compiled (of at most $total)$dl," \
-      "$((SECONDS - t0)) s in step, $((SECONDS - start)) s total${1:+ $1}"
-  }
-  handle() {
-    printf '%s\n' "$1" >>"$build_log"
-    if [[ $1 =~ ^go:\ downloading\  ]]; then
-      dls=$((dls + 1))
-    elif [[ $1 =~ ^[A-Za-z0-9._~/+-]+$ ]]; then
-      pkgs=$((pkgs + 1))
-    elif [[ -n $1 ]]; then
-      printf '%s\n' "$1" >&2
-    fi
-  }
-  while :; do
-    if IFS= read -r -t 1 line; then
-      handle "$buf$line"; buf=""
-    else
-      rc=$?
-      if (( rc > 128 )); then buf+=$line; else
-        [[ -n $buf$line ]] && handle "$buf$line"
-        break
-      fi
-    fi
-    if (( SECONDS - last >= 15 )); then report; last=$SECONDS; fi
-  done
-  report "(done)"
-}
 
 build_one() {  # step-label package output
   local step=$1 pkg=$2 out=$3 total
@@ -177,14 +76,4 @@ cached_ok "$tmp" || die "built binaries in $tmp do not report $k8s_version / $et
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - start)) s"
   echo "go.sum sha256 $(sha256sum "$script_dir/go.sum" | cut -d' ' -f1)"
 } >"$tmp/BUILDINFO"
-chmod 755 "$tmp"
-
-# Replace atomically: a directory rename either fully happens or not at all.
-if [[ -e $dir ]]; then
-  mv -T "$dir" "$tmp.old"
-  rm -rf "$tmp.old"
-fi
-mv -T "$tmp" "$dir"
-trap - EXIT
-log "done in $((SECONDS - start)) s: $dir"
-echo "$dir"
+finish_build "$dir"

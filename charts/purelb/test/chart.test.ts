@@ -19,6 +19,7 @@ interface Container {
   securityContext: Record<string, unknown> & { capabilities?: { add?: string[]; drop?: string[] } };
   livenessProbe?: { httpGet: { path: string; port: string } };
   readinessProbe?: { httpGet: { path: string; port: string } };
+  startupProbe?: { httpGet: { path: string; port: string }; periodSeconds: number; failureThreshold: number };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 interface PodSpec {
@@ -80,6 +81,8 @@ t.test('default render: the allocator Deployment', async (t) => {
   t.same(c.ports, [{ name: 'metrics', containerPort: 7472, protocol: 'TCP' }]);
   t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
   t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
+  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'metrics' }, 'the other probes wait for /healthz to answer once');
+  t.ok((c.startupProbe?.periodSeconds ?? 0) * (c.startupProbe?.failureThreshold ?? 0) >= 60, 'a start may take a minute or more');
   t.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, 'requests and a memory limit');
   t.equal(env(c, 'PURELB_LEASE_NAME'), 'purelb-allocator', 'leader election on the Lease');
   t.equal(env(c, 'PURELB_METRICS_PORT'), '7472');
@@ -110,6 +113,8 @@ t.test('default render: the lbnodeagent DaemonSet', async (t) => {
   t.same(c.args, ['--lease-duration=10s', '--renew-period=2s']);
   t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
   t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
+  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'metrics' }, 'the other probes wait for /healthz to answer once');
+  t.ok((c.startupProbe?.periodSeconds ?? 0) * (c.startupProbe?.failureThreshold ?? 0) >= 60, 'a start may take a minute or more');
   t.notOk(pod.tolerations, 'no tolerations by default: untainted nodes only');
 });
 
