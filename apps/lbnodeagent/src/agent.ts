@@ -679,40 +679,31 @@ export class NodeAgent {
   }
 
   /**
-   * Takes over one local address: probe the LAN (nobody else may answer for it) and claim
-   * it at the API server, check the rule once more, add it. While another host answers,
-   * probe again after `probeRetryMs`.
-   *
-   * The probe and the claim run side by side: the add needs both, and the probe's answer
-   * is then at most (claim time - probe time) old when the address goes on, never older
-   * than when they ran one after the other. After a conflict the claim waits for a clean
-   * probe, so an address another host keeps answering for costs no API write per retry.
+   * Takes over one local address: probe the LAN (nobody else may answer for it), claim it
+   * at the API server, check the rule once more, add it. While another host answers, probe
+   * again after `probeRetryMs`.
    */
   #takeOver(w: WantedAddress): void {
     if (this.#takingOver.has(w.address)) return;
     this.#takingOver.add(w.address);
     const run = async (): Promise<void> => {
       if (this.#stalledNow() || !this.#decide().mayHold) return;
-      const claimNow = () => this.#claim(w.services, w.family, `${this.#s.node},${w.link}`);
-      const early = this.#conflicts.has(w.address) ? undefined : claimNow();
       let probe: { conflict: boolean; mac?: string };
       try {
         probe = await this.#d.netlink.probeAddress(w.link, w.address, PROBE);
       } catch (e) {
-        await early;
         this.#d.log.warn({ address: w.address, link: w.link, err: errText(e) }, 'cannot probe; not adding');
         this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150) * 4, () => this.schedule());
         return;
       }
       if (probe.conflict) {
-        await early;
         this.#d.metrics.probeConflicts.inc({ family: w.family });
         this.#noteConflict(w, probe.mac ?? 'unknown');
         this.#at(`probe:${w.address}`, this.#clock.now() + (this.#s.probeRetryMs ?? 150), () => this.schedule());
         return;
       }
       this.#conflicts.delete(w.address);
-      if (!(await (early ?? claimNow()))) return;
+      if (!(await this.#claim(w.services, w.family, `${this.#s.node},${w.link}`))) return;
       // The world may have moved while we probed and claimed: the rule must still say hold
       // (with our own announcement as the planner reads it: sticky to us).
       if (this.#stalledNow()) return;
