@@ -11,6 +11,8 @@ export {
   startArpWatch,
 } from './arp-watch.ts';
 export { type ApiPathState, ApiBridge } from './api-bridge.ts';
+export { AddressMonitor, monotonicMs, parseAddressEvent } from './address-monitor.ts';
+export { HttpProber, type WatchedRequest } from './http-prober.ts';
 export {
   type ClusterImages,
   type ClusterLab,

@@ -5,7 +5,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import t from 'tap';
 import {
+  CHART_DIR,
   CLUSTER_ADDRESSES,
+  HttpProber,
   CLUSTER_PURELB_NAMESPACE,
   type ClusterLab,
   LAN,
@@ -151,6 +153,48 @@ t.test('(b) a local and a virtual address, dual stack, answer from the client th
   t.ok(vh.every((h) => h.link === 'kube-lb0'), 'on kube-lb0');
 });
 
+t.test('(b2) a node never uses one of our addresses as the source of its own traffic (IPv6 addresses deprecated)', async (t) => {
+  t.ok(local && virtual, 'needs (b)');
+  if (!local || !virtual) return;
+  const ours = new Set([local.v4, local.v6, virtual.v4, virtual.v6]);
+  // kube-proxy masquerades a connection it forwards to a pod on another node: the source it
+  // picks is what that pod sees as the client. It must be the holder's own address. (Each
+  // family's address is elected on its own: the two may be on different nodes.)
+  for (const [address, family] of [[local.v4, 'v4'], [local.v6, 'v6']] as const) {
+    const holders = await lab.holders(address);
+    t.equal(holders.length, 1, `${address} has one holder`);
+    const holder = holders[0]?.node;
+    const own = lab.nodes.find((n) => n.name === holder)?.[family];
+    const answers = await ask(urlOf(address), 24);
+    const remote = answers.filter((a) => a.node !== holder);
+    t.ok(remote.length > 0, `${address}: some of ${answers.length} answers came from pods on other nodes than ${holder}`);
+    t.same([...new Set(remote.map((a) => a.client))], [own], `${address}: pods on other nodes saw ${holder}'s own address ${own} as the client (kube-proxy's masquerade source)`);
+    t.notOk(answers.some((a) => ours.has(a.client)), `${address}: no pod saw one of our addresses as the client`);
+  }
+  for (const address of [virtual.v4, virtual.v6]) {
+    const answers = await ask(urlOf(address), 24);
+    t.ok(answers.length >= 20, `${address}: ${answers.length}/24 answered`);
+    t.notOk(answers.some((a) => ours.has(a.client)), `${address}: no pod saw one of our addresses as the client (${[...new Set(answers.map((a) => a.client))].join(', ')})`);
+  }
+  // The kernel's own choice, on every node: toward the client and toward another node.
+  for (const n of lab.nodes) {
+    const v6 = await lab.inNode(n, 'ip', ['-6', '-o', 'addr', 'show']);
+    const line = v6.split('\n').find((l) => l.includes(` ${virtual.v6}/`));
+    t.match(line ?? '', /kube-lb0.*preferred_lft 0sec/, `${n.name}: the virtual ${virtual.v6} is on kube-lb0, deprecated (preferred_lft 0)`);
+    const other = lab.nodes.find((x) => x !== n)!;
+    for (const [to, own] of [[LAN.clientV6, n.v6], [other.v6, n.v6], [LAN.clientV4, n.v4], [other.v4, n.v4]] as const) {
+      const route = await lab.inNode(n, 'ip', ['route', 'get', to]);
+      t.match(route, new RegExp(`\\bsrc ${own.replace(/[.]/g, '\\.')}\\b`), `${n.name}: traffic to ${to} leaves from ${own}`);
+    }
+  }
+  const v6HolderName = (await lab.holders(local.v6))[0]?.node;
+  const v6Holder = lab.nodes.find((n) => n.name === v6HolderName);
+  t.ok(v6Holder, `${local.v6} has a holder`);
+  if (!v6Holder) return;
+  const onHolder = (await lab.inNode(v6Holder, 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0'])).split('\n').find((l) => l.includes(` ${local.v6}/`));
+  t.match(onHolder ?? '', /preferred_lft 0sec/, `${v6Holder.name}: the local ${local.v6} on eth0 is deprecated`);
+});
+
 // PureLB supports externalTrafficPolicy Local on virtual addresses (only nodes with a
 // ready endpoint hold them); on local addresses it reports TrafficPolicyNotSupported and
 // elects a holder as for Cluster. So the virtual Service is the one switched to Local.
@@ -217,6 +261,69 @@ t.test('(d) deleting the agent Pod on the holder node hands the local address ov
   t.ok(sum.samples > 50, 'the sampler sampled');
   t.equal(sum.duplicateSamples, 0, 'no sample had two MACs answering');
   t.ok(moved.macs[0] !== macs.get(holder), 'another node answers');
+});
+
+t.test('(d2) helm upgrade with a changed value restarts the agents one by one; the local address answers throughout', async (t) => {
+  t.ok(local, 'needs (b)');
+  if (!local) return;
+  const address = local.v4;
+  const selector = 'app.kubernetes.io/name=lbnodeagent';
+  const before = await pods(admin, NS, selector);
+  t.equal(before.length, lab.nodes.length, 'one agent Pod per node before the upgrade');
+  const watch = lab.watchArp(address);
+  await watch.waitFor(`${address} to answer ARP`, (s) => s.macs.length === 1, 10_000);
+  const prober = new HttpProber(lab.network.clientNetns);
+  try {
+    await prober.ready;
+    // A fresh connection every 100 ms, each allowed 3 s (a SYN lost to a handover is resent after 1 s).
+    const http = prober.watch(address, 100, 3000);
+    // Poll the agent Pods through the rollout: never more than one node without a Ready agent.
+    let sampling = true;
+    let worst = 0;
+    let samples = 0;
+    const seenNames = new Set(before.map((p) => p.name));
+    const sampler = (async () => {
+      while (sampling) {
+        const now = await pods(admin, NS, selector);
+        for (const p of now) seenNames.add(p.name);
+        const readyNodes = new Set(now.filter((p) => p.ready && !p.deleting).map((p) => p.node));
+        worst = Math.max(worst, lab.nodes.filter((n) => !readyNodes.has(n.name)).length);
+        samples++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const out = await lab.helm(
+      ['upgrade', 'purelb', CHART_DIR, `--namespace=${NS}`, '--reuse-values', '--set-string=lbnodeagent.podAnnotations.purelb-lab/rollout=1', '--wait', '--timeout=300s'],
+      360_000,
+    );
+    t.match(out, /STATUS: deployed/, 'helm upgrade deployed revision 2');
+    const after = await waitFor('every agent Pod replaced and Ready', async () => {
+      const now = await pods(admin, NS, selector);
+      const fresh = now.filter((p) => p.ready && !p.deleting && !before.some((b) => b.name === p.name));
+      return fresh.length === lab.nodes.length && now.length === lab.nodes.length ? now : undefined;
+    }, 120_000, 250);
+    // Let the last handover settle, then stop watching.
+    await new Promise((r) => setTimeout(r, 3000));
+    sampling = false;
+    await sampler;
+    const requests = await http.stop();
+    await watch.stop();
+    t.same(after.map((p) => p.node).sort(), lab.nodes.map((n) => n.name), 'a new agent Pod on every node');
+    t.equal(seenNames.size, 2 * lab.nodes.length, `each node's agent was replaced once (${seenNames.size} Pod names seen)`);
+    t.ok(samples > 10, `the Pods were sampled through the rollout (${samples} samples)`);
+    t.equal(worst, 1, 'at every sample at most one node was without a Ready agent, and the rollout did take one down (maxUnavailable 1)');
+    const failed = requests.filter((r) => !r.ok);
+    const slowest = Math.max(...requests.map((r) => r.elapsedMs));
+    t.comment(`HTTP: ${requests.length} requests through the rollout, ${failed.length} unanswered, slowest ${slowest.toFixed(0)} ms`);
+    t.ok(requests.length > 50, 'the address was asked throughout');
+    t.same(failed.map((r) => `${r.startMs.toFixed(0)}+${r.elapsedMs.toFixed(0)}`), [], `${address} answered every request through the rollout`);
+    const sum = watch.summary();
+    t.comment(`ARP samples ${sum.samples}, answered ${sum.answered}, longest unanswered ${sum.longestUnavailableMs.toFixed(0)} ms, transitions ${sum.transitions}`);
+    t.equal(sum.duplicateSamples, 0, 'no ARP sample had two MACs answering');
+  } finally {
+    prober.stop();
+    await watch.stop();
+  }
 });
 
 t.test('(e) helm uninstall withdraws every address and removes kube-lb0 on every node', async (t) => {

@@ -14,12 +14,12 @@
 // prober process in the client namespace that keeps connections starting every few ms.
 // The measured Services come from a one-address ServiceGroup (192.0.2.240 on the LAN)
 // so the address is known before the POST.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { KubeClient as GlueClient, loadKubeConfig } from '@purelb/k8s-glue';
 import {
+  AddressMonitor,
+  HttpProber as Prober,
   type DaemonProcess,
   type LabNode,
   type ManagedProcess,
@@ -44,125 +44,6 @@ const POST_CONCURRENCY = 16;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
-
-/** Netlink address events of every node, via `ip -n NS monitor address`. */
-class AddressMonitor {
-  /** address -> nodes that hold it now. */
-  readonly #held = new Map<string, Set<string>>();
-  readonly #procs: ChildProcess[] = [];
-  readonly #listeners = new Set<() => void>();
-
-  start(nodes: readonly LabNode[]): void {
-    for (const n of nodes) {
-      const p = spawn('ip', ['-n', n.netns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      this.#procs.push(p);
-      const rl = createInterface({ input: p.stdout });
-      rl.on('line', (line) => {
-        const m = /^(Deleted )?\d+:\s+\S+\s+inet6? ([0-9a-f:.]+)\/\d+/.exec(line);
-        if (!m) return;
-        const address = m[2]!;
-        let set = this.#held.get(address);
-        if (!set) this.#held.set(address, (set = new Set()));
-        if (m[1]) set.delete(n.name);
-        else set.add(n.name);
-        for (const l of this.#listeners) l();
-      });
-    }
-  }
-
-  holders(address: string): string[] {
-    return [...(this.#held.get(address) ?? [])].sort();
-  }
-
-  /** Resolves with nowMs() at the first event after which `pred(holders)` holds (at once if it holds now). */
-  when(address: string, pred: (holders: string[]) => boolean, timeoutMs: number, what: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!pred(this.holders(address))) return;
-        const t = nowMs();
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        resolve(t);
-      };
-      const timer = setTimeout(() => {
-        this.#listeners.delete(check);
-        reject(new Error(`${address}: ${what} did not happen in ${timeoutMs} ms (holders now: ${this.holders(address).join(',') || 'none'})`));
-      }, timeoutMs);
-      this.#listeners.add(check);
-      check();
-    });
-  }
-
-  stop(): void {
-    for (const p of this.#procs) p.kill('SIGTERM');
-  }
-}
-
-// The prober runs in the client namespace. On "probe ID URL NOTBODY" it starts a GET
-// (fresh connection, 1 s bound) every 10 ms until one answers 200 with a body other than
-// NOTBODY ("-": any), then prints "ok ID BODY"; "fail ID" after 20 s.
-const PROBER = `
-import { get } from 'node:http';
-import { createInterface } from 'node:readline';
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const [cmd, id, url, notBody] = line.trim().split(' ');
-  if (cmd !== 'probe') return;
-  let done = false;
-  const finish = (msg) => { if (done) return; done = true; clearInterval(timer); clearTimeout(limit); process.stdout.write(msg + '\\n'); };
-  const attempt = () => {
-    const req = get(url, { timeout: 1000, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => { body = body.trim(); if (res.statusCode === 200 && body !== notBody) finish('ok ' + id + ' ' + body); });
-      res.on('error', () => undefined);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => undefined);
-  };
-  const timer = setInterval(() => { if (!done) attempt(); }, 10);
-  const limit = setTimeout(() => finish('fail ' + id), 20000);
-  attempt();
-});
-process.stdout.write('ready\\n');
-`;
-
-class Prober {
-  readonly #p: ChildProcess;
-  readonly #waiting = new Map<string, { resolve: (v: { at: number; body: string }) => void; reject: (e: Error) => void }>();
-  readonly ready: Promise<void>;
-  #n = 0;
-
-  constructor(netns: string) {
-    this.#p = spawn('ip', ['netns', 'exec', netns, process.execPath, '--input-type=module', '-e', PROBER], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let readyResolve: () => void = () => undefined;
-    this.ready = new Promise((r) => (readyResolve = r));
-    createInterface({ input: this.#p.stdout! }).on('line', (line) => {
-      const at = nowMs();
-      const [kind, id, ...rest] = line.split(' ');
-      if (kind === 'ready') return readyResolve();
-      const w = this.#waiting.get(id ?? '');
-      if (!w) return;
-      this.#waiting.delete(id!);
-      if (kind === 'ok') w.resolve({ at, body: rest.join(' ') });
-      else w.reject(new Error(`no HTTP answer from ${rest.join(' ') || 'the address'} in 20 s`));
-    });
-  }
-
-  /** Starts probing now; resolves with the arrival time of the first good answer. */
-  probe(address: string, notBody = '-'): Promise<{ at: number; body: string }> {
-    const id = String(++this.#n);
-    const p = new Promise<{ at: number; body: string }>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
-    this.#p.stdin!.write(`probe ${id} http://${address}/ ${notBody}\n`);
-    return p;
-  }
-
-  stop(): void {
-    this.#p.stdin!.end();
-    this.#p.kill('SIGTERM');
-  }
-}
-
 
 /** utime + stime of a process, in seconds. */
 /** The node process of an agent (started through `ip netns exec`, which execs in place). */
