@@ -7,24 +7,26 @@
 import { type AddressSource, type Allocation, type GroupValidity, type Exclusion, type Group, type GroupSpec, Ipam, IpamError, IpamErrorCode, IpamSource, isPending, parseGroup } from '@purelb/ipam-core';
 import { NetboxAddressSource, type NetboxAddressSourceOptions, NetboxError } from '@purelb/ipam-netbox';
 import {
-  type Clock,
-  type EventRecorder,
-  type InformerHandlers,
-  type KubeClient,
-  type Logger,
   type NetboxSpec,
   type Node,
   type Service,
   type ServiceGroup,
   Annotation,
-  KubeApiError,
   ingressIPs,
-  mergePatchIfChanged,
   parseServiceGroup,
   serviceGroupStatus,
   serviceKey,
-  systemClock,
   trimService,
+} from '@purelb/api';
+import {
+  type Clock,
+  type EventRecorder,
+  type InformerHandlers,
+  type KubeClient,
+  type Logger,
+  KubeApiError,
+  mergePatchIfChanged,
+  systemClock,
   WorkQueue,
   type WorkQueueMetrics,
 } from '@purelb/k8s-glue';

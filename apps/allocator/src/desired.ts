@@ -1,6 +1,6 @@
 // What a Service should carry, and the one write that gets it there.
 import type { Allocation } from '@purelb/ipam-core';
-import { ALLOCATED_BY_VALUE, Annotation, type Service, ingressIPs } from '@purelb/k8s-glue';
+import { ALLOCATED_BY_VALUE, Annotation, type Service, ingressIPs } from '@purelb/api';
 
 /** True when the allocator's marks say it allocated this Service's addresses. */
 export function allocatedByUs(svc: Service): boolean {

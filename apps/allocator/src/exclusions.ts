@@ -1,7 +1,7 @@
 // The addresses Nodes report as their own, as exclusions for the allocation state: no
 // pool ever hands one out. A pure function of the Node cache.
 import { type Exclusion, type Family, type Group, formatAddress, parseAddress } from '@purelb/ipam-core';
-import type { Node } from '@purelb/k8s-glue';
+import type { Node } from '@purelb/api';
 
 /**
  * Every IP address in `status.addresses` of every Node (any type: InternalIP,

@@ -1,6 +1,6 @@
 // What a Service asks of the allocator: a pure function of the Service and the policy.
 import type { AllocateRequest, Family, FamilyPolicy, ServicePort } from '@purelb/ipam-core';
-import { Annotation, PURELB_LOAD_BALANCER_CLASS, type Service, serviceKey } from '@purelb/k8s-glue';
+import { Annotation, PURELB_LOAD_BALANCER_CLASS, type Service, serviceKey } from '@purelb/api';
 
 export interface ClassPolicy {
   /** When true, a Service without spec.loadBalancerClass is not ours (only `purelb.io/purelb` is). */

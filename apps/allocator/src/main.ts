@@ -1,5 +1,6 @@
 // The allocator daemon: one replica leads (holds the Lease) and writes; the others keep
 // warm caches and wait. SIGTERM: finish the writes in flight, hand the Lease over, exit.
+import { type Node, type Service, type ServiceGroup, trimNode, trimService } from '@purelb/api';
 import {
   eventLoopLagHistogram,
   monitorEventLoopLag,
@@ -8,15 +9,10 @@ import {
   KubeApiError,
   KubeClient,
   LeaderElector,
-  type Node,
-  type Service,
-  type ServiceGroup,
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
   startHealthServer,
-  trimNode,
-  trimService,
   createJsonLogger,
 } from '@purelb/k8s-glue';
 import { SETTINGS, loadConfig } from './config.ts';

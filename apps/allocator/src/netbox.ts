@@ -2,7 +2,8 @@
 // (a Secret in the allocator's namespace), who still wants an address (the Services), the
 // status reasons of a Secret that cannot be read, and log lines for what it did.
 import type { NetboxSourceEvent } from '@purelb/ipam-netbox';
-import { Annotation, KubeApiError, type KubeClient, type Logger, type NetboxSpec, type Service } from '@purelb/k8s-glue';
+import { Annotation, type NetboxSpec, type Service } from '@purelb/api';
+import { KubeApiError, type KubeClient, type Logger } from '@purelb/k8s-glue';
 
 /** Secret key holding the Netbox token, as in PureLB. */
 export const NETBOX_TOKEN_KEY = 'user-token';

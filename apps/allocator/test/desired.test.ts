@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Service } from '@purelb/k8s-glue';
+import type { Service } from '@purelb/api';
 import { servicePatch } from '../src/desired.ts';
 
 const svc = (ips: string[], annotations: Record<string, string> = {}): Service => ({

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseGroup } from '@purelb/ipam-core';
-import type { Node } from '@purelb/k8s-glue';
+import type { Node } from '@purelb/api';
 import { exclusionsInPools, nodeExclusions } from '../src/exclusions.ts';
 import { poolOverlaps } from '../src/overlaps.ts';
 

@@ -2,7 +2,8 @@
 // caches fed by hand (so one replica's cache can be behind), a manual clock for retries.
 // No lab, no real timers for anything that is asserted.
 import t from 'tap';
-import { type EventRecorder, type InformerHandlers, type KubeObject, KubeClient, type Node, type RequestOptions, type Service, type ServiceGroup, ingressIPs, maxAttemptsInWindow, objectKey } from '@purelb/k8s-glue';
+import { type Node, type Service, type ServiceGroup, ingressIPs } from '@purelb/api';
+import { type EventRecorder, type InformerHandlers, type KubeObject, KubeClient, type RequestOptions, maxAttemptsInWindow, objectKey } from '@purelb/k8s-glue';
 import { FakeKubeClient, ManualClock } from '@purelb/k8s-glue/testing';
 import { FakeNetbox } from '@purelb/ipam-netbox/testing';
 import { AllocatorController, type NetboxSettings } from '../src/controller.ts';

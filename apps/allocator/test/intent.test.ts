@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Service } from '@purelb/k8s-glue';
+import type { Service } from '@purelb/api';
 import { serviceIntent } from '../src/intent.ts';
 
 const svc = (spec: Partial<Service['spec']> = {}, annotations: Record<string, string> = {}, extra: Partial<Service['metadata']> = {}): Service => ({

@@ -30,22 +30,24 @@ import {
   safetyTiming,
 } from '@purelb/election';
 import {
-  type EventRecorder,
-  type Informer,
-  type KubeClient,
-  type Logger,
   type LBNodeAgent,
   type Service,
   type ServiceGroup,
   ALLOCATED_BY_VALUE,
   Annotation,
-  KubeApiError,
   PURELB_LOAD_BALANCER_CLASS,
   ingressIPs,
   parseLBNodeAgent,
   localGroupSpec,
-  microTime,
   serviceKey,
+} from '@purelb/api';
+import {
+  type EventRecorder,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  KubeApiError,
+  microTime,
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';

@@ -1,19 +1,16 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
+import { type LBNodeAgent, type Service, type ServiceGroup, trimService } from '@purelb/api';
 import {
   EventRecorder,
   Informer,
   KubeApiError,
   KubeClient,
-  type LBNodeAgent,
-  type Service,
-  type ServiceGroup,
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
   startHealthServer,
-  trimService,
   createJsonLogger,
 } from '@purelb/k8s-glue';
 import { openNetlinkHandle } from '@purelb/linux-net';

@@ -69,40 +69,5 @@ export { processMetrics } from './process-metrics.ts';
 export { eventLoopLagHistogram, monitorEventLoopLag, beatLagMs, EVENT_LOOP_LAG_BUCKETS } from './event-loop.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
-export {
-  PURELB_API_GROUP,
-  PURELB_API_VERSION,
-  PURELB_LOAD_BALANCER_CLASS,
-  ALLOCATED_BY_VALUE,
-  Annotation,
-  type ObjectMeta,
-  type LocalPoolsSpec,
-  type NetboxSpec,
-  type PoolUsage,
-  type ServiceGroup,
-  type ServiceGroupStatus,
-  type LBNodeAgent,
-  type Node,
-  type NodeAddress,
-  trimNode,
-  type Service,
-  type ServicePortSpec,
-  type LoadBalancerIngress,
-  trimService,
-  ingressIPs,
-  serviceKey,
-  localGroupSpec,
-} from './purelb-api.ts';
-export { type ParsedServiceGroup, MIN_SUBNET_PREFIX, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
-export {
-  type LBNodeAgentSettings,
-  type ParsedLBNodeAgent,
-  LINK_NAME_PATTERN,
-  MAX_LINK_NAME_BYTES,
-  RESERVED_LINK_NAMES,
-  linkNameProblem,
-  localIntProblem,
-  parseLBNodeAgent,
-} from './lbnodeagent.ts';
 export { type LogLevel, type JsonLoggerOptions, LOG_LEVELS, createJsonLogger, logLine, parseLogLevel } from './log.ts';
 export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, parseJsonObject, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';

@@ -4,7 +4,8 @@
 // killed, restarted and frozen. The driver runs one timer callback at a time and lets
 // every promise settle before the next; after each it checks that no address has two
 // holders on the LAN.
-import { type Service, type ServiceGroup, type LBNodeAgent, type Informer, type EventRecorder, type Logger, Annotation, ALLOCATED_BY_VALUE } from '@purelb/k8s-glue';
+import { type Service, type ServiceGroup, type LBNodeAgent, Annotation, ALLOCATED_BY_VALUE } from '@purelb/api';
+import type { Informer, EventRecorder, Logger } from '@purelb/k8s-glue';
 import { Membership } from '@purelb/election';
 import { MemoryNetwork, VirtualClock, seededRandom } from '@purelb/election/testing';
 import { MemoryNetlinkHandle, MemorySegment } from '@purelb/linux-net/testing';

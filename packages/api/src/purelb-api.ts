@@ -1,7 +1,7 @@
 // The PureLB API as TypeScript: the purelb.io/v1 kinds, the Service fields PureLB reads and
 // writes, and the annotation names. Compatible with PureLB v1 manifests.
 import type { GroupSpec } from '@purelb/ipam-core';
-import type { Condition } from './status.ts';
+import type { Condition } from '@purelb/k8s-glue';
 
 export const PURELB_API_GROUP = 'purelb.io';
 export const PURELB_API_VERSION = 'purelb.io/v1';

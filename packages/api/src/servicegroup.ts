@@ -1,7 +1,7 @@
 // ServiceGroups to ipam-core groups, and the status the allocator writes back.
 import { type Family, type GroupSpec, type GroupStats, IpamError, formatSubnet, parseGroup } from '@purelb/ipam-core';
 import { type ServiceGroup, type ServiceGroupStatus, localGroupSpec } from './purelb-api.ts';
-import { type ConditionUpdate, setCondition } from './status.ts';
+import { type ConditionUpdate, setCondition } from '@purelb/k8s-glue';
 
 export type ParsedServiceGroup =
   | { readonly ok: true; readonly kind: 'local'; readonly group: GroupSpec }
