@@ -50,6 +50,16 @@ export interface SwimConfig {
    * is still remembered is also tried at this interval (reconnect).
    */
   readonly pushPullIntervalMs: number;
+  /**
+   * A member declared dead less than `gossipToTheDeadMs` ago is offered a full-state
+   * exchange about this often (one such member per round, jittered x0.5-1.5), so a member
+   * that was only cut off (a link flap, a blocked port) is back in the membership within
+   * about this long of the cut healing, both sides taking part. Gossip to the dead alone
+   * does not do it once the news of the death has been sent out (nothing is queued any
+   * more). After `gossipToTheDeadMs`, such members are tried at `pushPullIntervalMs`
+   * only. 0 turns these rounds off.
+   */
+  readonly reconnectIntervalMs: number;
   /** Lifeguard's local health: the most the probe interval and timeout are stretched (score 0..max-1). */
   readonly awarenessMaxMultiplier: number;
   /** How long a dead or departed member is remembered (to reject stale `alive` gossip and to reconnect). */
@@ -86,6 +96,7 @@ export const PRESETS = {
     gossipNodes: 3,
     gossipToTheDeadMs: 30_000,
     pushPullIntervalMs: 30_000,
+    reconnectIntervalMs: 1_000,
     awarenessMaxMultiplier: 8,
     deadReclaimMs: 60_000,
     isolationTimeoutMs: 200,
@@ -105,6 +116,7 @@ export const PRESETS = {
     gossipNodes: 3,
     gossipToTheDeadMs: 30_000,
     pushPullIntervalMs: 30_000,
+    reconnectIntervalMs: 5_000,
     awarenessMaxMultiplier: 8,
     deadReclaimMs: 120_000,
     isolationTimeoutMs: 2_500,
@@ -124,6 +136,7 @@ export const PRESETS = {
     gossipNodes: 4,
     gossipToTheDeadMs: 60_000,
     pushPullIntervalMs: 60_000,
+    reconnectIntervalMs: 15_000,
     awarenessMaxMultiplier: 8,
     deadReclaimMs: 300_000,
     isolationTimeoutMs: 12_000,
@@ -155,6 +168,7 @@ const BOUNDS: Record<keyof SwimConfig, readonly [number, number, 'int' | 'num']>
   gossipNodes: [1, 64, 'int'],
   gossipToTheDeadMs: [0, 86_400_000, 'num'],
   pushPullIntervalMs: [0, 86_400_000, 'num'],
+  reconnectIntervalMs: [0, 86_400_000, 'num'],
   awarenessMaxMultiplier: [1, 64, 'int'],
   deadReclaimMs: [0, 86_400_000, 'num'],
   isolationTimeoutMs: [1, 86_400_000, 'num'],

@@ -62,6 +62,8 @@ export interface Counters {
   refutations: number;
   pushPulls: number;
   pushPullFailures: number;
+  /** Full-state exchanges offered to recently dead members (reconnect rounds). */
+  reconnects: number;
   packetsSent: number;
   packetsReceived: number;
   bytesSent: number;
@@ -84,6 +86,7 @@ function newCounters(): Counters {
     refutations: 0,
     pushPulls: 0,
     pushPullFailures: 0,
+    reconnects: 0,
     packetsSent: 0,
     packetsReceived: 0,
     bytesSent: 0,
@@ -166,6 +169,7 @@ export class Swim {
   #nextGossipAt = 0;
   #nextPushPullAt = Infinity;
   #nextReclaimAt = Infinity;
+  #nextReconnectAt = Infinity;
   #nextKeepaliveAt = 0;
   #lastRoundTripAt = -Infinity;
 
@@ -220,6 +224,7 @@ export class Swim {
     this.#nextReclaimAt = now + RECLAIM_CHECK_MS;
     this.#lastRoundTripAt = now;
     this.#schedulePushPull(now);
+    this.#scheduleReconnect(now);
     // Announce ourselves: members that synced with our seed before we joined learn of us
     // from this gossip, not from the seed's (which may already have run out).
     this.#broadcast(this.#self.name, this.#aliveOfSelf());
@@ -263,7 +268,7 @@ export class Swim {
   /** The earliest time `tick()` has work to do. */
   nextDeadline(): number {
     if (!this.#running) return Infinity;
-    let t = Math.min(this.#nextProbeAt, this.#nextPushPullAt, this.#nextReclaimAt);
+    let t = Math.min(this.#nextProbeAt, this.#nextPushPullAt, this.#nextReclaimAt, this.#nextReconnectAt);
     if (this.#queue.size > 0) t = Math.min(t, this.#nextGossipAt);
     const p = this.#probe;
     if (p) t = Math.min(t, p.indirectSent ? p.endDeadline : p.ackDeadline);
@@ -310,6 +315,10 @@ export class Swim {
     if (now >= this.#nextPushPullAt) {
       this.#periodicPushPull();
       this.#schedulePushPull(now);
+    }
+    if (now >= this.#nextReconnectAt) {
+      this.#reconnect(now);
+      this.#scheduleReconnect(now);
     }
     if (now >= this.#nextReclaimAt) {
       this.#reclaim(now);
@@ -781,6 +790,21 @@ export class Swim {
     const now = this.#o.now();
     const [failed] = this.#table.sample(1, (m) => m.status === 'dead' && now - m.since < this.#cfg.deadReclaimMs, this.#o.random);
     if (failed) this.pushPull(failed.address, false);
+  }
+
+  #scheduleReconnect(now: number): void {
+    const base = this.#cfg.reconnectIntervalMs;
+    this.#nextReconnectAt = base > 0 ? now + base * (0.5 + this.#o.random()) : Infinity;
+  }
+
+  /** One full-state exchange with a member declared dead within gossipToTheDeadMs, if any: it may have been cut off only. */
+  #reconnect(now: number): void {
+    if (this.#leaving) return;
+    const [failed] = this.#table.sample(1, (m) => m !== this.#self && m.status === 'dead' && now - m.since < this.#cfg.gossipToTheDeadMs, this.#o.random);
+    if (failed) {
+      this.counters.reconnects++;
+      this.pushPull(failed.address, false);
+    }
   }
 
   /** Exchanges full state with the member at `address`; `done` gets an error or nothing. */

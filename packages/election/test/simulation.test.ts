@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Keyring, MessageType, PlainEnvelope, SealedEnvelope, encodeMessage, encodePacket, type MembershipEvent } from '../src/index.ts';
+import { Keyring, MessageType, PRESETS, PlainEnvelope, SealedEnvelope, encodeMessage, encodePacket, type MembershipEvent } from '../src/index.ts';
 import { SimulatedCluster, simulatedAddress } from '../src/testing/index.ts';
 import { InvariantChecker, stepChecked } from './helpers.ts';
 
@@ -79,6 +79,25 @@ t.test('a member cut off alone declares everyone dead; after healing all see eac
   t.ok(healed !== undefined, `converged ${healed} ms after healing`);
   await cluster.close();
 });
+
+// A link flap longer than the gossip about it: by the time the cable is back, every
+// message about the death has been sent and nothing is queued, so no gossip reaches the
+// dead member. Both sides still remember each other; the reconnect round must find it.
+for (const size of [3, 5]) {
+  t.test(`${size} members: one cut off for 6 s rejoins within 1.5 reconnect intervals of the healing`, async (t) => {
+    const { cluster } = withLog({ size, seed: 40 + size });
+    t.ok(cluster.runUntil(() => cluster.converged(), 10_000, 10) !== undefined, 'converged');
+    const lone = cluster.members[1]!;
+    cluster.network.isolate(lone.address);
+    cluster.advance(6_000);
+    t.ok(lone.membership.liveMembers().length === 1 && cluster.allSee(lone.name, ['dead']), 'it declared the others dead, and they it');
+    cluster.network.heal();
+    const bound = 1.5 * PRESETS['lan-fast'].reconnectIntervalMs;
+    const healed = cluster.runUntil(() => cluster.converged(), 60_000, 10);
+    t.ok(healed !== undefined && healed <= bound, `converged ${healed} ms after healing (bound ${bound} ms; the full-state interval is ${PRESETS['lan-fast'].pushPullIntervalMs} ms)`);
+    await cluster.close();
+  });
+}
 
 t.test('graceful leave is seen at once; restart rejoins with a higher incarnation', async (t) => {
   const { cluster, log } = withLog({ size: 8, seed: 21 });
