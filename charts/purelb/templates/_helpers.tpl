@@ -137,11 +137,23 @@ spec:
   {{- toYaml .Values.serviceGroup.spec | nindent 2 }}
 {{- end -}}
 
-{{/* Container securityContext shared by both apps: nothing beyond what is added. */}}
-{{- define "purelb.containerSecurity" -}}
-allowPrivilegeEscalation: false
-privileged: false
-readOnlyRootFilesystem: true
-seccompProfile:
-  type: RuntimeDefault
+{{/*
+The probes of one component from its values (startupProbe, livenessProbe, readinessProbe):
+the handler is fixed (GET /healthz, /readyz for readiness, on the port "metrics"), every
+other field comes from values; enabled: false leaves a probe out.
+*/}}
+{{- define "purelb.probes" -}}
+{{- $v := index .root.Values .component -}}
+{{- range $probe, $path := dict "startupProbe" "/healthz" "livenessProbe" "/healthz" "readinessProbe" "/readyz" }}
+{{- $p := index $v $probe }}
+{{- if $p.enabled }}
+{{ $probe }}:
+  httpGet:
+    path: {{ $path }}
+    port: metrics
+  {{- with omit $p "enabled" }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}

@@ -42,6 +42,7 @@ t.test('every render is accepted by the API server (kubectl apply --dry-run=serv
     ['no Netbox token Secret', { values: ['allocator:\n  netboxSecretNames: []\n'] }],
     ['ServiceMonitor on', { set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom'] }],
     ['bootstrap=apps with the Namespace (the manifest\'s values)', { set: ['bootstrap=apps', 'createNamespace=true'] }],
+    ['probes and security contexts overridden, a probe off', { set: ['allocator.livenessProbe.initialDelaySeconds=5', 'allocator.startupProbe.successThreshold=1', 'lbnodeagent.readinessProbe.enabled=false', 'lbnodeagent.livenessProbe.terminationGracePeriodSeconds=10', 'allocator.podSecurityContext.supplementalGroups={100}', 'lbnodeagent.securityContext.capabilities.add={NET_ADMIN}'] }],
     ['custom pools, image, ports and lease name', { set: ['allocator.image.tag=dev', 'lbnodeagent.memberlistPort=7946', 'allocator.leaderElection.leaseName=lb-leader', 'lbnodeagent.localint=^eth[0-9]+$'], values: ['serviceGroup:\n  name: lan\n  spec:\n    local:\n      v4pools:\n      - {subnet: 198.51.100.0/24, pool: 198.51.100.16/28, aggregation: /32}\n'] }],
   ];
   for (const [what, opts] of cases) {
