@@ -157,3 +157,30 @@ other field comes from values; enabled: false leaves a probe out.
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The chart's CRDs and who manages each in the cluster, as a YAML list of
+{name, file, state, owner}: state "absent" (no such CRD, or no cluster: helm template),
+"this release", "another release" (owner: "<namespace>/<release>"), or "unmanaged"
+(created from crds/ by helm install, or by kubectl: no Helm ownership).
+*/}}
+{{- define "purelb.crdStates" -}}
+{{- range $file, $name := dict "crds/lbnodeagent.yaml" "lbnodeagents.purelb.io" "crds/servicegroup.yaml" "servicegroups.purelb.io" }}
+{{- $live := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" $name }}
+{{- $release := dig "metadata" "annotations" "meta.helm.sh/release-name" "" $live }}
+{{- $namespace := dig "metadata" "annotations" "meta.helm.sh/release-namespace" "" $live }}
+{{- $helm := eq (dig "metadata" "labels" "app.kubernetes.io/managed-by" "" $live) "Helm" }}
+{{- $state := "unmanaged" }}
+{{- if not $live }}
+{{- $state = "absent" }}
+{{- else if and $helm (eq $release $.Release.Name) (eq $namespace $.Release.Namespace) }}
+{{- $state = "this release" }}
+{{- else if and $helm $release }}
+{{- $state = "another release" }}
+{{- end }}
+- name: {{ $name }}
+  file: {{ $file }}
+  state: {{ $state }}
+  owner: {{ printf "%s/%s" $namespace $release | quote }}
+{{- end }}
+{{- end -}}

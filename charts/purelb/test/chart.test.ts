@@ -262,7 +262,20 @@ t.test('default render: default LBNodeAgent, sample ServiceGroup, metrics Servic
   }
   t.notOk([...objs.keys()].some((k) => k.startsWith('ServiceMonitor/')), 'ServiceMonitor off by default');
   t.notOk([...objs.keys()].some((k) => k.startsWith('Namespace/')), 'no Namespace: helm --create-namespace makes it');
-  t.notOk([...objs.keys()].some((k) => k.startsWith('CustomResourceDefinition/')), 'CRDs live in crds/, not templates');
+});
+
+t.test('the CRDs as templates (crds.enabled): those of crds/, kept on uninstall; none with crds.enabled=false', async (t) => {
+  const files = [...objects(await tools.template({ includeCrds: true, set: ['crds.enabled=false'] })).values()].filter((o) => o.kind === 'CustomResourceDefinition');
+  t.same(files.map((o) => o.metadata.name).sort(), ['lbnodeagents.purelb.io', 'servicegroups.purelb.io'], 'crds/ holds both');
+  const templated = objects(await tools.template());
+  for (const f of files) {
+    const crd = pick<KObject & { spec: unknown }>(templated, `CustomResourceDefinition/${f.metadata.name}`);
+    t.same(crd.spec, (f as KObject & { spec: unknown }).spec, `${f.metadata.name}: the spec of crds/, unchanged`);
+    t.same(crd.metadata.annotations, { 'helm.sh/resource-policy': 'keep' }, `${f.metadata.name}: kept by helm uninstall`);
+    t.equal(crd.metadata.labels?.['app.kubernetes.io/name'], 'purelb');
+    t.equal(crd.metadata.labels?.['app.kubernetes.io/managed-by'], 'Helm');
+  }
+  t.notOk([...objects(await tools.template({ set: ['crds.enabled=false'] })).keys()].some((k) => k.startsWith('CustomResourceDefinition/')), 'crds.enabled=false: crds/ only');
 });
 
 t.test('the reference pages\' values work as written there', async (t) => {

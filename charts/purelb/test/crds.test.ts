@@ -1,9 +1,14 @@
 // The CRDs: every field, status included, described, in the files and as the lab's real
-// API server publishes them (OpenAPI v3, what `kubectl explain` reads).
-import { readFileSync, readdirSync } from 'node:fs';
+// API server publishes them (OpenAPI v3, what `kubectl explain` reads); and how they are
+// upgraded with helm: from the previous chart version (CRDs in crds/ only) to this one,
+// handed to the release as NOTES.txt says, then upgraded by every helm upgrade; a second
+// release leaves them to the first; uninstall keeps them; a release that created them
+// itself (--skip-crds) upgrades them from the start.
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CRD_DIR, type Lab, installCrds, parseYamlObjects, waitFor, withLab } from '@purelb/lab';
+import { CHART_DIR, Tools, objects, tempDir, type KObject } from './helpers.ts';
 
 /** The part of an OpenAPI v3 schema the walk reads. */
 interface Schema {
@@ -74,4 +79,111 @@ t.test('as the API server publishes them: OpenAPI v3 of purelb.io/v1 has no empt
     t.ok(fieldCount(root) > (kind === 'ServiceGroup' ? 40 : 7), `${kind}: ${fieldCount(root)} fields published`);
     t.same(undescribed(root, kind), [], `${kind}: every published field has a description`);
   }
+});
+
+interface LiveCrd extends KObject {
+  spec: Crd['spec'] & { versions: (Crd['spec']['versions'][number] & { additionalPrinterColumns?: { name: string }[] })[] };
+}
+
+/** A copy of this chart in `dir`, changed by `edit` (file path relative to the chart -> new text, or null to remove). */
+function chartVariant(dir: string, version: string, edit: (read: (file: string) => string) => Record<string, string | null>): string {
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['Chart.yaml', 'values.yaml', 'values.schema.json', 'README.md', '.helmignore', 'crds', 'templates']) cpSync(join(CHART_DIR, f), join(dir, f), { recursive: true });
+  const read = (file: string): string => readFileSync(join(dir, file), 'utf8');
+  const chart = read('Chart.yaml');
+  const versioned = chart.replace(/^version: .*$/m, `version: ${version}`);
+  if (versioned === chart && !chart.includes(`version: ${version}`)) throw new Error('Chart.yaml has no version line');
+  writeFileSync(join(dir, 'Chart.yaml'), versioned);
+  for (const [file, text] of Object.entries(edit(read))) {
+    if (text === null) rmSync(join(dir, file));
+    else writeFileSync(join(dir, file), text);
+  }
+  return dir;
+}
+
+/** `text` with `from` replaced by `to`; throws if `from` is not there (the test would prove nothing). */
+function replaced(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`not found: ${from}`);
+  return text.replace(from, to);
+}
+
+const IP_RANGE_ID = "                    ipRangeId: { type: integer, minimum: 1, description: 'Allocate from the Netbox IP range with this id.' }\n";
+const NEW_COLUMN = "        - { name: Overlapping, type: string, priority: 1, jsonPath: '.status.conditions[?(@.type==\"Overlapping\")].status' }\n";
+
+t.test('helm and the CRDs: from the previous chart version to this one and on', async (t) => {
+  const tools = await Tools.create(t);
+  const lab: Lab = await withLab(t, { nodes: 1 });
+  const admin = lab.controlPlane.admin;
+  const kc = lab.controlPlane.kubeconfigPath;
+  const work = tempDir(t, 'plb-crd-charts-');
+  const helm = (args: string[]): Promise<string> => tools.helm(args, { kubeconfig: kc });
+  const crd = (name: string): Promise<LiveCrd> => admin.get<LiveCrd>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+  const netboxFields = async (): Promise<string[]> => Object.keys((await crd('servicegroups.purelb.io')).spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!.properties!.netbox!.properties!);
+  const columns = async (): Promise<string[]> => ((await crd('servicegroups.purelb.io')).spec.versions[0]!.additionalPrinterColumns ?? []).map((c) => c.name);
+  const owner = async (name: string): Promise<string | undefined> => {
+    const a = (await crd(name)).metadata.annotations ?? {};
+    return a['meta.helm.sh/release-name'] ? `${a['meta.helm.sh/release-namespace']}/${a['meta.helm.sh/release-name']}` : undefined;
+  };
+  const CRDS = ['lbnodeagents.purelb.io', 'servicegroups.purelb.io'];
+
+  // The previous version, laid out as chart 0.1.0 was: CRDs in crds/ only, no templates of
+  // them, no NOTES; its ServiceGroup CRD lacks a field this version has.
+  const previous = chartVariant(join(work, 'previous'), '0.1.0', (read) => ({
+    'templates/crds.yaml': null,
+    'templates/NOTES.txt': null,
+    'crds/servicegroup.yaml': replaced(read('crds/servicegroup.yaml'), IP_RANGE_ID, ''),
+  }));
+  // A later version whose ServiceGroup CRD has one printer column more.
+  const next = chartVariant(join(work, 'next'), '0.2.1', (read) => ({
+    'crds/servicegroup.yaml': replaced(read('crds/servicegroup.yaml'), "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n", NEW_COLUMN + "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n"),
+  }));
+
+  await helm(['install', '--create-namespace', '--namespace=purelb', 'purelb', previous]);
+  t.notOk((await netboxFields()).includes('ipRangeId'), 'the previous version installed its CRDs (without ipRangeId)');
+  t.equal(await owner('servicegroups.purelb.io'), undefined, 'from crds/: no release manages them');
+
+  const plain = await helm(['upgrade', '--namespace=purelb', 'purelb', CHART_DIR]);
+  t.match(plain, /STATUS: deployed/, 'a plain helm upgrade to this version succeeds (no ownership conflict)');
+  t.notOk((await netboxFields()).includes('ipRangeId'), 'and leaves CRDs that no release manages as they are');
+  t.match(plain, /servicegroups\.purelb\.io: not managed by any release/, 'NOTES say so');
+  const handover = plain.split('\n').map((l) => l.trim()).filter((l) => /^kubectl (label|annotate) crd /.test(l));
+  t.equal(handover.length, 2, `NOTES give the two commands that hand them to the release:\n${handover.join('\n')}`);
+  for (const line of handover) await tools.kubectl(line.split(/\s+/).slice(1), { kubeconfig: kc });
+  for (const name of CRDS) t.equal(await owner(name), 'purelb/purelb', `${name} handed to release purelb`);
+
+  const adopted = await helm(['upgrade', '--namespace=purelb', 'purelb', CHART_DIR]);
+  t.ok((await netboxFields()).includes('ipRangeId'), 'the next helm upgrade applies this version\'s CRD');
+  t.match(adopted, /servicegroups\.purelb\.io: managed by this release/);
+  const live = await crd('servicegroups.purelb.io');
+  t.equal(live.metadata.annotations?.['helm.sh/resource-policy'], 'keep', 'kept on uninstall');
+  t.same([...objects(await helm(['get', 'manifest', '--namespace=purelb', 'purelb'])).keys()].filter((k) => k.startsWith('CustomResourceDefinition/')).sort(), CRDS.map((n) => `CustomResourceDefinition/${n}`), 'both are in the release');
+
+  await helm(['upgrade', '--namespace=purelb', '--reuse-values', 'purelb', next]);
+  t.ok((await columns()).includes('Overlapping'), 'a later version\'s CRD change arrives with a plain helm upgrade');
+
+  const second = await helm(['install', '--create-namespace', '--namespace=purelb-b', 'other', CHART_DIR]);
+  t.match(second, /STATUS: deployed/, 'a second release in another namespace installs (crds.enabled, the default)');
+  t.match(second, /servicegroups\.purelb\.io: managed by release purelb\/purelb/, 'and leaves the CRDs to the first');
+  t.notOk([...objects(await helm(['get', 'manifest', '--namespace=purelb-b', 'other'])).keys()].some((k) => k.startsWith('CustomResourceDefinition/')), 'they are not in its manifest');
+  for (const name of CRDS) t.equal(await owner(name), 'purelb/purelb', `${name} still managed by purelb/purelb`);
+
+  await helm(['uninstall', '--namespace=purelb', 'purelb']);
+  for (const name of CRDS) t.equal((await admin.raw('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`)).status, 200, `${name} kept by helm uninstall`);
+  t.equal((await admin.raw('GET', '/apis/purelb.io/v1/namespaces/purelb-b/servicegroups/default')).status, 200, 'the other release\'s ServiceGroup is untouched');
+  await helm(['uninstall', '--namespace=purelb-b', 'other']);
+
+  // A cluster without the CRDs, and helm install --skip-crds: with custom resources in the
+  // chart (bootstrap=chart), helm cannot map them before the CRDs exist, which is why crds/
+  // stays; with bootstrap=apps the release creates the CRDs and upgrades them from the start.
+  await tools.kubectl(['delete', 'crd', ...CRDS, '--wait=true', '--timeout=60s'], { kubeconfig: kc });
+  const refused = await helm(['install', '--namespace=purelb', '--skip-crds', 'purelb', CHART_DIR]).then(
+    () => 'installed',
+    (e: Error) => e.message,
+  );
+  t.match(refused, /no matches for kind "(LBNodeAgent|ServiceGroup)"[\s\S]*ensure CRDs are installed first/, '--skip-crds with the chart\'s custom resources fails before anything is created');
+  const own = await helm(['install', '--namespace=purelb', '--skip-crds', '--set=bootstrap=apps', 'purelb', CHART_DIR]);
+  t.match(own, /servicegroups\.purelb\.io: created by this release/);
+  for (const name of CRDS) t.equal(await owner(name), 'purelb/purelb', `${name} created by, and managed by, the release`);
+  await helm(['upgrade', '--namespace=purelb', '--reuse-values', 'purelb', next]);
+  t.ok((await columns()).includes('Overlapping'), 'and its next helm upgrade changes them');
 });
