@@ -184,3 +184,24 @@ The chart's CRDs and who manages each in the cluster, as a YAML list of
   owner: {{ printf "%s/%s" $namespace $release | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+What the ServiceMonitor's and the PodMonitor's endpoint share, from their values:
+interval, scrapeTimeout, relabelings (after the chart's own: the pod's node as label
+"node", which the alerts name) and metricRelabelings.
+*/}}
+{{- define "purelb.scrapeSettings" -}}
+interval: {{ .interval }}
+scrapeTimeout: {{ .scrapeTimeout }}
+relabelings:
+  - sourceLabels: [__meta_kubernetes_pod_node_name]
+    targetLabel: node
+    action: replace
+  {{- with .relabelings }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -351,7 +351,9 @@ t.test('README lists every value of values.yaml, and nothing that is not one', a
   const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   // Kubernetes objects passed through as a whole (a probe: all but its handler) are documented as one key.
   const perApp = ['resources', 'podSecurityContext', 'securityContext', 'startupProbe', 'livenessProbe', 'readinessProbe'];
-  const wholeObjects = new Set([...perApp.flatMap((k) => [`allocator.${k}`, `lbnodeagent.${k}`]), 'lbnodeagent.updateStrategy', 'serviceGroup.spec']);
+  const alerts = Object.keys((values as { metrics: { prometheusRule: { alerts: Record<string, unknown> } } }).metrics.prometheusRule.alerts).map((a) => `metrics.prometheusRule.alerts.${a}`);
+  // An alert's few settings (enabled, for, severity, a threshold) are documented in its one row.
+  const wholeObjects = new Set([...perApp.flatMap((k) => [`allocator.${k}`, `lbnodeagent.${k}`]), 'lbnodeagent.updateStrategy', 'serviceGroup.spec', ...alerts]);
   const leaves: string[] = [];
   const walk = (o: unknown, path: string): void => {
     if (o !== null && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length > 0 && !wholeObjects.has(path)) {

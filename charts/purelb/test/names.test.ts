@@ -87,7 +87,7 @@ const RELEASES: (TemplateOptions & { release: string; namespace: string })[] = [
   { release: 'edge', namespace: 'edge', set: ['fullnameOverride=edge'] },
   { release: 'other', namespace: 'edge', set: ['fullnameOverride=purelb', 'lbnodeagent.createDefault=false', 'serviceGroup.create=false'] },
 ];
-const MONITORING = ['metrics.serviceMonitor.enabled=true'];
+const MONITORING = ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.prometheusRule.enabled=true'];
 
 t.test('releases side by side, in one namespace and in several, render no object twice', async (t) => {
   const owner = new Map<string, string>();
