@@ -184,6 +184,14 @@ t.test('probes and security contexts: the defaults render as in chart 0.1.0, and
   t.same(g.securityContext, { ...SECURITY_0_1_0.lbnodeagent.container, readOnlyRootFilesystem: false });
   const dropped = objects(await tools.template({ values: ['allocator:\n  podSecurityContext:\n    fsGroup: null\n'] }));
   t.notOk('fsGroup' in (pick<Workload>(dropped, WORKLOADS.allocator).spec.template.spec.securityContext ?? {}), 'null drops a default key');
+  // A whole map missing is what `helm upgrade --reuse-values` from 0.1.0 gives (its defaults lack them): refused, not rendered without.
+  for (const set of ['allocator.securityContext=null', 'lbnodeagent.startupProbe=null', 'rbac=null']) {
+    const err = await tools.template({ set: [set] }).then(
+      () => 'rendered',
+      (e: Error) => e.message,
+    );
+    t.match(err, new RegExp(`the values lack ${set.split('=')[0]!.replace('.', '\\.')}, which chart [0-9.]+ sets by default.*--reset-then-reuse-values`), `${set} is refused, saying why`);
+  }
   for (const set of ['allocator.livenessProbe.periodSeconds=0', 'lbnodeagent.readinessProbe.httpGet.path=/x', 'allocator.startupProbe.enabled=maybe']) {
     const err = await tools.template({ set: [set] }).then(
       () => 'rendered',

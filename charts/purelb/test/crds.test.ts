@@ -1,14 +1,14 @@
 // The CRDs: every field, status included, described, in the files and as the lab's real
 // API server publishes them (OpenAPI v3, what `kubectl explain` reads); and how they are
-// upgraded with helm: from the previous chart version (CRDs in crds/ only) to this one,
+// upgraded with helm: from chart 0.1.0 as released (CRDs in crds/ only) to this one,
 // handed to the release as NOTES.txt says, then upgraded by every helm upgrade; a second
 // release leaves them to the first; uninstall keeps them; a release that created them
 // itself (--skip-crds) upgrades them from the start.
-import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CRD_DIR, type Lab, installCrds, parseYamlObjects, waitFor, withLab } from '@purelb/lab';
-import { CHART_DIR, Tools, objects, tempDir, type KObject } from './helpers.ts';
+import { CHART_DIR, Tools, objects, pathOf, tempDir, type KObject } from './helpers.ts';
 
 /** The part of an OpenAPI v3 schema the walk reads. */
 interface Schema {
@@ -85,32 +85,27 @@ interface LiveCrd extends KObject {
   spec: Crd['spec'] & { versions: (Crd['spec']['versions'][number] & { additionalPrinterColumns?: { name: string }[] })[] };
 }
 
-/** A copy of this chart in `dir`, changed by `edit` (file path relative to the chart -> new text, or null to remove). */
-function chartVariant(dir: string, version: string, edit: (read: (file: string) => string) => Record<string, string | null>): string {
+/** A copy of this chart in `dir` as chart `version`, with `edit`'s files (path relative to the chart -> new text). */
+function chartVariant(dir: string, version: string, edit: (read: (file: string) => string) => Record<string, string>): string {
   mkdirSync(dir, { recursive: true });
   for (const f of ['Chart.yaml', 'values.yaml', 'values.schema.json', 'README.md', '.helmignore', 'crds', 'templates']) cpSync(join(CHART_DIR, f), join(dir, f), { recursive: true });
   const read = (file: string): string => readFileSync(join(dir, file), 'utf8');
-  const chart = read('Chart.yaml');
-  const versioned = chart.replace(/^version: .*$/m, `version: ${version}`);
-  if (versioned === chart && !chart.includes(`version: ${version}`)) throw new Error('Chart.yaml has no version line');
-  writeFileSync(join(dir, 'Chart.yaml'), versioned);
-  for (const [file, text] of Object.entries(edit(read))) {
-    if (text === null) rmSync(join(dir, file));
-    else writeFileSync(join(dir, file), text);
-  }
+  writeFileSync(join(dir, 'Chart.yaml'), replaced(read('Chart.yaml'), /^version: .*$/m, `version: ${version}`));
+  for (const [file, text] of Object.entries(edit(read))) writeFileSync(join(dir, file), text);
   return dir;
 }
 
 /** `text` with `from` replaced by `to`; throws if `from` is not there (the test would prove nothing). */
-function replaced(text: string, from: string, to: string): string {
-  if (!text.includes(from)) throw new Error(`not found: ${from}`);
+function replaced(text: string, from: string | RegExp, to: string): string {
+  if (typeof from === 'string' ? !text.includes(from) : !from.test(text)) throw new Error(`not found: ${String(from)}`);
   return text.replace(from, to);
 }
 
-const IP_RANGE_ID = "                    ipRangeId: { type: integer, minimum: 1, description: 'Allocate from the Netbox IP range with this id.' }\n";
+const PREVIOUS = join(import.meta.dirname, 'fixtures', 'chart-0.1.0');
+const CRDS = ['lbnodeagents.purelb.io', 'servicegroups.purelb.io'];
 const NEW_COLUMN = "        - { name: Overlapping, type: string, priority: 1, jsonPath: '.status.conditions[?(@.type==\"Overlapping\")].status' }\n";
 
-t.test('helm and the CRDs: from the previous chart version to this one and on', async (t) => {
+t.test('helm and the CRDs: from chart 0.1.0 to this one and on', async (t) => {
   const tools = await Tools.create(t);
   const lab: Lab = await withLab(t, { nodes: 1 });
   const admin = lab.controlPlane.admin;
@@ -118,45 +113,60 @@ t.test('helm and the CRDs: from the previous chart version to this one and on', 
   const work = tempDir(t, 'plb-crd-charts-');
   const helm = (args: string[]): Promise<string> => tools.helm(args, { kubeconfig: kc });
   const crd = (name: string): Promise<LiveCrd> => admin.get<LiveCrd>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
-  const netboxFields = async (): Promise<string[]> => Object.keys((await crd('servicegroups.purelb.io')).spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!.properties!.netbox!.properties!);
   const columns = async (): Promise<string[]> => ((await crd('servicegroups.purelb.io')).spec.versions[0]!.additionalPrinterColumns ?? []).map((c) => c.name);
   const owner = async (name: string): Promise<string | undefined> => {
     const a = (await crd(name)).metadata.annotations ?? {};
     return a['meta.helm.sh/release-name'] ? `${a['meta.helm.sh/release-namespace']}/${a['meta.helm.sh/release-name']}` : undefined;
   };
-  const CRDS = ['lbnodeagents.purelb.io', 'servicegroups.purelb.io'];
+  /** The fields of the live CRDs without a description. */
+  const liveUndescribed = async (): Promise<string[]> =>
+    (await Promise.all(CRDS.map(async (n) => { const c = await crd(n); return undescribed(c.spec.versions[0]!.schema.openAPIV3Schema, c.spec.names.kind); }))).flat();
+  const uids = async (release: string, namespace: string): Promise<Map<string, string>> => {
+    const out = new Map<string, string>();
+    for (const o of objects(await helm(['get', 'manifest', `--namespace=${namespace}`, release])).values()) {
+      const path = pathOf(o, namespace);
+      out.set(path, (await admin.get<KObject & { metadata: { uid: string } }>(path)).metadata.uid);
+    }
+    return out;
+  };
 
-  // The previous version, laid out as chart 0.1.0 was: CRDs in crds/ only, no templates of
-  // them, no NOTES; its ServiceGroup CRD lacks a field this version has.
-  const previous = chartVariant(join(work, 'previous'), '0.1.0', (read) => ({
-    'templates/crds.yaml': null,
-    'templates/NOTES.txt': null,
-    'crds/servicegroup.yaml': replaced(read('crds/servicegroup.yaml'), IP_RANGE_ID, ''),
-  }));
-  // A later version whose ServiceGroup CRD has one printer column more.
-  const next = chartVariant(join(work, 'next'), '0.2.1', (read) => ({
-    'crds/servicegroup.yaml': replaced(read('crds/servicegroup.yaml'), "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n", NEW_COLUMN + "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n"),
-  }));
-
-  await helm(['install', '--create-namespace', '--namespace=purelb', 'purelb', previous]);
-  t.notOk((await netboxFields()).includes('ipRangeId'), 'the previous version installed its CRDs (without ipRangeId)');
+  // Chart 0.1.0 as released (test/fixtures/chart-0.1.0): its CRDs, from crds/, lack most descriptions.
+  await helm(['install', '--create-namespace', '--namespace=purelb', 'purelb', PREVIOUS]);
+  const before = await liveUndescribed();
+  t.ok(before.includes('LBNodeAgent') && before.includes('ServiceGroup.status.conditions'), `0.1.0's CRDs are installed: ${before.length} fields without a description`);
   t.equal(await owner('servicegroups.purelb.io'), undefined, 'from crds/: no release manages them');
+  const uidsBefore = await uids('purelb', 'purelb');
 
-  const plain = await helm(['upgrade', '--namespace=purelb', 'purelb', CHART_DIR]);
-  t.match(plain, /STATUS: deployed/, 'a plain helm upgrade to this version succeeds (no ownership conflict)');
-  t.notOk((await netboxFields()).includes('ipRangeId'), 'and leaves CRDs that no release manages as they are');
+  // --reuse-values renders with 0.1.0's defaults, which lack this version's keys: refused, saying what to do.
+  const reused = await helm(['upgrade', '--namespace=purelb', '--reuse-values', 'purelb', CHART_DIR]).then(
+    () => 'upgraded',
+    (e: Error) => e.message,
+  );
+  t.match(reused, /the values lack .*allocator\.securityContext.*--reset-then-reuse-values/, 'helm upgrade --reuse-values from 0.1.0 is refused, naming the way');
+  t.match(await helm(['history', '--namespace=purelb', 'purelb']), /^1\s.*deployed/m, 'and leaves the release as it was');
+
+  const plain = await helm(['upgrade', '--namespace=purelb', '--reset-then-reuse-values', 'purelb', CHART_DIR]);
+  t.match(plain, /STATUS: deployed/, 'helm upgrade --reset-then-reuse-values to this version succeeds (no ownership conflict)');
+  const uidsAfter = await uids('purelb', 'purelb');
+  t.same([...uidsBefore].filter(([path, uid]) => uidsAfter.get(path) !== uid).map(([path]) => path), [], `all ${uidsBefore.size} objects of 0.1.0 keep their names and are not recreated`);
+  t.same(await liveUndescribed(), before, 'it leaves CRDs that no release manages as they are');
   t.match(plain, /servicegroups\.purelb\.io: not managed by any release/, 'NOTES say so');
   const handover = plain.split('\n').map((l) => l.trim()).filter((l) => /^kubectl (label|annotate) crd /.test(l));
   t.equal(handover.length, 2, `NOTES give the two commands that hand them to the release:\n${handover.join('\n')}`);
   for (const line of handover) await tools.kubectl(line.split(/\s+/).slice(1), { kubeconfig: kc });
   for (const name of CRDS) t.equal(await owner(name), 'purelb/purelb', `${name} handed to release purelb`);
 
-  const adopted = await helm(['upgrade', '--namespace=purelb', 'purelb', CHART_DIR]);
-  t.ok((await netboxFields()).includes('ipRangeId'), 'the next helm upgrade applies this version\'s CRD');
+  const adopted = await helm(['upgrade', '--namespace=purelb', '--reuse-values', 'purelb', CHART_DIR]);
   t.match(adopted, /servicegroups\.purelb\.io: managed by this release/);
+  t.same(await liveUndescribed(), [], 'the next helm upgrade applies this version\'s CRDs: every field described');
   const live = await crd('servicegroups.purelb.io');
   t.equal(live.metadata.annotations?.['helm.sh/resource-policy'], 'keep', 'kept on uninstall');
   t.same([...objects(await helm(['get', 'manifest', '--namespace=purelb', 'purelb'])).keys()].filter((k) => k.startsWith('CustomResourceDefinition/')).sort(), CRDS.map((n) => `CustomResourceDefinition/${n}`), 'both are in the release');
+
+  // A later version whose ServiceGroup CRD has one printer column more.
+  const next = chartVariant(join(work, 'next'), '0.2.1', (read) => ({
+    'crds/servicegroup.yaml': replaced(read('crds/servicegroup.yaml'), "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n", NEW_COLUMN + "        - { name: Age, type: date, jsonPath: '.metadata.creationTimestamp' }\n"),
+  }));
 
   await helm(['upgrade', '--namespace=purelb', '--reuse-values', 'purelb', next]);
   t.ok((await columns()).includes('Overlapping'), 'a later version\'s CRD change arrives with a plain helm upgrade');

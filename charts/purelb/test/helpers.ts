@@ -126,6 +126,17 @@ export function pick<T = KObject>(objs: Map<string, KObject>, key: string): T {
   return o as T;
 }
 
+const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Namespace']);
+
+/** The API path of a rendered object. */
+export function pathOf(o: KObject, namespace: string): string {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const plural = { ServiceAccount: 'serviceaccounts', Secret: 'secrets', Service: 'services', Deployment: 'deployments', DaemonSet: 'daemonsets', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', LBNodeAgent: 'lbnodeagents', ServiceGroup: 'servicegroups', CustomResourceDefinition: 'customresourcedefinitions' }[o.kind];
+  if (!plural) throw new Error(`no plural known for ${o.kind}`);
+  return CLUSTER_SCOPED.has(o.kind) ? `${base}/${plural}/${o.metadata.name}` : `${base}/namespaces/${namespace}/${plural}/${o.metadata.name}`;
+}
+
 /** A token for the ServiceAccount `name` in `namespace` (TokenRequest API, 1 h). */
 export async function serviceAccountToken(admin: KubeClient, namespace: string, name: string): Promise<string> {
   const r = await admin.create<{ status: { token: string } }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {

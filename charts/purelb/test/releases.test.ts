@@ -6,7 +6,7 @@
 // others', and that uninstalling one release leaves the others whole.
 import t from 'tap';
 import { type Lab, installCrds, withLab } from '@purelb/lab';
-import { CHART_DIR, Tools, objects, serviceAccountToken, tempDir, tokenKubeconfig, type KObject } from './helpers.ts';
+import { CHART_DIR, Tools, objects, pathOf, serviceAccountToken, tempDir, tokenKubeconfig, type KObject } from './helpers.ts';
 
 const tools = await Tools.create(t);
 const lab: Lab = await withLab(t, { nodes: 1 });
@@ -40,16 +40,6 @@ const RELEASES: Release[] = [
   { name: 'purelb', namespace: 'purelb-b', set: [], lease: 'purelb-allocator', secret: 'purelb-memberlist', allocatorSa: 'allocator', agentSa: 'lbnodeagent' },
 ];
 const who = (r: Release): string => `${r.name} in ${r.namespace}`;
-const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition']);
-
-/** The API path of a rendered object. */
-function pathOf(o: KObject, namespace: string): string {
-  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  const plural = { ServiceAccount: 'serviceaccounts', Secret: 'secrets', Service: 'services', Deployment: 'deployments', DaemonSet: 'daemonsets', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', LBNodeAgent: 'lbnodeagents', ServiceGroup: 'servicegroups', CustomResourceDefinition: 'customresourcedefinitions' }[o.kind];
-  if (!plural) throw new Error(`no plural known for ${o.kind}`);
-  return CLUSTER_SCOPED.has(o.kind) ? `${base}/${plural}/${o.metadata.name}` : `${base}/namespaces/${namespace}/${plural}/${o.metadata.name}`;
-}
 
 async function manifest(r: Release): Promise<KObject[]> {
   return [...objects(await tools.helm(['get', 'manifest', `--namespace=${r.namespace}`, r.name], { kubeconfig: kc })).values()];
