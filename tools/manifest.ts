@@ -14,8 +14,8 @@ const root = join(import.meta.dirname, '..');
 export const CHART_DIR = join(root, 'charts', 'purelb');
 /** Where the generated manifest is committed. */
 export const MANIFEST_PATH = join(root, 'deploy', 'purelb-complete.yaml');
-/** helm values that make the chart's output apply in one go. */
-export const MANIFEST_VALUES = ['bootstrap=apps', 'createNamespace=true'] as const;
+/** helm values that make the chart's output apply in one go (the CRDs once, from crds/: --include-crds). */
+export const MANIFEST_VALUES = ['bootstrap=apps', 'createNamespace=true', 'crds.enabled=false'] as const;
 /** Release name and namespace the manifest is rendered for. */
 export const MANIFEST_RELEASE = { name: 'purelb', namespace: 'purelb' } as const;
 

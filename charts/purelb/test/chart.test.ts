@@ -118,6 +118,89 @@ t.test('default render: the lbnodeagent DaemonSet', async (t) => {
   t.notOk(pod.tolerations, 'no tolerations by default: untainted nodes only');
 });
 
+// The probes and security contexts of chart 0.1.0, which values now carry as defaults.
+const PROBES_0_1_0 = {
+  startupProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 120 },
+  livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+  readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
+};
+const SECURITY_0_1_0 = {
+  allocator: {
+    pod: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+    container: { allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, seccompProfile: { type: 'RuntimeDefault' }, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+  },
+  lbnodeagent: {
+    pod: { seccompProfile: { type: 'RuntimeDefault' } },
+    container: {
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+      runAsUser: 0,
+      runAsNonRoot: false,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+    },
+  },
+};
+const WORKLOADS = { allocator: 'Deployment/allocator', lbnodeagent: 'DaemonSet/lbnodeagent' } as const;
+
+t.test('probes and security contexts: the defaults render as in chart 0.1.0, and values override them', async (t) => {
+  const defaults = objects(await tools.template());
+  for (const [app, key] of Object.entries(WORKLOADS)) {
+    const pod = pick<Workload>(defaults, key).spec.template.spec;
+    const c = pod.containers[0]!;
+    t.same(pod.securityContext, SECURITY_0_1_0[app as keyof typeof SECURITY_0_1_0].pod, `${app}: pod securityContext unchanged`);
+    t.same(c.securityContext, SECURITY_0_1_0[app as keyof typeof SECURITY_0_1_0].container, `${app}: container securityContext unchanged`);
+    t.same({ startupProbe: c.startupProbe, livenessProbe: c.livenessProbe, readinessProbe: c.readinessProbe }, PROBES_0_1_0, `${app}: probes unchanged`);
+  }
+  const changed = objects(
+    await tools.template({
+      set: [
+        'allocator.livenessProbe.periodSeconds=20',
+        'allocator.startupProbe.initialDelaySeconds=5',
+        'allocator.readinessProbe.enabled=false',
+        'allocator.securityContext.runAsUser=1000',
+        'allocator.podSecurityContext.fsGroup=2000',
+        'lbnodeagent.startupProbe.failureThreshold=300',
+        'lbnodeagent.livenessProbe.timeoutSeconds=5',
+        'lbnodeagent.podSecurityContext.seccompProfile.type=Unconfined',
+        'lbnodeagent.securityContext.readOnlyRootFilesystem=false',
+      ],
+    }),
+  );
+  const alloc = pick<Workload>(changed, WORKLOADS.allocator).spec.template.spec;
+  const a = alloc.containers[0]!;
+  t.same(a.livenessProbe, { ...PROBES_0_1_0.livenessProbe, periodSeconds: 20 }, 'allocator: liveness period overridden, the rest kept');
+  t.same(a.startupProbe, { ...PROBES_0_1_0.startupProbe, initialDelaySeconds: 5 }, 'allocator: a field the defaults lack is added');
+  t.equal(a.readinessProbe, undefined, 'allocator: readiness probe left out');
+  t.same(a.securityContext, { ...SECURITY_0_1_0.allocator.container, runAsUser: 1000 }, 'allocator: container securityContext merged');
+  t.same(alloc.securityContext, { ...SECURITY_0_1_0.allocator.pod, fsGroup: 2000 }, 'allocator: pod securityContext merged');
+  const agent = pick<Workload>(changed, WORKLOADS.lbnodeagent).spec.template.spec;
+  const g = agent.containers[0]!;
+  t.same(g.startupProbe, { ...PROBES_0_1_0.startupProbe, failureThreshold: 300 }, 'agent: startup failureThreshold overridden');
+  t.same(g.livenessProbe, { ...PROBES_0_1_0.livenessProbe, timeoutSeconds: 5 }, 'agent: liveness timeout overridden');
+  t.same(g.readinessProbe, PROBES_0_1_0.readinessProbe, 'agent: readiness untouched');
+  t.same(agent.securityContext, { seccompProfile: { type: 'Unconfined' } });
+  t.same(g.securityContext, { ...SECURITY_0_1_0.lbnodeagent.container, readOnlyRootFilesystem: false });
+  const dropped = objects(await tools.template({ values: ['allocator:\n  podSecurityContext:\n    fsGroup: null\n'] }));
+  t.notOk('fsGroup' in (pick<Workload>(dropped, WORKLOADS.allocator).spec.template.spec.securityContext ?? {}), 'null drops a default key');
+  // A whole map missing is what `helm upgrade --reuse-values` from 0.1.0 gives (its defaults lack them): refused, not rendered without.
+  for (const set of ['allocator.securityContext=null', 'lbnodeagent.startupProbe=null', 'rbac=null']) {
+    const err = await tools.template({ set: [set] }).then(
+      () => 'rendered',
+      (e: Error) => e.message,
+    );
+    t.match(err, new RegExp(`the values lack ${set.split('=')[0]!.replace('.', '\\.')}, which chart [0-9.]+ sets by default.*--reset-then-reuse-values`), `${set} is refused, saying why`);
+  }
+  for (const set of ['allocator.livenessProbe.periodSeconds=0', 'lbnodeagent.readinessProbe.httpGet.path=/x', 'allocator.startupProbe.enabled=maybe']) {
+    const err = await tools.template({ set: [set] }).then(
+      () => 'rendered',
+      (e: Error) => e.message,
+    );
+    t.match(err, /values don't meet the specifications of the schema/, `${set} is refused`);
+  }
+});
+
 t.test('default render: the gossip Secret is random on every fresh render, never a default', async (t) => {
   const keys = new Set<string>();
   for (let i = 0; i < 3; i++) {
@@ -187,7 +270,20 @@ t.test('default render: default LBNodeAgent, sample ServiceGroup, metrics Servic
   }
   t.notOk([...objs.keys()].some((k) => k.startsWith('ServiceMonitor/')), 'ServiceMonitor off by default');
   t.notOk([...objs.keys()].some((k) => k.startsWith('Namespace/')), 'no Namespace: helm --create-namespace makes it');
-  t.notOk([...objs.keys()].some((k) => k.startsWith('CustomResourceDefinition/')), 'CRDs live in crds/, not templates');
+});
+
+t.test('the CRDs as templates (crds.enabled): those of crds/, kept on uninstall; none with crds.enabled=false', async (t) => {
+  const files = [...objects(await tools.template({ includeCrds: true, set: ['crds.enabled=false'] })).values()].filter((o) => o.kind === 'CustomResourceDefinition');
+  t.same(files.map((o) => o.metadata.name).sort(), ['lbnodeagents.purelb.io', 'servicegroups.purelb.io'], 'crds/ holds both');
+  const templated = objects(await tools.template());
+  for (const f of files) {
+    const crd = pick<KObject & { spec: unknown }>(templated, `CustomResourceDefinition/${f.metadata.name}`);
+    t.same(crd.spec, (f as KObject & { spec: unknown }).spec, `${f.metadata.name}: the spec of crds/, unchanged`);
+    t.same(crd.metadata.annotations, { 'helm.sh/resource-policy': 'keep' }, `${f.metadata.name}: kept by helm uninstall`);
+    t.equal(crd.metadata.labels?.['app.kubernetes.io/name'], 'purelb');
+    t.equal(crd.metadata.labels?.['app.kubernetes.io/managed-by'], 'Helm');
+  }
+  t.notOk([...objects(await tools.template({ set: ['crds.enabled=false'] })).keys()].some((k) => k.startsWith('CustomResourceDefinition/')), 'crds.enabled=false: crds/ only');
 });
 
 t.test('the reference pages\' values work as written there', async (t) => {
@@ -261,8 +357,11 @@ t.test('values.schema.json refuses bad values', async (t) => {
 
 t.test('README lists every value of values.yaml, and nothing that is not one', async (t) => {
   const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as Record<string, unknown>;
-  // Kubernetes objects passed through as a whole are documented as one key.
-  const wholeObjects = new Set(['allocator.resources', 'lbnodeagent.resources', 'lbnodeagent.updateStrategy', 'serviceGroup.spec']);
+  // Kubernetes objects passed through as a whole (a probe: all but its handler) are documented as one key.
+  const perApp = ['resources', 'podSecurityContext', 'securityContext', 'startupProbe', 'livenessProbe', 'readinessProbe'];
+  const alerts = Object.keys((values as { metrics: { prometheusRule: { alerts: Record<string, unknown> } } }).metrics.prometheusRule.alerts).map((a) => `metrics.prometheusRule.alerts.${a}`);
+  // An alert's few settings (enabled, for, severity, a threshold) are documented in its one row.
+  const wholeObjects = new Set([...perApp.flatMap((k) => [`allocator.${k}`, `lbnodeagent.${k}`]), 'lbnodeagent.updateStrategy', 'serviceGroup.spec', ...alerts]);
   const leaves: string[] = [];
   const walk = (o: unknown, path: string): void => {
     if (o !== null && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length > 0 && !wholeObjects.has(path)) {

@@ -26,12 +26,14 @@ interface Secret {
 }
 
 t.test('every render is accepted by the API server (kubectl apply --dry-run=server)', async (t) => {
-  // Namespaced custom resources need their CRDs; the ServiceMonitor case a stand-in CRD
-  // (test/fixtures/servicemonitor-crd.yaml: prometheus-operator's field names and types
-  // for the fields the chart writes; strict field validation refuses anything else).
+  // Namespaced custom resources need their CRDs; the monitoring cases stand-in CRDs
+  // (test/fixtures/*-crd.yaml: prometheus-operator's field names and types for the fields
+  // the chart writes; strict field validation refuses anything else).
   await installCrds(admin);
-  await tools.kubectl(['apply', '-f', join(import.meta.dirname, 'fixtures', 'servicemonitor-crd.yaml')], { kubeconfig: kc });
-  await tools.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/servicemonitors.monitoring.coreos.com'], { kubeconfig: kc });
+  for (const kind of ['servicemonitor', 'podmonitor', 'prometheusrule']) {
+    await tools.kubectl(['apply', '-f', join(import.meta.dirname, 'fixtures', `${kind}-crd.yaml`)], { kubeconfig: kc });
+    await tools.kubectl(['wait', '--for=condition=Established', '--timeout=30s', `crd/${kind}s.monitoring.coreos.com`], { kubeconfig: kc });
+  }
   const dryNs = 'purelb-dry';
   await ensureNamespace(admin, dryNs);
   const cases: [string, Parameters<Tools['template']>[0]][] = [
@@ -41,7 +43,15 @@ t.test('every render is accepted by the API server (kubectl apply --dry-run=serv
     ['3 replicas, agent tolerations, no sample group, no default LBNodeAgent', { set: ['allocator.replicas=3', 'serviceGroup.create=false', 'lbnodeagent.createDefault=false'], values: ['lbnodeagent:\n  tolerations:\n  - operator: Exists\n  priorityClassName: system-node-critical\n'] }],
     ['no Netbox token Secret', { values: ['allocator:\n  netboxSecretNames: []\n'] }],
     ['ServiceMonitor on', { set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom'] }],
+    [
+      'ServiceMonitor with relabelings and annotations, PodMonitor, PrometheusRule, no scrape annotations',
+      {
+        set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.annotations.owner=net', 'metrics.podMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.additionalLabels.release=prom', 'metrics.scrapeAnnotations=false'],
+        values: ['metrics:\n  serviceMonitor:\n    relabelings: [{sourceLabels: [__meta_kubernetes_pod_name], targetLabel: instance}]\n    metricRelabelings: [{sourceLabels: [__name__], regex: purelb_allocator_process_.*, action: drop}]\n  podMonitor:\n    relabelings: [{action: labeldrop, regex: pod}]\n'],
+      },
+    ],
     ['bootstrap=apps with the Namespace (the manifest\'s values)', { set: ['bootstrap=apps', 'createNamespace=true'] }],
+    ['probes and security contexts overridden, a probe off', { set: ['allocator.livenessProbe.initialDelaySeconds=5', 'allocator.startupProbe.successThreshold=1', 'lbnodeagent.readinessProbe.enabled=false', 'lbnodeagent.livenessProbe.terminationGracePeriodSeconds=10', 'allocator.podSecurityContext.supplementalGroups={100}', 'lbnodeagent.securityContext.capabilities.add={NET_ADMIN}'] }],
     ['custom pools, image, ports and lease name', { set: ['allocator.image.tag=dev', 'lbnodeagent.memberlistPort=7946', 'allocator.leaderElection.leaseName=lb-leader', 'lbnodeagent.localint=^eth[0-9]+$'], values: ['serviceGroup:\n  name: lan\n  spec:\n    local:\n      v4pools:\n      - {subnet: 198.51.100.0/24, pool: 198.51.100.16/28, aggregation: /32}\n'] }],
   ];
   for (const [what, opts] of cases) {

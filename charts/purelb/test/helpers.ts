@@ -26,6 +26,20 @@ export function tempDir(t: Pick<Test, 'teardown'>, prefix = 'plb-chart-'): strin
   return dir;
 }
 
+/** Values files written so far (each render writes its own, so renders may run at once). */
+let valuesFiles = 0;
+
+/** What `Tools.template` renders: release `purelb` of this chart in namespace `purelb` unless told otherwise. */
+export interface TemplateOptions {
+  release?: string;
+  namespace?: string;
+  /** Another chart directory (e.g. an older version laid out in a temp dir). */
+  chart?: string;
+  set?: readonly string[];
+  values?: readonly string[];
+  includeCrds?: boolean;
+}
+
 /** Runs helm and kubectl with a private HOME-like state, so the user's config is never read or written. */
 export class Tools {
   readonly helmBin: string;
@@ -85,12 +99,12 @@ export class Tools {
   }
 
   /** `helm template` of the chart; each `set` is one --set, `values` are written to files and passed with --values. */
-  template(opts: { namespace?: string; set?: readonly string[]; values?: readonly string[]; includeCrds?: boolean } = {}): Promise<string> {
-    const args = ['template', 'purelb', CHART_DIR, '--namespace', opts.namespace ?? 'purelb'];
+  template(opts: TemplateOptions = {}): Promise<string> {
+    const args = ['template', opts.release ?? 'purelb', opts.chart ?? CHART_DIR, '--namespace', opts.namespace ?? 'purelb'];
     if (opts.includeCrds) args.push('--include-crds');
     for (const s of opts.set ?? []) args.push(`--set=${s}`);
     (opts.values ?? []).forEach((v, i) => {
-      const f = join(this.dir, `values-${Date.now()}-${i}.yaml`);
+      const f = join(this.dir, `values-${++valuesFiles}-${i}.yaml`);
       writeFileSync(f, v);
       args.push(`--values=${f}`);
     });
@@ -110,6 +124,17 @@ export function pick<T = KObject>(objs: Map<string, KObject>, key: string): T {
   const o = objs.get(key);
   if (!o) throw new Error(`${key} is not rendered; have: ${[...objs.keys()].join(', ')}`);
   return o as T;
+}
+
+const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Namespace']);
+
+/** The API path of a rendered object. */
+export function pathOf(o: KObject, namespace: string): string {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const plural = { ServiceAccount: 'serviceaccounts', Secret: 'secrets', Service: 'services', Deployment: 'deployments', DaemonSet: 'daemonsets', ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings', LBNodeAgent: 'lbnodeagents', ServiceGroup: 'servicegroups', CustomResourceDefinition: 'customresourcedefinitions' }[o.kind];
+  if (!plural) throw new Error(`no plural known for ${o.kind}`);
+  return CLUSTER_SCOPED.has(o.kind) ? `${base}/${plural}/${o.metadata.name}` : `${base}/namespaces/${namespace}/${plural}/${o.metadata.name}`;
 }
 
 /** A token for the ServiceAccount `name` in `namespace` (TokenRequest API, 1 h). */

@@ -1,0 +1,200 @@
+// Monitoring without an API server: the pods' prometheus.io annotations, the ServiceMonitor
+// and PodMonitor from values, and the PrometheusRule: the alerts asked for, each
+// expression parsed by Prometheus's own parser (tools/promql), every purelb_* metric it
+// names registered by the daemons' code (a renamed metric fails here), and the alerts'
+// values. The API server checks the rendered objects in helm.test.ts (stand-in CRDs).
+import { join } from 'node:path';
+import t from 'tap';
+import { createJsonLogger, KubeClient, type MetricsRegistry } from '@purelb/k8s-glue';
+import type { Membership } from '@purelb/election';
+import { runBuildScript } from '@purelb/lab';
+import { runTool } from '../../../tools/manifest.ts';
+import { createMetrics as allocatorMetrics } from '../../../apps/allocator/src/metrics.ts';
+import { createMetrics as agentMetrics } from '../../../apps/lbnodeagent/src/metrics.ts';
+import { GossipSecretWatcher } from '../../../apps/lbnodeagent/src/gossip-secret.ts';
+import { REPO_ROOT, Tools, objects, pick, type KObject } from './helpers.ts';
+
+const tools = await Tools.create(t);
+const promqlCheck = await runBuildScript(join(REPO_ROOT, 'tools', 'promql', 'build.sh'));
+
+interface Rule {
+  alert: string;
+  expr: string;
+  for: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+type PrometheusRule = KObject & { spec: { groups: { name: string; rules: Rule[] }[] } };
+interface Endpoint {
+  port: string;
+  interval: string;
+  scrapeTimeout: string;
+  relabelings: Record<string, unknown>[];
+  metricRelabelings?: Record<string, unknown>[];
+}
+type Monitor = KObject & {
+  spec: {
+    jobLabel: string;
+    selector: { matchLabels: Record<string, string>; matchExpressions?: { key: string; operator: string; values: string[] }[] };
+    endpoints?: Endpoint[];
+    podMetricsEndpoints?: Endpoint[];
+  };
+};
+type Workload = KObject & { spec: { template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } } } };
+
+/** What the issue asks to alert on, by alert name. */
+const REQUIRED_ALERTS = [
+  'PureLBAddressPoolHighUsage', // a pool over 90% used
+  'PureLBAddressPoolExhausted', // a pool 100% used
+  'PureLBAllocationFailures', // allocation failures rising
+  'PureLBAgentIsolated', // an agent fenced or isolated
+  'PureLBAllocatorNoLeader', // no allocator leader
+  'PureLBAgentNotRunning', // a node agent not running on a node
+];
+/** Metrics the alerts use that PureLB does not export: Prometheus's own, and kube-state-metrics'. */
+const NOT_OURS = new Set(['up', 'kube_daemonset_status_number_unavailable']);
+
+/** The registries the daemons serve on /metrics, built by their own code. */
+function daemonRegistries(): MetricsRegistry[] {
+  const allocator = allocatorMetrics();
+  // createMetrics reads the membership only when /metrics is collected, which never happens here.
+  const agent = agentMetrics({} as Membership);
+  // Registers purelb_gossip_secret_valid on the agent's registry, as the agent's main does;
+  // the client is never called (the watcher is not started).
+  new GossipSecretWatcher({ namespace: 'purelb', name: 'purelb-memberlist' }, [], {
+    client: new KubeClient({ server: 'https://127.0.0.1:1' }),
+    log: createJsonLogger({ name: 'test', level: 'silent' }),
+    events: { event: () => undefined },
+    registry: agent.registry,
+    apply: () => undefined,
+  });
+  return [allocator.registry, agent.registry];
+}
+
+/** Whether a daemon registers `name` (a histogram's _bucket, _sum and _count series included). */
+function registered(registries: MetricsRegistry[], name: string): boolean {
+  const base = name.replace(/_(bucket|sum|count)$/, '');
+  return registries.some((r) => r.get(name) !== undefined || (base !== name && r.get(base)?.type === 'histogram'));
+}
+
+async function parse(exprs: string[]): Promise<{ expr: string; metrics?: string[]; error?: string }[]> {
+  return JSON.parse(await runTool(promqlCheck, [], { input: JSON.stringify(exprs) })) as { expr: string; metrics?: string[]; error?: string }[];
+}
+
+async function rules(set: string[] = []): Promise<Rule[]> {
+  const objs = objects(await tools.template({ set: ['metrics.prometheusRule.enabled=true', ...set] }));
+  return pick<PrometheusRule>(objs, 'PrometheusRule/purelb').spec.groups.flatMap((g) => g.rules);
+}
+
+t.test('the parser tool parses, names metrics and reports errors (so the checks below can fail)', async (t) => {
+  const [good, bad] = await parse(['sum by (node) (rate(purelb_stalls_total{namespace="purelb"}[5m])) > 0 or absent(up)', 'rate(purelb_stalls_total[5m]']);
+  t.same(good, { expr: good?.expr, metrics: ['purelb_stalls_total', 'up'] });
+  t.match(bad?.error, /parse error/);
+  t.ok(registered(daemonRegistries(), 'purelb_event_loop_lag_seconds_bucket'), 'a histogram\'s series count as registered');
+  t.notOk(registered(daemonRegistries(), 'purelb_allocations'), 'a name that is not registered does not');
+});
+
+t.test('PrometheusRule: the alerts that matter, valid PromQL, only metrics the daemons register', async (t) => {
+  const all = await rules();
+  const names = all.map((r) => r.alert);
+  for (const a of REQUIRED_ALERTS) t.ok(names.includes(a), `${a} is there`);
+  t.equal(new Set(names).size, names.length, 'no alert twice');
+  const registries = daemonRegistries();
+  const parsed = await parse(all.map((r) => r.expr));
+  const used = new Set<string>();
+  parsed.forEach((p, i) => {
+    const alert = all[i]!.alert;
+    t.equal(p.error, undefined, `${alert}: the expression parses`);
+    t.ok((p.metrics ?? []).length > 0, `${alert}: it selects metrics (${(p.metrics ?? []).join(', ')})`);
+    for (const m of p.metrics ?? []) {
+      used.add(m);
+      if (NOT_OURS.has(m)) continue;
+      t.ok(m.startsWith('purelb_') && registered(registries, m), `${alert}: ${m} is a metric the daemons register`);
+    }
+    t.match(p.expr, /namespace="purelb"/, `${alert}: limited to the release's namespace`);
+    t.ok(all[i]!.labels.severity && all[i]!.annotations.summary && all[i]!.annotations.description, `${alert}: severity, summary and description`);
+  });
+  t.same([...NOT_OURS].filter((m) => !used.has(m)), [], 'every metric from elsewhere is one an alert uses');
+  const byName = new Map(all.map((r) => [r.alert, r]));
+  t.match(byName.get('PureLBAddressPoolHighUsage')?.expr, /> 90 < 100$/, 'over 90% (and below the exhausted alert)');
+  t.match(byName.get('PureLBAgentIsolated')?.expr, /mode=~"lease\|fenced"/, 'isolated (lease) or fenced');
+  t.match(byName.get('PureLBAgentNotRunning')?.expr, /daemonset="lbnodeagent"/, 'the release\'s DaemonSet by name');
+  t.match(byName.get('PureLBAgentDown')?.expr, /job="lbnodeagent"/, 'the job the monitors give the agents');
+});
+
+t.test('PrometheusRule values: thresholds, for, severity, alerts off, labels', async (t) => {
+  const changed = await rules(['metrics.prometheusRule.alerts.addressPoolHighUsage.percent=80', 'metrics.prometheusRule.alerts.allocatorNoLeader.for=5m', 'metrics.prometheusRule.alerts.agentNotRunning.enabled=false', 'metrics.prometheusRule.alerts.agentIsolated.severity=critical']);
+  const byName = new Map(changed.map((r) => [r.alert, r]));
+  t.match(byName.get('PureLBAddressPoolHighUsage')?.expr, /> 80 < 100$/);
+  t.match(byName.get('PureLBAddressPoolHighUsage')?.annotations.summary, /over 80%/);
+  t.equal(byName.get('PureLBAllocatorNoLeader')?.for, '5m');
+  t.notOk(byName.has('PureLBAgentNotRunning'), 'an alert turned off is left out');
+  t.equal(byName.get('PureLBAgentIsolated')?.labels.severity, 'critical');
+  const off = ['addressPoolHighUsage', 'addressPoolExhausted', 'allocationFailures', 'allocatorNoLeader'].map((a) => `metrics.prometheusRule.alerts.${a}.enabled=false`);
+  const objs = objects(await tools.template({ set: ['metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.additionalLabels.release=prom', ...off] }));
+  const rule = pick<PrometheusRule>(objs, 'PrometheusRule/purelb');
+  t.same(rule.spec.groups.map((g) => g.name), ['purelb.nodes'], 'a group whose alerts are all off is left out');
+  t.equal(rule.metadata.labels?.release, 'prom', 'additionalLabels');
+  t.notOk([...objects(await tools.template()).keys()].some((k) => k.startsWith('PrometheusRule/')), 'off by default');
+  const err = await tools.template({ set: ['metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.alerts.addressPoolHighUsage.percent=100'] }).then(
+    () => 'rendered',
+    (e: Error) => e.message,
+  );
+  t.match(err, /percent/, 'a threshold of 100% is refused (that is the exhausted alert)');
+});
+
+t.test('pod annotations prometheus.io/scrape and /port: on by default, switchable', async (t) => {
+  const on = objects(await tools.template());
+  t.same(pick<Workload>(on, 'Deployment/allocator').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7472' });
+  t.same(pick<Workload>(on, 'DaemonSet/lbnodeagent').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7473' });
+  const off = objects(await tools.template({ set: ['metrics.scrapeAnnotations=false', 'lbnodeagent.podAnnotations.team=net'] }));
+  t.equal(pick<Workload>(off, 'Deployment/allocator').spec.template.metadata.annotations, undefined, 'off: none');
+  t.same(pick<Workload>(off, 'DaemonSet/lbnodeagent').spec.template.metadata.annotations, { team: 'net' }, 'podAnnotations stay');
+});
+
+t.test('ServiceMonitor and PodMonitor from values', async (t) => {
+  const objs = objects(
+    await tools.template({
+      set: [
+        'metrics.serviceMonitor.enabled=true',
+        'metrics.serviceMonitor.labels.release=old',
+        'metrics.serviceMonitor.additionalLabels.team=net',
+        'metrics.serviceMonitor.annotations.owner=net',
+        'metrics.podMonitor.enabled=true',
+        'metrics.podMonitor.additionalLabels.release=prom',
+        'metrics.podMonitor.interval=15s',
+      ],
+      values: [
+        'metrics:\n  serviceMonitor:\n    relabelings:\n    - {sourceLabels: [__meta_kubernetes_pod_name], targetLabel: instance}\n    metricRelabelings:\n    - {sourceLabels: [__name__], regex: purelb_allocator_process_.*, action: drop}\n',
+      ],
+    }),
+  );
+  const sm = pick<Monitor>(objs, 'ServiceMonitor/purelb');
+  t.equal(sm.metadata.labels?.release, 'old', 'the older labels key still applies');
+  t.equal(sm.metadata.labels?.team, 'net', 'additionalLabels apply');
+  t.same(sm.metadata.annotations, { owner: 'net' });
+  const ep = sm.spec.endpoints![0]!;
+  t.same(ep.relabelings, [
+    { sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node', action: 'replace' },
+    { sourceLabels: ['__meta_kubernetes_pod_name'], targetLabel: 'instance' },
+  ], 'the node label first, then yours');
+  t.same(ep.metricRelabelings, [{ sourceLabels: ['__name__'], regex: 'purelb_allocator_process_.*', action: 'drop' }]);
+  const clash = pick<Monitor>(objects(await tools.template({ set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=old', 'metrics.serviceMonitor.additionalLabels.release=new'] })), 'ServiceMonitor/purelb');
+  t.equal(clash.metadata.labels?.release, 'new', 'additionalLabels win over labels');
+
+  const pm = pick<Monitor>(objs, 'PodMonitor/purelb');
+  t.equal(pm.metadata.labels?.release, 'prom');
+  t.equal(pm.spec.jobLabel, 'app.kubernetes.io/name', 'job = the component, as the ServiceMonitor\'s');
+  const pe = pm.spec.podMetricsEndpoints![0]!;
+  t.equal(pe.port, 'metrics');
+  t.equal(pe.interval, '15s');
+  t.same(pe.relabelings, [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node', action: 'replace' }]);
+  // Its selector takes both components' pods of this release, and no other release's.
+  const other = objects(await tools.template({ release: 'lb2' }));
+  const pods = [...objs.values(), ...other.values()].filter((o): o is Workload => o.kind === 'Deployment' || o.kind === 'DaemonSet');
+  const selects = (w: Workload): boolean => {
+    const labels = w.spec.template.metadata.labels;
+    return Object.entries(pm.spec.selector.matchLabels).every(([k, v]) => labels[k] === v) && (pm.spec.selector.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values.includes(labels[e.key] ?? ''));
+  };
+  t.same(pods.filter(selects).map((w) => w.metadata.name).sort(), ['allocator', 'lbnodeagent'], 'the PodMonitor selects both components of its release only');
+});
