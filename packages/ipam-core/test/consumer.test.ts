@@ -28,6 +28,11 @@ t.test('the packed package works from JavaScript and TypeScript', async (t) => {
   const files = packed[0]!.files.map((f) => f.path);
   t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'), 'the tarball has the built code and its types');
   t.same(files.filter((f) => /(^|\/)test\/|\.test\.|(^|\/)src\/|(^|\/)bench\//.test(f)), [], 'the tarball has no tests, sources or benchmarks');
+  t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps (they would point at sources the tarball does not carry)');
+  t.ok(files.includes('LICENSE'), 'the tarball carries the license');
+  const manifest = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; repository?: { url?: string } };
+  t.same(Object.entries(manifest.dependencies ?? {}).filter(([, v]) => v === '*'), [], 'no dependency published as "*"');
+  t.match(manifest.repository?.url ?? '', /^git\+https:\/\//, 'a repository to find the sources');
 
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, packed[0]!.filename)], dir);
