@@ -100,6 +100,7 @@ const noMetrics = {
   probeConflicts: { inc: () => undefined },
   configValid: { set: () => undefined },
   update: () => undefined,
+  nodeExcluded: () => undefined,
 } as unknown as AgentMetrics;
 
 /** Agent log messages counted in `World.stats` (what the schedules made the agents do). */
