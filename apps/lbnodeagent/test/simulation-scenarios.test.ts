@@ -137,6 +137,16 @@ t.test('the holder excluded by its Node (label, then NetworkUnavailable on the n
   t.ok(first.ms !== undefined && first.ms <= 1_500, `taken over by ${first.by?.name} after ${first.ms === undefined ? '-' : Math.round(first.ms)} ms`);
   t.ok(await settles(w, 15_000), 'one holder per address with the node excluded');
   t.same([...w.holders()].filter(([, hs]) => hs.includes(holder.name)), [], 'the labelled node holds no address');
+  // Its agent restarted while the label is on: it starts excluded and takes nothing.
+  w.kill(holder);
+  await w.runUntil(w.now() + 2_000);
+  w.restart(holder);
+  t.ok(await settles(w, 15_000), 'one holder per address after the excluded node restarted');
+  t.same(holder.agent?.eligibility, { eligible: false, reason: 'ExcludedByLabel', message: `node ${holder.name} has the label ${EXCLUDE_LABEL}` }, 'restarted while labelled, its agent starts excluded');
+  for (const peer of w.nodes.filter((n) => n !== holder)) {
+    t.same(peer.membership?.members().find((m) => m.name === holder.name)?.subnets, [], `and offers no subnets to the election (as ${peer.name} sees it)`);
+  }
+  t.same([...w.holders()].filter(([, hs]) => hs.includes(holder.name)), [], 'and holds no address');
   await w.server.mergePatch(node(holder), { metadata: { labels: { [EXCLUDE_LABEL]: null } } });
   const next = first.by!;
   await w.server.mergePatch(`${node(next)}/status`, { status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }] } });
