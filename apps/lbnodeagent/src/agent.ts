@@ -51,6 +51,7 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
+import { type Eligibility, type NodeView, nodeEligibility } from './eligibility.ts';
 import { type LinkSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
@@ -98,6 +99,11 @@ export interface AgentDeps {
   readonly groups: Informer<ServiceGroup>;
   readonly agents: Informer<LBNodeAgent>;
   readonly leases: Informer<LeaseView>;
+  /**
+   * This node's own Node object (a watch of it alone), for `nodeEligibility`: excluded by
+   * the label or NetworkUnavailable, the node announces nothing. Absent: always eligible.
+   */
+  readonly nodes?: Informer<NodeView> | undefined;
   readonly events: EventRecorder;
   readonly metrics: AgentMetrics;
   readonly log: Logger;
@@ -198,6 +204,8 @@ export class NodeAgent {
   #stopped = false;
   #ready = false;
   #lastPlan: NodePlan | undefined;
+  /** This node's eligibility as last applied (subnets published, plan made with it). */
+  #eligibility: Eligibility = { eligible: true };
   readonly #writes = new Map<string, () => Promise<unknown>>();
   #writing = false;
 
@@ -223,6 +231,39 @@ export class NodeAgent {
       this.#enforce();
     });
     deps.membership.on('event', () => this.#enforce());
+    if (deps.nodes) for (const ev of ['add', 'update', 'delete'] as const) deps.nodes.on(ev, kick);
+  }
+
+  /** This node's eligibility as the agent applies it (tests, the reference's log line). */
+  get eligibility(): Eligibility {
+    return this.#eligibility;
+  }
+
+  /**
+   * The subnets this node offers to the election (gossip and its Lease): none while it is
+   * excluded, so that no peer elects it and its own rule never names it.
+   */
+  #publishedSubnets(): string[] {
+    return this.#eligibility.eligible ? this.#localSubnets.map((s) => s.cidr) : [];
+  }
+
+  /**
+   * Reads this node's eligibility from its Node; on a change, says so and publishes the
+   * subnets that go with it. The addresses follow in the same pass: the plan wants none
+   * while excluded, and the usual withdrawal removes them (then the announcements, so
+   * that a peer takes over only after this node let go).
+   */
+  #applyEligibility(): void {
+    const e = this.#d.nodes ? nodeEligibility(this.#d.nodes.get(this.#s.node)) : ({ eligible: true } as const);
+    const before = this.#eligibility;
+    const same = e.eligible === before.eligible && (e.eligible || before.eligible || e.reason === before.reason);
+    this.#eligibility = e;
+    this.#d.metrics.nodeExcluded(e.eligible ? undefined : e.reason);
+    if (same) return;
+    if (e.eligible) this.#d.log.info({ node: this.#s.node }, 'node included: it may announce addresses again');
+    else this.#d.log.info({ node: this.#s.node, reason: e.reason, detail: e.message }, 'node excluded: withdrawing its addresses; it announces none');
+    this.#d.membership.setSubnets(this.#publishedSubnets());
+    this.#queueWrite('lease', () => this.#renewLease());
   }
 
   get ready(): boolean {
@@ -265,7 +306,8 @@ export class NodeAgent {
     if (link.created) this.#createdVirtualLink = link.link.name;
     this.#localSubnets = await this.#readLocalSubnets();
     this.#nodeSubnets = await this.#readNodeSubnets();
-    this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
+    this.#applyEligibility();
+    this.#d.membership.setSubnets(this.#publishedSubnets());
     await this.#renewLease();
     this.#lastBeat = this.#clock.now();
     this.#every('beat', this.#beatMs, () => this.#beat());
@@ -398,7 +440,7 @@ export class NodeAgent {
       {
         self: this.#s.node,
         now,
-        selfSubnets: this.#localSubnets.map((x) => x.cidr),
+        selfSubnets: this.#publishedSubnets(),
         members: this.#d.membership.members(),
         lastContactAt: this.#d.membership.lastContactAt(),
         leases,
@@ -586,7 +628,7 @@ export class NodeAgent {
       if (created) this.#createdVirtualLink = created;
       this.#linkConfig = linkConfig;
       this.#localSubnets = await this.#readLocalSubnets();
-      this.#d.membership.setSubnets(this.#localSubnets.map((s) => s.cidr));
+      this.#d.membership.setSubnets(this.#publishedSubnets());
     }
     this.#linkConfig = linkConfig;
     this.#endConfigPass();
@@ -603,7 +645,7 @@ export class NodeAgent {
       if (subnets.map((x) => x.cidr).join() !== this.#localSubnets.map((x) => x.cidr).join()) {
         this.#d.log.info({ subnets: subnets.map((x) => x.cidr) }, 'local subnets changed');
         this.#localSubnets = subnets;
-        this.#d.membership.setSubnets(subnets.map((x) => x.cidr));
+        this.#d.membership.setSubnets(this.#publishedSubnets());
       }
       const nodeSubnets = await this.#readNodeSubnets();
       // Like the local subnets, a link down for a moment does not make its subnets virtual.
@@ -611,6 +653,7 @@ export class NodeAgent {
       this.#nodeSubnets = nodeSubnets;
     }
 
+    this.#applyEligibility();
     // One read of the kernel per pass (with 1,000 Services, each dump is most of a pass's cost).
     const kernel = await this.#readKernel();
     const d = this.#decide();
@@ -628,6 +671,7 @@ export class NodeAgent {
       localint: localintText(this.#linkConfig.localint),
       virtualLink: this.#linkConfig.extlbint,
       verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
+      excluded: !this.#eligibility.eligible,
     });
     this.#lastPlan = plan;
     // A conflict is told once while the Service has the address, not again each time this
@@ -1143,7 +1187,7 @@ export class NodeAgent {
     const annotations = {
       [LeaseAnnotation.memberlistAddress]: this.#s.memberlistAddress,
       [LeaseAnnotation.gossipMode]: this.#appliedMode,
-      [LeaseAnnotation.subnets]: this.#localSubnets.map((s) => s.cidr).join(','),
+      [LeaseAnnotation.subnets]: this.#publishedSubnets().join(','),
     };
     const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date((this.#d.wallClock ?? Date.now)())) };
     const started = this.#clock.now();

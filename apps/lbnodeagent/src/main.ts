@@ -18,6 +18,7 @@ import { SETTINGS, loadConfig } from './config.ts';
 import { GossipSecretError, GossipSecretWatcher, loadGossipKeys, replaceKeys } from './gossip-secret.ts';
 import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
+import { type NodeView, trimNodeView } from './eligibility.ts';
 
 const config = loadSettingsOrExit('lbnodeagent', 'puts LoadBalancer addresses on this node when it should have them', SETTINGS, loadConfig);
 const log = createJsonLogger({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
@@ -74,10 +75,16 @@ const leases = new Informer<LeaseView>(client, {
   labelSelector: 'purelb.io/component=lbnodeagent',
   idleTimeoutMs: 3 * config.renewPeriodMs,
 });
+// This node's own Node, for the eligibility rule (the exclusion label, NetworkUnavailable).
+const nodes = new Informer<NodeView>(client, {
+  path: '/api/v1/nodes',
+  fieldSelector: `metadata.name=${config.nodeName}`,
+  transform: (raw) => trimNodeView(raw as NodeView),
+});
 const events = new EventRecorder(client, { component: 'purelb-lbnodeagent', host: config.nodeName });
 // Key rotation without a restart: a valid change replaces the membership's keys in place.
 const gossipSecret = new GossipSecretWatcher(secretRef, gossipKeys, { client, log, events, registry: metrics.registry, apply: (keys) => replaceKeys(keyring, keys) });
-const informers = [services, slices, groups, agents, leases];
+const informers = [services, slices, groups, agents, leases, nodes];
 for (const inf of informers) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
 
 const agent = new NodeAgent(
@@ -91,7 +98,7 @@ const agent = new NodeAgent(
     stallThresholdMs: config.stallThresholdMs,
     memberlistAddress: transport.address,
   },
-  { client, netlink, membership, services, slices, groups, agents, leases, events, metrics, log },
+  { client, netlink, membership, services, slices, groups, agents, leases, nodes, events, metrics, log },
 );
 
 const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => agent.ready });

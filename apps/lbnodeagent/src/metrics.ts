@@ -2,6 +2,7 @@
 import { Counter, Gauge, type Histogram, MetricsRegistry, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
+import { EXCLUSION_REASONS, type ExclusionReason } from './eligibility.ts';
 
 const MODES: readonly SafetyMode[] = ['swim', 'settling', 'lease', 'lease-consensus', 'fenced', 'stalled'];
 
@@ -15,6 +16,8 @@ export interface AgentMetrics {
   /** 1 while the LBNodeAgent configuration in use is the one written; 0 while a bad one is refused. */
   readonly configValid: Gauge;
   update(plan: NodePlan, mode: SafetyMode, liveMembers: number, node: string): void;
+  /** purelb_node_excluded: 1 for the reason this node is excluded (undefined: it is not), 0 for the others. */
+  nodeExcluded(reason: ExclusionReason | undefined): void;
 }
 
 export function createMetrics(membership: Membership): AgentMetrics {
@@ -31,6 +34,13 @@ export function createMetrics(membership: Membership): AgentMetrics {
     registry,
   });
   const awaiting = new Gauge({ name: 'purelb_addresses_awaiting', help: 'Local addresses this node should hold but waits for (a handover, or the fence after losing their announcer).', registry });
+  const excluded = new Gauge({
+    name: 'purelb_node_excluded',
+    help: '1 while this node announces nothing for this reason (ExcludedByLabel: the node.kubernetes.io/exclude-from-external-load-balancers label; NetworkUnavailable: the Node condition is True), 0 otherwise.',
+    labelNames: ['reason'],
+    registry,
+  });
+  for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, 0);
   const eventLoopLag = eventLoopLagHistogram(registry);
   const stalls = new Counter({ name: 'purelb_stalls_total', help: 'Event-loop stalls past the stall threshold (each withdraws local addresses until contact is fresh).', registry });
   const configValid = new Gauge({ name: 'purelb_lbnodeagent_config_valid', help: '1 while the LBNodeAgent in use is the one written, 0 while a bad one is refused (the last valid one is kept).', registry });
@@ -64,6 +74,9 @@ export function createMetrics(membership: Membership): AgentMetrics {
     stalls,
     probeConflicts,
     configValid,
+    nodeExcluded(reason) {
+      for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, r === reason ? 1 : 0);
+    },
     update(plan, mode, liveMembers, node) {
       announced.reset();
       for (const w of plan.wanted.values()) announced.inc({ kind: w.kind, family: w.family });

@@ -59,6 +59,12 @@ export interface NodeSnapshot {
    * has not handed over yet).
    */
   readonly verdict: (address: string, announcedBy: string | undefined) => AddressVerdict;
+  /**
+   * The node may announce nothing (`nodeEligibility`: the exclusion label, or
+   * NetworkUnavailable): no local address is wanted, whoever the election names, and no
+   * virtual one. The agent also publishes no subnets then, so that no peer elects it.
+   */
+  readonly excluded?: boolean;
 }
 
 /** One address this node must have. */
@@ -156,7 +162,7 @@ export function planNode(s: NodeSnapshot): NodePlan {
       const announcedBy = announcer.get(a.address);
       const v = s.verdict(a.address, announcedBy);
       elections.set(a.address, v.holder);
-      if (v.action === 'release') continue;
+      if (v.action === 'release' || s.excluded === true) continue;
       if (v.action === 'wait') {
         awaitingHandover.set(a.address, { from: announcedBy ?? '', until: v.until });
         continue;
@@ -175,8 +181,9 @@ export function planNode(s: NodeSnapshot): NodePlan {
         });
         continue;
       }
-      // Virtual: every node holds it on the virtual interface, unless the Service keeps
-      // traffic local and this node has no ready endpoint.
+      // Virtual: every node holds it on the virtual interface, unless the node is excluded,
+      // or the Service keeps traffic local and this node has no ready endpoint.
+      if (s.excluded === true) continue;
       if (a.trafficPolicy === 'Local' && !a.shared && !a.endpointNodes.has(s.node)) continue;
       const max = a.family === 'IPv4' ? 32 : 128;
       // A prefix shorter than any sane pool (a /0 would become a default route) is never used.

@@ -72,6 +72,18 @@ t.test('a node that is not a candidate never holds a local address', async (t) =
   }
 });
 
+t.test('an excluded node wants nothing: no local address, even when it is the winner or the announcer, and no virtual one', async (t) => {
+  const addresses = [addr('192.0.2.200'), addr('2001:db8::200'), addr('203.0.113.7', { aggregation: 32 }), addr('203.0.113.8', { trafficPolicy: 'Local', endpointNodes: new Set(nodes) })];
+  for (const n of nodes) {
+    const included = planNode(snap(n, addresses));
+    t.ok(included.wanted.has('203.0.113.7') && included.wanted.has('203.0.113.8'), `${n}: included, the virtual addresses are wanted`);
+    const announced = addresses.map((a) => ({ ...a, announcedBy: n }));
+    const p = planNode(snap(n, announced, { excluded: true }));
+    t.equal(p.wanted.size, 0, `${n}: excluded, nothing is wanted`);
+    t.equal(p.announcing.size, 0, `${n}: excluded, no announcing annotation is kept`);
+  }
+});
+
 t.test('v4 and v6 are elected independently; property: exactly one holder per local address', async (t) => {
   fc.assert(
     fc.property(fc.array(fc.integer({ min: 1, max: 250 }), { minLength: 1, maxLength: 30 }), fc.subarray(nodes, { minLength: 1 }), (hosts, live) => {

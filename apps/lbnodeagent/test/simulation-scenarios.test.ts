@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import { FINAL_STABLE_MS as STABLE_MS } from './sim/schedule.ts';
 import { type SimNode, World } from './sim/world.ts';
+import { EXCLUDE_LABEL } from '../src/eligibility.ts';
 
 const ADDRESS = '192.0.2.100';
 
@@ -125,5 +126,36 @@ t.test("cut the holder's API path for 15 s: gossip is fine, so it keeps answerin
   restore();
   t.equal(lost, 0, 'the holder answered alone the whole time');
   t.ok(await settles(w, 15_000), 'one holder per address after the path is back');
+  noTwoHolders(t, w);
+});
+
+t.test('the holder excluded by its Node (label, then NetworkUnavailable on the next): it lets go first, another takes over; included again, it takes addresses again', async (t) => {
+  const { w, holder } = await healthyCluster(107);
+  const node = (n: SimNode): string => `/api/v1/nodes/${n.name}`;
+  await w.server.mergePatch(node(holder), { metadata: { labels: { [EXCLUDE_LABEL]: 'true' } } });
+  const first = await takenOver(w, holder, 5_000);
+  t.ok(first.ms !== undefined && first.ms <= 1_500, `taken over by ${first.by?.name} after ${first.ms === undefined ? '-' : Math.round(first.ms)} ms`);
+  t.ok(await settles(w, 15_000), 'one holder per address with the node excluded');
+  t.same([...w.holders()].filter(([, hs]) => hs.includes(holder.name)), [], 'the labelled node holds no address');
+  // Its agent restarted while the label is on: it starts excluded and takes nothing.
+  w.kill(holder);
+  await w.runUntil(w.now() + 2_000);
+  w.restart(holder);
+  t.ok(await settles(w, 15_000), 'one holder per address after the excluded node restarted');
+  t.same(holder.agent?.eligibility, { eligible: false, reason: 'ExcludedByLabel', message: `node ${holder.name} has the label ${EXCLUDE_LABEL}` }, 'restarted while labelled, its agent starts excluded');
+  for (const peer of w.nodes.filter((n) => n !== holder)) {
+    t.same(peer.membership?.members().find((m) => m.name === holder.name)?.subnets, [], `and offers no subnets to the election (as ${peer.name} sees it)`);
+  }
+  t.same([...w.holders()].filter(([, hs]) => hs.includes(holder.name)), [], 'and holds no address');
+  await w.server.mergePatch(node(holder), { metadata: { labels: { [EXCLUDE_LABEL]: null } } });
+  const next = first.by!;
+  await w.server.mergePatch(`${node(next)}/status`, { status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }] } });
+  const second = await takenOver(w, next, 5_000);
+  t.ok(second.ms !== undefined && second.ms <= 1_500, `taken over from ${next.name} by ${second.by?.name} after ${second.ms === undefined ? '-' : Math.round(second.ms)} ms`);
+  t.ok(await settles(w, 15_000), 'one holder per address with NetworkUnavailable');
+  t.same([...w.holders()].filter(([, hs]) => hs.includes(next.name)), [], 'the node without network holds no address');
+  t.ok([...w.holders()].some(([, hs]) => hs.includes(holder.name)), `${holder.name}, included again, holds addresses again`);
+  await w.server.mergePatch(`${node(next)}/status`, { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False' }] } });
+  t.ok(await settles(w, 15_000), 'one holder per address after the condition cleared');
   noTwoHolders(t, w);
 });

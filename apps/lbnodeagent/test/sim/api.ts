@@ -7,6 +7,7 @@ import { type Service, trimService } from '@purelb/api';
 import { type KubeClient, type RequestOptions, KubeApiError, KubeErrorCode, deepFreeze } from '@purelb/k8s-glue';
 import { FakeKubeClient } from '@purelb/k8s-glue/testing';
 import type { Proc } from './process.ts';
+import { type NodeView, trimNodeView } from '../../src/eligibility.ts';
 
 export const NAMESPACE = 'purelb';
 
@@ -17,6 +18,8 @@ export const RESOURCES = {
   groups: { path: `/apis/purelb.io/v1/namespaces/${NAMESPACE}/servicegroups`, label: undefined, transform: (raw: unknown) => raw },
   agents: { path: `/apis/purelb.io/v1/namespaces/${NAMESPACE}/lbnodeagents`, label: undefined, transform: (raw: unknown) => raw },
   leases: { path: `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`, label: 'purelb.io/component=lbnodeagent', transform: (raw: unknown) => raw },
+  // main.ts watches its own Node only; here every agent sees all of them and reads its own.
+  nodes: { path: '/api/v1/nodes', label: undefined, transform: (raw: unknown) => trimNodeView(raw as NodeView) },
 } as const;
 export type ResourceName = keyof typeof RESOURCES;
 const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];
@@ -291,7 +294,7 @@ function keyOf(o: Obj): string {
  * from the last change it saw or relisting.
  */
 export class ApiView {
-  readonly informers: Record<ResourceName, ViewInformer> = { services: new ViewInformer(), slices: new ViewInformer(), groups: new ViewInformer(), agents: new ViewInformer(), leases: new ViewInformer() };
+  readonly informers: Record<ResourceName, ViewInformer> = { services: new ViewInformer(), slices: new ViewInformer(), groups: new ViewInformer(), agents: new ViewInformer(), leases: new ViewInformer(), nodes: new ViewInformer() };
   readonly #watches: WatchStream[];
   #stopListening: (() => void) | undefined;
 

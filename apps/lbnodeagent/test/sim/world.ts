@@ -11,6 +11,7 @@ import { MemoryNetwork, VirtualClock, seededRandom } from '@purelb/election/test
 import { MemoryNetlinkHandle, MemorySegment } from '@purelb/linux-net/testing';
 import { type AgentSettings, type LeaseView, type SliceView, NodeAgent } from '../../src/agent.ts';
 import type { AgentMetrics } from '../../src/metrics.ts';
+import type { NodeView } from '../../src/eligibility.ts';
 import { type ApiTiming, ApiView, NAMESPACE, SimApiServer, procClient } from './api.ts';
 import { Proc, ProcNetlink, ProcTransport, type ThawOrder } from './process.ts';
 
@@ -100,6 +101,7 @@ const noMetrics = {
   probeConflicts: { inc: () => undefined },
   configValid: { set: () => undefined },
   update: () => undefined,
+  nodeExcluded: () => undefined,
 } as unknown as AgentMetrics;
 
 /** Agent log messages counted in `World.stats` (what the schedules made the agents do). */
@@ -273,6 +275,7 @@ export class World {
         groups: inf.groups as unknown as Informer<ServiceGroup>,
         agents: inf.agents as unknown as Informer<LBNodeAgent>,
         leases: inf.leases as unknown as Informer<LeaseView>,
+        nodes: inf.nodes as unknown as Informer<NodeView>,
         events: noEvents,
         metrics: noMetrics,
         log,
