@@ -115,8 +115,8 @@ t.test('starting with an unusable Secret: exit 1, one line naming the Secret and
     t.equal(r.status, 1, `${what}: exit code 1`);
     const out = r.out.trim().split('\n');
     t.equal(out.length, 1, `${what}: one line (${r.out.slice(0, 300)})`);
-    const line = JSON.parse(out[0] ?? '{}') as { level?: number; msg?: string };
-    t.equal(line.level, 50, `${what}: an error line`);
+    const line = JSON.parse(out[0] ?? '{}') as { level?: string; msg?: string };
+    t.equal(line.level, 'error', `${what}: an error line`);
     t.ok(line.msg?.startsWith(message), `${what}: "${line.msg}" starts with "${message}"`);
     t.notMatch(r.out, /\n\s+at /, `${what}: no stack trace`);
   }
