@@ -18,7 +18,9 @@ export interface AllocatorMetrics {
 
 export function createMetrics(): AllocatorMetrics {
   const registry = new MetricsRegistry();
-  processMetrics(registry, 'purelb_allocator_');
+  // Standard names for dashboards and alerts made for any Node service; the prefixed copy
+  // for queries written against earlier releases.
+  processMetrics(registry, ['', 'purelb_allocator_']);
   return {
     registry,
     poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registry }),

@@ -19,7 +19,9 @@ export interface AgentMetrics {
 
 export function createMetrics(membership: Membership): AgentMetrics {
   const registry = new MetricsRegistry();
-  processMetrics(registry, 'purelb_lbnodeagent_');
+  // Standard names for dashboards and alerts made for any Node service; the prefixed copy
+  // for queries written against earlier releases.
+  processMetrics(registry, ['', 'purelb_lbnodeagent_']);
   const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registry });
   const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
   const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });

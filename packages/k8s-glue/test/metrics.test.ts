@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import fc from 'fast-check';
 import { Counter, Gauge, MetricsError, MetricsErrorCode, MetricsRegistry, processMetrics } from '../src/index.ts';
@@ -346,6 +346,7 @@ t.test('processMetrics: every name, with the prefix, and plausible values', asyn
     ['process_start_time_seconds', 'gauge'],
     ['process_resident_memory_bytes', 'gauge'],
     ['process_open_fds', 'gauge'],
+    ['process_max_fds', 'gauge'],
     ['nodejs_heap_size_total_bytes', 'gauge'],
     ['nodejs_heap_size_used_bytes', 'gauge'],
     ['nodejs_external_memory_bytes', 'gauge'],
@@ -382,6 +383,9 @@ t.test('processMetrics: every name, with the prefix, and plausible values', asyn
   t.teardown(() => closeSync(fd));
   const fdsAfter = value(parseExposition(registry.metrics()), 'purelb_test_process_open_fds') ?? NaN;
   t.ok(fdsAfter >= fds + 1, `opening a file shows up (${fds} -> ${fdsAfter})`);
+  const limit = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  t.equal(v('process_max_fds'), Number(limit), `max fds is the soft limit (${limit})`);
+  t.ok(v('process_max_fds') > fdsAfter, 'more than are open');
 
   const spaces = p.samples.filter((s) => s.name === 'purelb_test_nodejs_heap_space_size_used_bytes').map((s) => s.labels[0]?.[1]);
   t.ok(spaces.includes('new') && spaces.includes('old') && spaces.includes('code'), `spaces named as V8's without _space: ${spaces.join(', ')}`);
@@ -409,6 +413,20 @@ t.test('processMetrics: the event loop lag measured at one scrape shows at the n
   await new Promise<void>((resolve) => setTimeout(resolve, 10));
   const quiet = value(parseExposition(registry.metrics()), 'nodejs_eventloop_lag_seconds') ?? NaN;
   t.ok(quiet < lag, `an idle loop shows less lag (${quiet} s)`);
+});
+
+t.test('processMetrics: the standard names and a prefixed copy from one reading', async (t) => {
+  const registry = new MetricsRegistry();
+  processMetrics(registry, ['', 'purelb_test_']);
+  const p = parseExposition(registry.metrics());
+  for (const n of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'process_max_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    t.ok(p.type.has(n), `${n} without a prefix`);
+    t.equal(p.type.get(n), p.type.get(`purelb_test_${n}`), `${n}: the same type under both names`);
+    t.equal(value(p, n), value(p, `purelb_test_${n}`), `${n}: the same figure under both names`);
+  }
+  t.equal(p.type.get('process_cpu_seconds_total'), 'counter');
+  t.equal(p.type.get('process_resident_memory_bytes'), 'gauge');
+  t.equal(codeOf(() => processMetrics(new MetricsRegistry(), ['x_', 'x_'])), MetricsErrorCode.DuplicateMetric, 'a prefix listed twice');
 });
 
 t.test('processMetrics: twice in one registry needs another prefix', async (t) => {

@@ -1,0 +1,28 @@
+// The allocator's /metrics page: the names and types dashboards and alerts rely on.
+import t from 'tap';
+import { createMetrics } from '../src/metrics.ts';
+
+/** `# TYPE` lines of an exposition, name -> type. */
+function types(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+t.test('process and runtime metrics under their standard names, and the prefixed names kept', async (t) => {
+  const m = createMetrics();
+  const text = m.registry.metrics();
+  const ty = types(text);
+  const want: [string, string][] = [
+    ['process_cpu_seconds_total', 'counter'],
+    ['process_resident_memory_bytes', 'gauge'],
+    ['process_start_time_seconds', 'gauge'],
+    ['process_open_fds', 'gauge'],
+    ['process_max_fds', 'gauge'],
+    ['nodejs_heap_size_used_bytes', 'gauge'],
+    ['nodejs_eventloop_lag_seconds', 'gauge'],
+  ];
+  for (const [name, type] of want) {
+    t.equal(ty.get(name), type, `# TYPE ${name} ${type}`);
+    t.equal(ty.get(`purelb_allocator_${name}`), type, `# TYPE purelb_allocator_${name} ${type}`);
+  }
+  t.match(text, /^process_resident_memory_bytes [1-9]\d*$/m, 'a resident size is written');
+});
