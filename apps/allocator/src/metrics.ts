@@ -1,5 +1,6 @@
 // The allocator's Prometheus metrics (purelb_*).
-import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, buildInfo, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
+import { VERSION } from './version.ts';
 
 export interface AllocatorMetrics {
   readonly registry: MetricsRegistry;
@@ -21,6 +22,7 @@ export function createMetrics(): AllocatorMetrics {
   // Standard names for dashboards and alerts made for any Node service; the prefixed copy
   // for queries written against earlier releases.
   processMetrics(registry, ['', 'purelb_allocator_']);
+  buildInfo(registry, 'allocator', VERSION);
   return {
     registry,
     poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registry }),

@@ -1,6 +1,8 @@
 // The allocator's /metrics page: the names and types dashboards and alerts rely on.
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { createMetrics } from '../src/metrics.ts';
+import { VERSION } from '../src/version.ts';
 
 /** `# TYPE` lines of an exposition, name -> type. */
 function types(text: string): Map<string, string> {
@@ -25,4 +27,12 @@ t.test('process and runtime metrics under their standard names, and the prefixed
     t.equal(ty.get(`purelb_allocator_${name}`), type, `# TYPE purelb_allocator_${name} ${type}`);
   }
   t.match(text, /^process_resident_memory_bytes [1-9]\d*$/m, 'a resident size is written');
+});
+
+t.test('purelb_build_info names the allocator, its release and the Node.js version', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.equal(VERSION, pkg.version, 'src/version.ts follows package.json');
+  const text = createMetrics().registry.metrics();
+  t.equal(types(text).get('purelb_build_info'), 'gauge');
+  t.match(text, `\npurelb_build_info{version="${pkg.version}",node_version="${process.version}",component="allocator"} 1\n`);
 });

@@ -1,7 +1,8 @@
 // The node agent's Prometheus metrics (purelb_*).
-import { Counter, Gauge, type Histogram, MetricsRegistry, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, type Histogram, MetricsRegistry, buildInfo, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
+import { VERSION } from './version.ts';
 
 const MODES: readonly SafetyMode[] = ['swim', 'settling', 'lease', 'lease-consensus', 'fenced', 'stalled'];
 
@@ -22,6 +23,7 @@ export function createMetrics(membership: Membership): AgentMetrics {
   // Standard names for dashboards and alerts made for any Node service; the prefixed copy
   // for queries written against earlier releases.
   processMetrics(registry, ['', 'purelb_lbnodeagent_']);
+  buildInfo(registry, 'lbnodeagent', VERSION);
   const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registry });
   const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
   const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });

@@ -134,3 +134,20 @@ function maxOpenFds(): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Registers `purelb_build_info{version,node_version,component}` = 1: which release of which
+ * daemon runs on which Node.js, for joins (`* on (pod) group_left(version)`) and for
+ * spotting a mixed rollout. Throws MetricsError `METRICS_DUPLICATE_METRIC` if called twice
+ * with one registry.
+ */
+export function buildInfo(registry: MetricsRegistry, component: string, version: string): Gauge<'version' | 'node_version' | 'component'> {
+  const g = new Gauge({
+    name: 'purelb_build_info',
+    help: 'The daemon (component), its release (version) and the Node.js version it runs on (node_version), as labels; the value is always 1.',
+    labelNames: ['version', 'node_version', 'component'],
+    registry,
+  });
+  g.set({ version, node_version: process.version, component }, 1);
+  return g;
+}

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import fc from 'fast-check';
-import { Counter, Gauge, MetricsError, MetricsErrorCode, MetricsRegistry, processMetrics } from '../src/index.ts';
+import { Counter, Gauge, MetricsError, MetricsErrorCode, MetricsRegistry, buildInfo, processMetrics } from '../src/index.ts';
 
 interface Sample {
   readonly name: string;
@@ -436,4 +436,13 @@ t.test('processMetrics: twice in one registry needs another prefix', async (t) =
   processMetrics(registry, 'b_');
   const p = parseExposition(registry.metrics());
   t.ok(value(p, 'a_process_resident_memory_bytes')! > 0 && value(p, 'b_process_resident_memory_bytes')! > 0, 'both prefixes are written');
+});
+
+t.test('buildInfo: one series of value 1 with version, node_version and component', async (t) => {
+  const registry = new MetricsRegistry();
+  buildInfo(registry, 'allocator', '1.2.3');
+  const p = parseExposition(registry.metrics());
+  t.equal(p.type.get('purelb_build_info'), 'gauge');
+  t.same(p.samples, [{ name: 'purelb_build_info', labels: [['version', '1.2.3'], ['node_version', process.version], ['component', 'allocator']], value: 1 }]);
+  t.equal(codeOf(() => buildInfo(registry, 'lbnodeagent', '1.2.3')), MetricsErrorCode.DuplicateMetric, 'one per registry');
 });
