@@ -733,9 +733,9 @@ export class AllocatorController {
     for (const name of this.#ipam.groupNames()) {
       const s = this.#ipam.stats(name);
       for (const f of ['IPv4', 'IPv6'] as const) {
-        this.#d.metrics.poolSize.set({ group: name, family: f }, Number(s[f].size));
-        this.#d.metrics.poolInUse.set({ group: name, family: f }, Number(s[f].inUse));
-        this.#d.metrics.poolExcluded.set({ group: name, family: f }, Number(s[f].excluded));
+        this.#d.metrics.poolSize.set({ pool: name, group: name, family: f }, Number(s[f].size));
+        this.#d.metrics.poolInUse.set({ pool: name, group: name, family: f }, Number(s[f].inUse));
+        this.#d.metrics.poolExcluded.set({ pool: name, group: name, family: f }, Number(s[f].excluded));
       }
     }
   }

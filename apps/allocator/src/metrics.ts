@@ -4,9 +4,12 @@ import { VERSION } from './version.ts';
 
 export interface AllocatorMetrics {
   readonly registry: MetricsRegistry;
-  readonly poolSize: Gauge<'group' | 'family'>;
-  readonly poolInUse: Gauge<'group' | 'family'>;
-  readonly poolExcluded: Gauge<'group' | 'family'>;
+  // The pool gauges: one series per ServiceGroup and family. `pool` is the ServiceGroup's
+  // name, as upstream PureLB labels its pool metrics, so its dashboards and alerts select
+  // them; `group` holds the same name for queries written against earlier releases.
+  readonly poolSize: Gauge<'pool' | 'group' | 'family'>;
+  readonly poolInUse: Gauge<'pool' | 'group' | 'family'>;
+  readonly poolExcluded: Gauge<'pool' | 'group' | 'family'>;
   readonly allocations: Counter;
   readonly releases: Counter;
   readonly failures: Counter<'reason'>;
@@ -25,12 +28,12 @@ export function createMetrics(): AllocatorMetrics {
   buildInfo(registry, 'allocator', VERSION);
   return {
     registry,
-    poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['group', 'family'], registry }),
-    poolInUse: new Gauge({ name: 'purelb_address_pool_addresses_in_use', help: 'Addresses of a ServiceGroup held by Services, per family.', labelNames: ['group', 'family'], registry }),
+    poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['pool', 'group', 'family'], registry }),
+    poolInUse: new Gauge({ name: 'purelb_address_pool_addresses_in_use', help: 'Addresses of a ServiceGroup held by Services, per family.', labelNames: ['pool', 'group', 'family'], registry }),
     poolExcluded: new Gauge({
       name: 'purelb_address_pool_addresses_excluded',
       help: 'Free addresses of a ServiceGroup never handed out (a Node\'s own; a subnet\'s network, broadcast or subnet-router anycast address), per family.',
-      labelNames: ['group', 'family'],
+      labelNames: ['pool', 'group', 'family'],
       registry,
     }),
     allocations: new Counter({ name: 'purelb_allocations_total', help: 'Services given new or changed addresses.', registry }),

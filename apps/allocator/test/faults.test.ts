@@ -93,9 +93,10 @@ function replica(fake: FakeKubeClient, clock: ManualClock, netbox?: NetboxSettin
   const nodes = new ManualCache<Node>(fake, NODES);
   const events: { reason: string; message: string }[] = [];
   const recorder = { event: (_ref: unknown, _type: string, reason: string, message: string) => void events.push({ reason, message }) } as unknown as EventRecorder;
+  const metrics = createMetrics();
   const controller = new AllocatorController(
     { namespace: NS, requireLoadBalancerClass: false, writeConcurrency: 4, groupStatusIntervalMs: 3_600_000, netbox },
-    { client, services, groups, nodes, events: recorder, metrics: createMetrics(), log: quiet, clock },
+    { client, services, groups, nodes, events: recorder, metrics, log: quiet, clock },
   );
   const sync = (include?: (s: Service) => boolean): void => {
     groups.sync();
@@ -109,6 +110,7 @@ function replica(fake: FakeKubeClient, clock: ManualClock, netbox?: NetboxSettin
     services,
     controller,
     events,
+    metrics,
     sync,
     lead(): void {
       abort = new AbortController();
@@ -366,4 +368,22 @@ t.test('a Netbox group takes the same path: pending while Netbox answers, then o
   await two.controller.stop();
   await one.controller.stop();
   t.equal(netbox.openConnections, 0, 'stop closes the Netbox connections');
+});
+
+t.test('pool metrics carry pool (the ServiceGroup, as upstream PureLB) beside group and family', async (t) => {
+  const { fake, clock } = await world();
+  await create(fake, 'a');
+  const one = replica(fake, clock);
+  one.sync();
+  one.lead();
+  await settle();
+  t.same(addressOf(fake, 'a'), ['192.0.2.10']);
+  const text = one.metrics.registry.metrics();
+  t.match(text, '\npurelb_address_pool_size{pool="default",group="default",family="IPv4"} 11\n', 'size: 192.0.2.10-192.0.2.20');
+  // In use follows at the group status interval (an hour here): only the labels are checked.
+  t.match(text, /\npurelb_address_pool_addresses_in_use\{pool="default",group="default",family="IPv4"\} \d+\n/);
+  t.match(text, '\npurelb_address_pool_addresses_excluded{pool="default",group="default",family="IPv4"} 0\n');
+  t.notMatch(text, /^purelb_address_pool_\w+\{group=/m, 'no series without pool');
+  await one.depose();
+  await one.controller.stop();
 });
