@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import fc from 'fast-check';
-import { Counter, Gauge, MetricsError, MetricsErrorCode, MetricsRegistry, buildInfo, processMetrics } from '../src/index.ts';
+import { Counter, Gauge, Histogram, MetricsError, MetricsErrorCode, MetricsRegistry, buildInfo, processMetrics } from '../src/index.ts';
 
 interface Sample {
   readonly name: string;
@@ -445,4 +445,44 @@ t.test('buildInfo: one series of value 1 with version, node_version and componen
   t.equal(p.type.get('purelb_build_info'), 'gauge');
   t.same(p.samples, [{ name: 'purelb_build_info', labels: [['version', '1.2.3'], ['node_version', process.version], ['component', 'allocator']], value: 1 }]);
   t.equal(codeOf(() => buildInfo(registry, 'lbnodeagent', '1.2.3')), MetricsErrorCode.DuplicateMetric, 'one per registry');
+});
+
+t.test('Histogram with labels: one set of buckets, _sum and _count per label values, le last', async (t) => {
+  const registry = new MetricsRegistry();
+  const h = new Histogram({ name: 'purelb_req_seconds', help: 'h', labelNames: ['verb', 'code'], buckets: [0.1, 1], registry });
+  t.equal(registry.metrics(), '# HELP purelb_req_seconds h\n# TYPE purelb_req_seconds histogram\n', 'no series before an observation');
+  h.observe({ verb: 'PATCH', code: '200' }, 0.05);
+  h.observe({ verb: 'PATCH', code: '200' }, 0.5);
+  h.observe({ verb: 'GET', code: 0 }, 3);
+  t.equal(
+    registry.metrics(),
+    [
+      '# HELP purelb_req_seconds h',
+      '# TYPE purelb_req_seconds histogram',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="0.1"} 0',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="1"} 0',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="+Inf"} 1',
+      'purelb_req_seconds_sum{verb="GET",code="0"} 3',
+      'purelb_req_seconds_count{verb="GET",code="0"} 1',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="0.1"} 1',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="1"} 2',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="+Inf"} 2',
+      'purelb_req_seconds_sum{verb="PATCH",code="200"} 0.55',
+      'purelb_req_seconds_count{verb="PATCH",code="200"} 2',
+      '',
+    ].join('\n'),
+  );
+  t.equal(h.count, 3, 'count over all series');
+  t.equal(h.quantileBound(0.3), 0.1);
+  t.equal(h.quantileBound(1), Infinity);
+  t.equal(codeOf(() => h.observe(1)), MetricsErrorCode.LabelsMismatch, 'labels are required');
+  t.equal(codeOf(() => h.observe({ verb: 'GET' } as unknown as { verb: string; code: string }, 1)), MetricsErrorCode.LabelsMismatch);
+  t.equal(codeOf(() => h.observe({ verb: 'GET', code: '200' }, NaN)), MetricsErrorCode.InvalidValue);
+  t.equal(codeOf(() => new Histogram({ name: 'purelb_le', help: 'h', labelNames: ['le'], buckets: [1] })), MetricsErrorCode.InvalidLabelName, 'le is reserved');
+});
+
+t.test('Histogram without labels is written as before', async (t) => {
+  const h = new Histogram({ name: 'purelb_plain_seconds', help: 'h', buckets: [1] });
+  h.observe(0.5);
+  t.equal(h.exposition(), '# HELP purelb_plain_seconds h\n# TYPE purelb_plain_seconds histogram\npurelb_plain_seconds_bucket{le="1"} 1\npurelb_plain_seconds_bucket{le="+Inf"} 1\npurelb_plain_seconds_sum 0.5\npurelb_plain_seconds_count 1\n');
 });
