@@ -1,5 +1,5 @@
 // The allocator's Prometheus metrics (purelb_*).
-import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, buildInfo, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, buildInfo, k8sRequestMetrics, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
 import { VERSION } from './version.ts';
 
 export interface AllocatorMetrics {
@@ -26,6 +26,8 @@ export function createMetrics(): AllocatorMetrics {
   // for queries written against earlier releases.
   processMetrics(registry, ['', 'purelb_allocator_']);
   buildInfo(registry, 'allocator', VERSION);
+  // purelb_k8s_request_duration_seconds{verb,code}: every API request of this process.
+  k8sRequestMetrics(registry);
   return {
     registry,
     poolSize: new Gauge({ name: 'purelb_address_pool_size', help: 'Addresses in the pools of a ServiceGroup, per family.', labelNames: ['pool', 'group', 'family'], registry }),

@@ -36,3 +36,8 @@ t.test('purelb_build_info names the allocator, its release and the Node.js versi
   t.equal(types(text).get('purelb_build_info'), 'gauge');
   t.match(text, `\npurelb_build_info{version="${pkg.version}",node_version="${process.version}",component="allocator"} 1\n`);
 });
+
+t.test('API request latency is a histogram by verb and code', async (t) => {
+  const m = createMetrics();
+  t.equal(types(m.registry.metrics()).get('purelb_k8s_request_duration_seconds'), 'histogram');
+});

@@ -1,5 +1,5 @@
 // The node agent's Prometheus metrics (purelb_*).
-import { Counter, Gauge, type Histogram, MetricsRegistry, buildInfo, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, type Histogram, MetricsRegistry, buildInfo, eventLoopLagHistogram, k8sRequestMetrics, processMetrics } from '@purelb/k8s-glue';
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
 import { VERSION } from './version.ts';
@@ -24,6 +24,8 @@ export function createMetrics(membership: Membership): AgentMetrics {
   // for queries written against earlier releases.
   processMetrics(registry, ['', 'purelb_lbnodeagent_']);
   buildInfo(registry, 'lbnodeagent', VERSION);
+  // purelb_k8s_request_duration_seconds{verb,code}: every API request of this process.
+  k8sRequestMetrics(registry);
   const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registry });
   const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
   const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });
