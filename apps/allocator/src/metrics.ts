@@ -1,6 +1,9 @@
 // The allocator's Prometheus metrics (purelb_*).
-import { Counter, Gauge, MetricsRegistry, type WorkQueueMetrics, buildInfo, k8sRequestMetrics, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, Histogram, MetricsRegistry, type WorkQueueMetrics, buildInfo, k8sRequestMetrics, processMetrics, workQueueMetrics } from '@purelb/k8s-glue';
 import { VERSION } from './version.ts';
+
+/** Buckets of purelb_allocation_duration_seconds: 5 ms (the usual, a decision and one write) to 1 min (retries after refused writes). */
+export const ALLOCATION_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export interface AllocatorMetrics {
   readonly registry: MetricsRegistry;
@@ -11,6 +14,8 @@ export interface AllocatorMetrics {
   readonly poolInUse: Gauge<'pool' | 'group' | 'family'>;
   readonly poolExcluded: Gauge<'pool' | 'group' | 'family'>;
   readonly allocations: Counter;
+  /** Service seen -> status with its new addresses written: purelb_allocation_duration_seconds. */
+  readonly allocationDuration: Histogram;
   readonly releases: Counter;
   readonly failures: Counter<'reason'>;
   readonly leader: Gauge;
@@ -39,6 +44,12 @@ export function createMetrics(): AllocatorMetrics {
       registry,
     }),
     allocations: new Counter({ name: 'purelb_allocations_total', help: 'Services given new or changed addresses.', registry }),
+    allocationDuration: new Histogram({
+      name: 'purelb_allocation_duration_seconds',
+      help: 'From the leader seeing a Service (its add or update through the watch, or the decision for one it already knew) to the status write with its new addresses landing, in seconds.',
+      buckets: ALLOCATION_DURATION_BUCKETS,
+      registry,
+    }),
     releases: new Counter({ name: 'purelb_releases_total', help: 'Services whose addresses were released.', registry }),
     failures: new Counter({ name: 'purelb_allocation_failures_total', help: 'Allocations that failed, by reason (the IPAM error code).', labelNames: ['reason'], registry }),
     leader: new Gauge({ name: 'purelb_allocator_leader', help: '1 while this replica holds the Lease and writes.', registry }),

@@ -41,3 +41,7 @@ t.test('API request latency is a histogram by verb and code', async (t) => {
   const m = createMetrics();
   t.equal(types(m.registry.metrics()).get('purelb_k8s_request_duration_seconds'), 'histogram');
 });
+
+t.test('allocation latency is a histogram', async (t) => {
+  t.equal(types(createMetrics().registry.metrics()).get('purelb_allocation_duration_seconds'), 'histogram');
+});
