@@ -42,3 +42,11 @@ t.test('API request latency is a histogram by verb and code', async (t) => {
   const m = createMetrics(membership);
   t.equal(types(m.registry.metrics()).get('purelb_k8s_request_duration_seconds'), 'histogram');
 });
+
+t.test('address takeover latency is a histogram by family', async (t) => {
+  const m = createMetrics(membership);
+  m.takeoverDuration.observe({ family: 'IPv6' }, 0.2);
+  const text = m.registry.metrics();
+  t.equal(types(text).get('purelb_address_takeover_duration_seconds'), 'histogram');
+  t.match(text, '\npurelb_address_takeover_duration_seconds_bucket{family="IPv6",le="0.25"} 1\n');
+});

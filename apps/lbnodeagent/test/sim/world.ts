@@ -64,6 +64,8 @@ export class SimNode {
   view: ApiView | undefined;
   netlink: ProcNetlink | undefined;
   transport: ProcTransport | undefined;
+  /** purelb_address_takeover_duration_seconds as this node's agents observed it: [family, seconds, at (virtual ms)]. */
+  readonly takeovers: [string, number, number][] = [];
 
   constructor(index: number, kernel: MemoryNetlinkHandle, clockOffset: number, wallSkew: number) {
     this.index = index;
@@ -101,6 +103,13 @@ const noMetrics = {
   configValid: { set: () => undefined },
   update: () => undefined,
 } as unknown as AgentMetrics;
+
+/** Metrics nobody reads, except the takeover durations, kept per node. */
+const simMetrics = (node: SimNode, now: () => number): AgentMetrics =>
+  ({
+    ...noMetrics,
+    takeoverDuration: { observe: (labels: { family: string }, seconds: number) => void node.takeovers.push([labels.family, seconds, now()]) },
+  }) as unknown as AgentMetrics;
 
 /** Agent log messages counted in `World.stats` (what the schedules made the agents do). */
 const COUNTED: Record<string, string> = {
@@ -274,7 +283,7 @@ export class World {
         agents: inf.agents as unknown as Informer<LBNodeAgent>,
         leases: inf.leases as unknown as Informer<LeaseView>,
         events: noEvents,
-        metrics: noMetrics,
+        metrics: simMetrics(node, () => this.now()),
         log,
         clock: proc.scheduler,
         wallClock: () => WALL_EPOCH + proc.scheduler.now() + node.wallSkew,
