@@ -2,7 +2,8 @@
 // reaches the running membership without a restart (an agent restarted afterwards, which
 // reads only the new key, gossips with one that was never restarted); an invalid or
 // deleted Secret keeps the last keys, with one log line, a Warning Event and the metric
-// at 0; an agent started with an invalid Secret exits 1 with one line naming it.
+// at 0; an agent started with an invalid Secret exits 1 with one line naming it. The
+// running agents' /metrics pages are read for the names dashboards and alerts rely on.
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -61,6 +62,28 @@ t.test('a rotation reaches the running membership without a restart', async (t) 
   await waitForSettled(cluster);
   t.pass('a restarted agent (key B only) gossips with the agent that was never restarted');
   t.equal(await metric('node-2', 'purelb_gossip_secret_valid'), '1');
+});
+
+t.test('/metrics of a running agent: standard process names, build info and the latency histograms', async (t) => {
+  const n = lab.nodes.find((x) => x.name === 'node-2')!;
+  const [r] = await lab.probe(n.netns, [`http://127.0.0.1:${agent('node-2').metricsPort}/metrics`], 2000);
+  const text = r?.body ?? '';
+  const type = (name: string): string | undefined => new RegExp(`^# TYPE ${name} (\\S+)$`, 'm').exec(text)?.[1];
+  for (const [name, want] of [
+    ['process_cpu_seconds_total', 'counter'],
+    ['process_resident_memory_bytes', 'gauge'],
+    ['process_open_fds', 'gauge'],
+    ['process_max_fds', 'gauge'],
+    ['nodejs_heap_size_used_bytes', 'gauge'],
+    ['purelb_lbnodeagent_process_resident_memory_bytes', 'gauge'],
+    ['purelb_build_info', 'gauge'],
+    ['purelb_k8s_request_duration_seconds', 'histogram'],
+    ['purelb_address_takeover_duration_seconds', 'histogram'],
+  ] as const) {
+    t.equal(type(name), want, `# TYPE ${name} ${want}`);
+  }
+  t.match(text, /^purelb_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+",component="lbnodeagent"\} 1$/m);
+  t.match(text, /^purelb_k8s_request_duration_seconds_count\{verb="GET",code="200"\} [1-9]\d*$/m, 'the LISTs of its caches were timed');
 });
 
 t.test('an invalid Secret keeps the last keys, reported once by each agent', async (t) => {
