@@ -19,6 +19,7 @@ import {
   waitForEvent,
 } from './e2e-helpers.ts';
 import { waitFor } from '@purelb/lab';
+import { STANDARD_PROCESS_METRICS, metricTypes } from '@purelb/k8s-glue/testing';
 
 const lab = await withLab(t, { nodes: 1 });
 const admin = lab.controlPlane.admin;
@@ -154,23 +155,16 @@ t.test('/metrics: standard process names, build info, pool label and the latency
   const res = await fetch(`http://127.0.0.1:${allocator.metricsPort}/metrics`);
   t.equal(res.status, 200);
   const text = await res.text();
-  const type = (name: string): string | undefined => new RegExp(`^# TYPE ${name} (\\S+)$`, 'm').exec(text)?.[1];
-  for (const [name, want] of [
-    ['process_cpu_seconds_total', 'counter'],
-    ['process_resident_memory_bytes', 'gauge'],
-    ['process_start_time_seconds', 'gauge'],
-    ['process_open_fds', 'gauge'],
-    ['process_max_fds', 'gauge'],
-    ['nodejs_heap_size_used_bytes', 'gauge'],
-    ['nodejs_eventloop_lag_seconds', 'gauge'],
+  const types = metricTypes(text);
+  const want: (readonly [string, string])[] = [
+    ...STANDARD_PROCESS_METRICS,
     ['purelb_allocator_process_resident_memory_bytes', 'gauge'],
     ['purelb_build_info', 'gauge'],
     ['purelb_address_pool_size', 'gauge'],
     ['purelb_k8s_request_duration_seconds', 'histogram'],
     ['purelb_allocation_duration_seconds', 'histogram'],
-  ] as const) {
-    t.equal(type(name), want, `# TYPE ${name} ${want}`);
-  }
+  ];
+  for (const [name, type] of want) t.equal(types.get(name), type, `# TYPE ${name} ${type}`);
   t.match(text, /^purelb_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+",component="allocator"\} 1$/m);
   t.match(text, /^purelb_address_pool_size\{pool="default",group="default",family="IPv4"\} 10$/m, 'pool is the ServiceGroup');
   t.match(text, /^purelb_k8s_request_duration_seconds_count\{verb="PATCH",code="200"\} [1-9]\d*$/m, 'status writes were timed');

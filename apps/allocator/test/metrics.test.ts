@@ -1,28 +1,15 @@
 // The allocator's /metrics page: the names and types dashboards and alerts rely on.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { STANDARD_PROCESS_METRICS, metricTypes } from '@purelb/k8s-glue/testing';
 import { createMetrics } from '../src/metrics.ts';
 import { VERSION } from '../src/version.ts';
-
-/** `# TYPE` lines of an exposition, name -> type. */
-function types(text: string): Map<string, string> {
-  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-}
 
 t.test('process and runtime metrics under their standard names, and the prefixed names kept', async (t) => {
   const m = createMetrics();
   const text = m.registry.metrics();
-  const ty = types(text);
-  const want: [string, string][] = [
-    ['process_cpu_seconds_total', 'counter'],
-    ['process_resident_memory_bytes', 'gauge'],
-    ['process_start_time_seconds', 'gauge'],
-    ['process_open_fds', 'gauge'],
-    ['process_max_fds', 'gauge'],
-    ['nodejs_heap_size_used_bytes', 'gauge'],
-    ['nodejs_eventloop_lag_seconds', 'gauge'],
-  ];
-  for (const [name, type] of want) {
+  const ty = metricTypes(text);
+  for (const [name, type] of STANDARD_PROCESS_METRICS) {
     t.equal(ty.get(name), type, `# TYPE ${name} ${type}`);
     t.equal(ty.get(`purelb_allocator_${name}`), type, `# TYPE purelb_allocator_${name} ${type}`);
   }
@@ -33,15 +20,15 @@ t.test('purelb_build_info names the allocator, its release and the Node.js versi
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   t.equal(VERSION, pkg.version, 'src/version.ts follows package.json');
   const text = createMetrics().registry.metrics();
-  t.equal(types(text).get('purelb_build_info'), 'gauge');
+  t.equal(metricTypes(text).get('purelb_build_info'), 'gauge');
   t.match(text, `\npurelb_build_info{version="${pkg.version}",node_version="${process.version}",component="allocator"} 1\n`);
 });
 
 t.test('API request latency is a histogram by verb and code', async (t) => {
   const m = createMetrics();
-  t.equal(types(m.registry.metrics()).get('purelb_k8s_request_duration_seconds'), 'histogram');
+  t.equal(metricTypes(m.registry.metrics()).get('purelb_k8s_request_duration_seconds'), 'histogram');
 });
 
 t.test('allocation latency is a histogram', async (t) => {
-  t.equal(types(createMetrics().registry.metrics()).get('purelb_allocation_duration_seconds'), 'histogram');
+  t.equal(metricTypes(createMetrics().registry.metrics()).get('purelb_allocation_duration_seconds'), 'histogram');
 });

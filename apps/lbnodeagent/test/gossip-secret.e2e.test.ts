@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
+import { STANDARD_PROCESS_METRICS, metricTypes } from '@purelb/k8s-glue/testing';
 import { type DaemonProcess, MEMBERLIST_SECRET, PURELB_NAMESPACE, startAgent, waitFor, withLab } from '@purelb/lab';
 import { startCluster, waitForSettled } from './e2e-helpers.ts';
 
@@ -68,20 +69,15 @@ t.test('/metrics of a running agent: standard process names, build info and the 
   const n = lab.nodes.find((x) => x.name === 'node-2')!;
   const [r] = await lab.probe(n.netns, [`http://127.0.0.1:${agent('node-2').metricsPort}/metrics`], 2000);
   const text = r?.body ?? '';
-  const type = (name: string): string | undefined => new RegExp(`^# TYPE ${name} (\\S+)$`, 'm').exec(text)?.[1];
-  for (const [name, want] of [
-    ['process_cpu_seconds_total', 'counter'],
-    ['process_resident_memory_bytes', 'gauge'],
-    ['process_open_fds', 'gauge'],
-    ['process_max_fds', 'gauge'],
-    ['nodejs_heap_size_used_bytes', 'gauge'],
+  const types = metricTypes(text);
+  const want: (readonly [string, string])[] = [
+    ...STANDARD_PROCESS_METRICS,
     ['purelb_lbnodeagent_process_resident_memory_bytes', 'gauge'],
     ['purelb_build_info', 'gauge'],
     ['purelb_k8s_request_duration_seconds', 'histogram'],
     ['purelb_address_takeover_duration_seconds', 'histogram'],
-  ] as const) {
-    t.equal(type(name), want, `# TYPE ${name} ${want}`);
-  }
+  ];
+  for (const [name, type] of want) t.equal(types.get(name), type, `# TYPE ${name} ${type}`);
   t.match(text, /^purelb_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+",component="lbnodeagent"\} 1$/m);
   t.match(text, /^purelb_k8s_request_duration_seconds_count\{verb="GET",code="200"\} [1-9]\d*$/m, 'the LISTs of its caches were timed');
 });

