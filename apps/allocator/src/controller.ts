@@ -107,6 +107,10 @@ export class AllocatorController {
   /** Writes sent but not yet seen back through the watch: the patch and the resourceVersion it produced. */
   readonly #unobserved = new Map<string, { patch: string; rv: string | undefined }>();
   readonly #inflight = new Map<string, Promise<void>>();
+  /** When this leader first saw each Service (add or update) not yet decided: the start of purelb_allocation_duration_seconds. */
+  readonly #seenAt = new Map<string, number>();
+  /** Services given new addresses whose status write has not landed yet, and when each was seen. */
+  readonly #allocatedAt = new Map<string, number>();
   #leading = false;
   #stopped = false;
   #lastServiceWrite = -Infinity;
@@ -146,7 +150,10 @@ export class AllocatorController {
       if (fresh && resourceVersionAtLeast(s.metadata.resourceVersion, fresh.metadata.resourceVersion)) this.#fresh.delete(key);
       if (this.#gone.has(key) && this.#gone.get(key) !== s.metadata.uid) this.#gone.delete(key);
       this.#mirror(s);
-      if (this.#leading) this.#queue.add(key);
+      if (this.#leading) {
+        if (!this.#seenAt.has(key)) this.#seenAt.set(key, this.#clock.now());
+        this.#queue.add(key);
+      }
     };
     deps.services.on('add', seen);
     deps.services.on('update', seen);
@@ -207,6 +214,8 @@ export class AllocatorController {
     this.#queue = this.#newQueue();
     this.#pending.clear();
     this.#unobserved.clear();
+    this.#seenAt.clear();
+    this.#allocatedAt.clear();
     this.#told.clear();
     this.#exclusionsText = '';
     this.#synced = false;
@@ -394,7 +403,12 @@ export class AllocatorController {
   #reconcile(key: string): Promise<void> | undefined {
     const svc = this.#view(key);
     const held = this.#ipam.get(key);
+    // Seen by the leader: since the watch delivered it, or since this decision (a Service
+    // from the LIST at the start of a term, a retry). A pending answer keeps the time.
+    const seenAt = this.#seenAt.get(key) ?? this.#clock.now();
+    this.#seenAt.delete(key);
     if (!svc) {
+      this.#allocatedAt.delete(key);
       this.#unobserved.delete(key);
       this.#pending.delete(key);
       if (this.#release(key, held)) this.#afterRelease(key, 'the Service was deleted');
@@ -402,12 +416,14 @@ export class AllocatorController {
     }
     const intent = serviceIntent(svc, this.#opts);
     if (intent.kind === 'release') {
+      this.#allocatedAt.delete(key);
       this.#pending.delete(key);
       if (this.#release(key, held)) this.#afterRelease(key, intent.why);
       return this.#write(svc, servicePatch(svc, undefined));
     }
     if (intent.kind === 'ignore') {
       // Another load balancer's Service: no write, no Event, whatever it carries.
+      this.#allocatedAt.delete(key);
       this.#pending.delete(key);
       this.#unobserved.delete(key);
       if (this.#release(key, held)) this.#afterRelease(key, intent.why);
@@ -427,7 +443,10 @@ export class AllocatorController {
       const result = this.#sourceFor(intent.request.group).allocate(intent.request);
       // Pending: the source wakes the Service when its answer is in; what is held stays until then.
       allocation = isPending(result) ? before : result;
-      if (isPending(result)) this.#d.log.debug({ service: key, waitingFor: result.waitingFor }, 'allocation pending');
+      if (isPending(result)) {
+        this.#seenAt.set(key, seenAt);
+        this.#d.log.debug({ service: key, waitingFor: result.waitingFor }, 'allocation pending');
+      }
       this.#pending.delete(key);
     } catch (e) {
       if (!(e instanceof IpamError) && !(e instanceof NetboxError)) throw e;
@@ -438,6 +457,7 @@ export class AllocatorController {
     }
     if (allocation && (before?.addresses.join() !== allocation.addresses.join() || before?.group !== allocation.group)) {
       this.#d.metrics.allocations.inc();
+      this.#allocatedAt.set(key, seenAt);
       if (before && before.addresses.some((a) => !allocation.addresses.includes(a))) {
         this.#sourceFor(before.group).reclaim(before);
         this.#retryPending();
@@ -445,7 +465,10 @@ export class AllocatorController {
       this.#markGroupStatusDirty();
       this.#event(svc, 'Normal', 'AddressAssigned', `Assigned ${allocation.addresses.join(', ')} from ServiceGroup ${allocation.group}`);
     }
-    return this.#write(svc, servicePatch(svc, allocation));
+    const write = this.#write(svc, servicePatch(svc, allocation));
+    // Nothing to write: the Service already shows what it holds, so nothing is timed.
+    if (!write) this.#allocatedAt.delete(key);
+    return write;
   }
 
   /**
@@ -473,6 +496,12 @@ export class AllocatorController {
       .then((updated) => {
         this.#unobserved.set(key, { patch: text, rv: updated.metadata.resourceVersion });
         queue.forget(key);
+        // The new addresses are on the Service (this write, or after retries, the write that landed).
+        const seenAt = this.#allocatedAt.get(key);
+        if (seenAt !== undefined) {
+          this.#allocatedAt.delete(key);
+          this.#d.metrics.allocationDuration.observe((this.#clock.now() - seenAt) / 1000);
+        }
       })
       .catch(async (e: unknown) => {
         this.#unobserved.delete(key);
@@ -733,9 +762,9 @@ export class AllocatorController {
     for (const name of this.#ipam.groupNames()) {
       const s = this.#ipam.stats(name);
       for (const f of ['IPv4', 'IPv6'] as const) {
-        this.#d.metrics.poolSize.set({ group: name, family: f }, Number(s[f].size));
-        this.#d.metrics.poolInUse.set({ group: name, family: f }, Number(s[f].inUse));
-        this.#d.metrics.poolExcluded.set({ group: name, family: f }, Number(s[f].excluded));
+        this.#d.metrics.poolSize.set({ pool: name, group: name, family: f }, Number(s[f].size));
+        this.#d.metrics.poolInUse.set({ pool: name, group: name, family: f }, Number(s[f].inUse));
+        this.#d.metrics.poolExcluded.set({ pool: name, group: name, family: f }, Number(s[f].excluded));
       }
     }
   }

@@ -19,6 +19,7 @@ import {
   waitForEvent,
 } from './e2e-helpers.ts';
 import { waitFor } from '@purelb/lab';
+import { STANDARD_PROCESS_METRICS, metricTypes } from '@purelb/k8s-glue/testing';
 
 const lab = await withLab(t, { nodes: 1 });
 const admin = lab.controlPlane.admin;
@@ -148,4 +149,25 @@ t.test('editing a ServiceGroup under running Services takes no address away', as
   t.equal(status.status?.conditions?.find((c) => c.type === 'Valid')?.status, 'True');
   await createService(admin, 'shrink-c', { annotations: { 'purelb.io/service-group': 'shrink' } });
   t.match((await waitForEvent(admin, 'shrink-c', 'AllocationFailed')).message, /full/, 'the kept address is not handed out again');
+});
+
+t.test('/metrics: standard process names, build info, pool label and the latency histograms', async (t) => {
+  const res = await fetch(`http://127.0.0.1:${allocator.metricsPort}/metrics`);
+  t.equal(res.status, 200);
+  const text = await res.text();
+  const types = metricTypes(text);
+  const want: (readonly [string, string])[] = [
+    ...STANDARD_PROCESS_METRICS,
+    ['purelb_allocator_process_resident_memory_bytes', 'gauge'],
+    ['purelb_build_info', 'gauge'],
+    ['purelb_address_pool_size', 'gauge'],
+    ['purelb_k8s_request_duration_seconds', 'histogram'],
+    ['purelb_allocation_duration_seconds', 'histogram'],
+  ];
+  for (const [name, type] of want) t.equal(types.get(name), type, `# TYPE ${name} ${type}`);
+  t.match(text, /^purelb_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+",component="allocator"\} 1$/m);
+  t.match(text, /^purelb_address_pool_size\{pool="default",group="default",family="IPv4"\} 10$/m, 'pool is the ServiceGroup');
+  t.match(text, /^purelb_k8s_request_duration_seconds_count\{verb="PATCH",code="200"\} [1-9]\d*$/m, 'status writes were timed');
+  const allocations = Number(/^purelb_allocation_duration_seconds_count (\d+)$/m.exec(text)?.[1]);
+  t.ok(allocations >= 5, `every Service given an address was timed (${allocations})`);
 });

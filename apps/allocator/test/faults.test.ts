@@ -93,9 +93,10 @@ function replica(fake: FakeKubeClient, clock: ManualClock, netbox?: NetboxSettin
   const nodes = new ManualCache<Node>(fake, NODES);
   const events: { reason: string; message: string }[] = [];
   const recorder = { event: (_ref: unknown, _type: string, reason: string, message: string) => void events.push({ reason, message }) } as unknown as EventRecorder;
+  const metrics = createMetrics();
   const controller = new AllocatorController(
     { namespace: NS, requireLoadBalancerClass: false, writeConcurrency: 4, groupStatusIntervalMs: 3_600_000, netbox },
-    { client, services, groups, nodes, events: recorder, metrics: createMetrics(), log: quiet, clock },
+    { client, services, groups, nodes, events: recorder, metrics, log: quiet, clock },
   );
   const sync = (include?: (s: Service) => boolean): void => {
     groups.sync();
@@ -109,6 +110,7 @@ function replica(fake: FakeKubeClient, clock: ManualClock, netbox?: NetboxSettin
     services,
     controller,
     events,
+    metrics,
     sync,
     lead(): void {
       abort = new AbortController();
@@ -366,4 +368,72 @@ t.test('a Netbox group takes the same path: pending while Netbox answers, then o
   await two.controller.stop();
   await one.controller.stop();
   t.equal(netbox.openConnections, 0, 'stop closes the Netbox connections');
+});
+
+t.test('pool metrics carry pool (the ServiceGroup, as upstream PureLB) beside group and family', async (t) => {
+  const { fake, clock } = await world();
+  await create(fake, 'a');
+  const one = replica(fake, clock);
+  one.sync();
+  one.lead();
+  await settle();
+  t.same(addressOf(fake, 'a'), ['192.0.2.10']);
+  const text = one.metrics.registry.metrics();
+  t.match(text, '\npurelb_address_pool_size{pool="default",group="default",family="IPv4"} 11\n', 'size: 192.0.2.10-192.0.2.20');
+  // In use follows at the group status interval (an hour here): only the labels are checked.
+  t.match(text, /\npurelb_address_pool_addresses_in_use\{pool="default",group="default",family="IPv4"\} \d+\n/);
+  t.match(text, '\npurelb_address_pool_addresses_excluded{pool="default",group="default",family="IPv4"} 0\n');
+  t.notMatch(text, /^purelb_address_pool_\w+\{group=/m, 'no series without pool');
+  await one.depose();
+  await one.controller.stop();
+});
+
+t.test('purelb_allocation_duration_seconds: from the Service seen to its status written, retries included', async (t) => {
+  const { fake, clock } = await world();
+  const one = replica(fake, clock);
+  one.sync();
+  one.lead();
+  await settle();
+  const h = one.metrics.allocationDuration;
+  t.equal(h.count, 0, 'nothing allocated yet');
+
+  // A write that takes 300 ms to land.
+  one.client.hold = true;
+  await create(fake, 'a');
+  one.sync();
+  await settle();
+  t.equal(one.client.held.length, 1, 'the write is in flight');
+  clock.advance(300);
+  one.client.hold = false;
+  for (const release of one.client.held.splice(0)) release();
+  await settle();
+  t.same(addressOf(fake, 'a'), ['192.0.2.10']);
+  t.equal(h.count, 1, 'one allocation timed');
+  t.equal(h.sum, 0.3, 'seen -> written: 300 ms');
+
+  // A write refused once (503), written after the Service's backoff.
+  fake.failNext(503, { method: 'PATCH', path: '/services/b/status', times: 1 });
+  await create(fake, 'b');
+  one.sync();
+  await settle();
+  t.same(addressOf(fake, 'b'), [], 'the first write failed');
+  let waited = 0;
+  for (; waited < 10_000 && addressOf(fake, 'b').length === 0; waited += 5) {
+    clock.advance(5);
+    await settle();
+  }
+  t.same(addressOf(fake, 'b'), ['192.0.2.11'], 'the retry landed');
+  t.equal(h.count, 2);
+  t.ok(waited > 0 && Math.abs(h.sum - 0.3 - waited / 1000) < 1e-9, `the retry's backoff is counted (${waited} ms)`);
+
+  // A Service seen again without a change is not timed.
+  one.sync();
+  await settle();
+  t.equal(h.count, 2, 'no new observation without a new address');
+  const text = one.metrics.registry.metrics();
+  t.match(text, '\npurelb_allocation_duration_seconds_bucket{le="0.1"} 0\n', 'neither took 100 ms or less');
+  t.match(text, `\npurelb_allocation_duration_seconds_bucket{le="0.25"} ${waited <= 250 ? 1 : 0}\n`, 'the retry by its backoff');
+  t.match(text, `\npurelb_allocation_duration_seconds_bucket{le="0.5"} ${waited <= 500 ? 2 : 1}\n`, 'the 300 ms one at or below 0.5 s');
+  await one.depose();
+  await one.controller.stop();
 });

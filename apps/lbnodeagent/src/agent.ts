@@ -176,6 +176,8 @@ export class NodeAgent {
   readonly #held = new Map<string, WantedAddress>();
   /** Addresses being taken over (probe, claim, add). */
   readonly #takingOver = new Set<string>();
+  /** When the rule first let this node take each local address it does not hold yet: the start of purelb_address_takeover_duration_seconds. */
+  readonly #decidedAt = new Map<string, number>();
   /** Announcing annotations that named no node, already reported (service|annotation|value). */
   readonly #toldAnnouncements = new Set<string>();
   /** Each ServiceGroup's pools as last parsed without error. */
@@ -699,9 +701,15 @@ export class NodeAgent {
         }
       }
     }
+    // A decision ends when the address is on the NIC, or when the plan stops wanting it here
+    // or the mode stops letting this node hold anything.
+    for (const a of [...this.#decidedAt.keys()]) if (!d.mayHold || plan.wanted.get(a)?.kind !== 'local') this.#decidedAt.delete(a);
     for (const w of changes.add) {
       if (w.kind === 'local') {
-        if (d.mayHold) this.#takeOver(w);
+        if (d.mayHold) {
+          if (!this.#decidedAt.has(w.address)) this.#decidedAt.set(w.address, this.#clock.now());
+          this.#takeOver(w);
+        }
         continue;
       }
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
@@ -763,6 +771,11 @@ export class NodeAgent {
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
       this.#added.add(w.address);
       this.#held.set(w.address, w);
+      const decidedAt = this.#decidedAt.get(w.address);
+      if (decidedAt !== undefined) {
+        this.#decidedAt.delete(w.address);
+        this.#d.metrics.takeoverDuration.observe({ family: w.family }, (this.#clock.now() - decidedAt) / 1000);
+      }
       this.#d.log.info({ address: w.address, link: w.link, kind: 'local', mode: d.mode }, 'announcing');
       if (this.#linkConfig.sendgarp) {
         await this.#d.netlink.announce(w.link, w.address, { count: 1 }).then(

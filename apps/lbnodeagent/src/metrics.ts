@@ -1,8 +1,12 @@
 // The node agent's Prometheus metrics (purelb_*).
-import { Counter, Gauge, type Histogram, MetricsRegistry, eventLoopLagHistogram, processMetrics } from '@purelb/k8s-glue';
+import { Counter, Gauge, Histogram, MetricsRegistry, buildInfo, eventLoopLagHistogram, k8sRequestMetrics, processMetrics } from '@purelb/k8s-glue';
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
 import { EXCLUSION_REASONS, type ExclusionReason } from './eligibility.ts';
+import { VERSION } from './version.ts';
+
+/** Buckets of purelb_address_takeover_duration_seconds: 10 ms to 1 min (a probe answered by another host, retried). */
+export const TAKEOVER_DURATION_BUCKETS: readonly number[] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 const MODES: readonly SafetyMode[] = ['swim', 'settling', 'lease', 'lease-consensus', 'fenced', 'stalled'];
 
@@ -13,6 +17,8 @@ export interface AgentMetrics {
   readonly eventLoopLag: Histogram;
   readonly stalls: Counter;
   readonly probeConflicts: Counter<'family'>;
+  /** purelb_address_takeover_duration_seconds: the rule lets this node take a local address -> the address is on the NIC. */
+  readonly takeoverDuration: Histogram<'family'>;
   /** 1 while the LBNodeAgent configuration in use is the one written; 0 while a bad one is refused. */
   readonly configValid: Gauge;
   update(plan: NodePlan, mode: SafetyMode, liveMembers: number, node: string): void;
@@ -22,7 +28,12 @@ export interface AgentMetrics {
 
 export function createMetrics(membership: Membership): AgentMetrics {
   const registry = new MetricsRegistry();
-  processMetrics(registry, 'purelb_lbnodeagent_');
+  // Standard names for dashboards and alerts made for any Node service; the prefixed copy
+  // for queries written against earlier releases.
+  processMetrics(registry, ['', 'purelb_lbnodeagent_']);
+  buildInfo(registry, 'lbnodeagent', VERSION);
+  // purelb_k8s_request_duration_seconds{verb,code}: every API request of this process.
+  k8sRequestMetrics(registry);
   const announced = new Gauge({ name: 'purelb_addresses_announced', help: 'Addresses this node holds, by kind (local: elected; virtual: on the virtual interface).', labelNames: ['kind', 'family'], registry });
   const won = new Gauge({ name: 'purelb_elections_won', help: 'Local addresses this node won.', registry });
   const lost = new Gauge({ name: 'purelb_elections_lost', help: 'Local addresses another node won.', registry });
@@ -46,6 +57,13 @@ export function createMetrics(membership: Membership): AgentMetrics {
   const configValid = new Gauge({ name: 'purelb_lbnodeagent_config_valid', help: '1 while the LBNodeAgent in use is the one written, 0 while a bad one is refused (the last valid one is kept).', registry });
   configValid.set(1);
   const probeConflicts = new Counter({ name: 'purelb_probe_conflicts_total', help: 'Probes (ARP probe / DAD) before adding an address that another host answered.', labelNames: ['family'], registry });
+  const takeoverDuration = new Histogram({
+    name: 'purelb_address_takeover_duration_seconds',
+    help: 'From the safety rule letting this node take a local address to the address being on its interface (ARP probe / DAD, the claim at the API server, the add), by family, in seconds.',
+    labelNames: ['family'],
+    buckets: TAKEOVER_DURATION_BUCKETS,
+    registry,
+  });
   const garpSent = new Counter({ name: 'purelb_garp_sent_total', help: 'Gratuitous ARP / unsolicited neighbour advertisement rounds sent.', labelNames: ['family'], registry });
   const counters = [
     ['probesSent', 'purelb_memberlist_probes_total', 'Membership probes sent.'],
@@ -73,6 +91,7 @@ export function createMetrics(membership: Membership): AgentMetrics {
     eventLoopLag,
     stalls,
     probeConflicts,
+    takeoverDuration,
     configValid,
     nodeExcluded(reason) {
       for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, r === reason ? 1 : 0);

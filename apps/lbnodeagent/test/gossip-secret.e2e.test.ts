@@ -2,11 +2,13 @@
 // reaches the running membership without a restart (an agent restarted afterwards, which
 // reads only the new key, gossips with one that was never restarted); an invalid or
 // deleted Secret keeps the last keys, with one log line, a Warning Event and the metric
-// at 0; an agent started with an invalid Secret exits 1 with one line naming it.
+// at 0; an agent started with an invalid Secret exits 1 with one line naming it. The
+// running agents' /metrics pages are read for the names dashboards and alerts rely on.
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
+import { STANDARD_PROCESS_METRICS, metricTypes } from '@purelb/k8s-glue/testing';
 import { type DaemonProcess, MEMBERLIST_SECRET, PURELB_NAMESPACE, startAgent, waitFor, withLab } from '@purelb/lab';
 import { startCluster, waitForSettled } from './e2e-helpers.ts';
 
@@ -63,6 +65,23 @@ t.test('a rotation reaches the running membership without a restart', async (t) 
   t.equal(await metric('node-2', 'purelb_gossip_secret_valid'), '1');
 });
 
+t.test('/metrics of a running agent: standard process names, build info and the latency histograms', async (t) => {
+  const n = lab.nodes.find((x) => x.name === 'node-2')!;
+  const [r] = await lab.probe(n.netns, [`http://127.0.0.1:${agent('node-2').metricsPort}/metrics`], 2000);
+  const text = r?.body ?? '';
+  const types = metricTypes(text);
+  const want: (readonly [string, string])[] = [
+    ...STANDARD_PROCESS_METRICS,
+    ['purelb_lbnodeagent_process_resident_memory_bytes', 'gauge'],
+    ['purelb_build_info', 'gauge'],
+    ['purelb_k8s_request_duration_seconds', 'histogram'],
+    ['purelb_address_takeover_duration_seconds', 'histogram'],
+  ];
+  for (const [name, type] of want) t.equal(types.get(name), type, `# TYPE ${name} ${type}`);
+  t.match(text, /^purelb_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+\.\d+\.\d+",component="lbnodeagent"\} 1$/m);
+  t.match(text, /^purelb_k8s_request_duration_seconds_count\{verb="GET",code="200"\} [1-9]\d*$/m, 'the LISTs of its caches were timed');
+});
+
 t.test('an invalid Secret keeps the last keys, reported once by each agent', async (t) => {
   await admin.mergePatch(secretPath, { data: { key: stored('c2VjcmV0') } });
   const message = `Secret ${PURELB_NAMESPACE}/${MEMBERLIST_SECRET} key "key": decodes to 6 bytes, need 32; the last valid gossip keys stay in use`;
@@ -115,8 +134,8 @@ t.test('starting with an unusable Secret: exit 1, one line naming the Secret and
     t.equal(r.status, 1, `${what}: exit code 1`);
     const out = r.out.trim().split('\n');
     t.equal(out.length, 1, `${what}: one line (${r.out.slice(0, 300)})`);
-    const line = JSON.parse(out[0] ?? '{}') as { level?: number; msg?: string };
-    t.equal(line.level, 50, `${what}: an error line`);
+    const line = JSON.parse(out[0] ?? '{}') as { level?: string; msg?: string };
+    t.equal(line.level, 'error', `${what}: an error line`);
     t.ok(line.msg?.startsWith(message), `${what}: "${line.msg}" starts with "${message}"`);
     t.notMatch(r.out, /\n\s+at /, `${what}: no stack trace`);
   }

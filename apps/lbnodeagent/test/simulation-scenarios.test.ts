@@ -53,6 +53,23 @@ t.test('kill the holder: another node answers within 3.5 s; after the restart it
   noTwoHolders(t, w);
 });
 
+t.test('purelb_address_takeover_duration_seconds: each address once at start; after a kill, the taker times only its own part', async (t) => {
+  const { w, holder } = await healthyCluster(103);
+  const atStart = w.nodes.flatMap((n) => n.takeovers);
+  t.ok(atStart.length >= 8, `every one of the 8 addresses was timed at least once as it was first added (${atStart.length})`);
+  t.ok(atStart.every(([family, s]) => family === 'IPv4' && s > 0 && s < 20), 'IPv4, and each took some time (the probe) but less than the settling');
+  const killedAt = w.now();
+  w.kill(holder);
+  const { ms, by } = await takenOver(w, holder, 10_000);
+  t.ok(by && ms !== undefined, `taken over by ${by?.name}`);
+  const after = by!.takeovers.filter(([, , at]) => at > killedAt);
+  t.ok(after.length >= 1, `${by?.name} timed its takeover (${after.length})`);
+  for (const [, seconds, at] of after) {
+    t.ok(seconds > 0 && seconds * 1000 <= at - killedAt, `${Math.round(seconds * 1000)} ms from the decision to the NIC, within the ${Math.round(at - killedAt)} ms since the kill (detection is not counted)`);
+  }
+  noTwoHolders(t, w);
+});
+
 t.test('freeze the holder 4 s: another node answers within 3.5 s; the thawed node does not answer again', async (t) => {
   const { w, holder } = await healthyCluster(102);
   const thaw = w.freeze(holder);

@@ -65,7 +65,8 @@ export {
   MetricsError,
   MetricsErrorCode,
 } from './metrics.ts';
-export { processMetrics } from './process-metrics.ts';
+export { buildInfo, processMetrics } from './process-metrics.ts';
+export { type K8sRequestMetrics, K8S_REQUEST_DURATION_BUCKETS, k8sRequestMetrics } from './request-metrics.ts';
 export { eventLoopLagHistogram, monitorEventLoopLag, beatLagMs, EVENT_LOOP_LAG_BUCKETS } from './event-loop.ts';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';

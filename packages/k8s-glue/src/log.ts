@@ -1,13 +1,14 @@
-// The daemons' logger: one JSON object per line on standard output, in the field layout
-// log collectors already parse for Node services (numeric `level`, `time` in ms, `pid`,
-// `hostname`, `name`, `msg`). It is a few dozen lines instead of a logging library because
+// The daemons' logger: one JSON object per line on standard output, with `level` as its
+// name (`"debug"`, `"info"`, `"warn"`, `"error"`), which Kubernetes log tooling (Loki,
+// Fluent Bit, Elasticsearch, Cloud Logging) reads as the severity without a mapping, then
+// `time` in ms, `pid`, `hostname`, `name` and `msg`. It is a few dozen lines instead of a logging library because
 // a library with worker-thread transports costs each daemon megabytes of resident memory
 // for features a container that logs to stdout never uses.
 import { hostname } from 'node:os';
 import type { Logger } from './settings.ts';
 import { SettingsError } from './settings.ts';
 
-/** Level names and their numbers in the output. */
+/** Level names, in increasing severity, and their rank (the threshold compares ranks). */
 export const LOG_LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 /** A level name, or `silent` for no output. */
@@ -64,10 +65,10 @@ export function createJsonLogger(opts: JsonLoggerOptions): Logger {
   const now = opts.now ?? Date.now;
   const fixed = { pid: process.pid, hostname: hostname(), name: opts.name, ...opts.base };
   const at =
-    (level: number) =>
+    (level: keyof typeof LOG_LEVELS) =>
     (obj: object, msg?: string): void => {
-      if (level < threshold) return;
+      if (LOG_LEVELS[level] < threshold) return;
       write(`${logLine({ level, time: now(), ...fixed, ...obj, ...(msg !== undefined ? { msg } : {}) })}\n`);
     };
-  return { debug: at(LOG_LEVELS.debug), info: at(LOG_LEVELS.info), warn: at(LOG_LEVELS.warn), error: at(LOG_LEVELS.error) };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -1,6 +1,6 @@
-// Counters and gauges written in the Prometheus text exposition format (version 0.0.4).
-// The daemons need only these two types, so a few hundred lines replace a metrics library
-// whose import alone costs megabytes of resident memory.
+// Counters, gauges and histograms written in the Prometheus text exposition format
+// (version 0.0.4). The daemons need only these three types, so a few hundred lines
+// replace a metrics library whose import alone costs megabytes of resident memory.
 
 /**
  * Every way a metric call can fail, as a stable code. Callers branch on `code`, never on
@@ -156,6 +156,11 @@ export abstract class Metric<L extends string = never> {
     return [labels, v];
   }
 
+  /** The series key and label values of `labels`; throws MetricsError `METRICS_LABELS_MISMATCH` unless they are exactly the label names. */
+  protected labelKey(labels: LabelValues<L> | undefined): [string, string[]] {
+    return this.#key(labels);
+  }
+
   #seriesFor(labels: LabelValues<L> | undefined): Series {
     const [key, values] = this.#key(labels);
     let s = this.#series.get(key);
@@ -233,57 +238,85 @@ export class Gauge<L extends string = never> extends Metric<L> {
   }
 }
 
+interface HistogramSeries {
+  readonly values: readonly string[];
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
 /**
- * A distribution without labels, e.g. `purelb_event_loop_lag_seconds`: cumulative
- * `_bucket{le="..."}` counts for the given upper bounds plus `+Inf`, `_sum` and `_count`,
- * as prom-client writes them.
+ * A distribution, e.g. `purelb_event_loop_lag_seconds`: per series, cumulative
+ * `_bucket{...,le="..."}` counts for the given upper bounds plus `+Inf`, `_sum` and
+ * `_count`, as prom-client writes them. With label names, each combination of label values
+ * observed is one series (`le` is reserved for the buckets).
  */
-export class Histogram extends Metric {
+export class Histogram<L extends string = never> extends Metric<L> {
   readonly type = 'histogram';
   readonly buckets: readonly number[];
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
+  readonly #hs = new Map<string, HistogramSeries>();
 
-  constructor(opts: Omit<MetricOptions<never, Histogram>, 'labelNames'> & { readonly buckets: readonly number[] }) {
+  constructor(opts: MetricOptions<L, Histogram<L>> & { readonly buckets: readonly number[] }) {
     super(opts);
+    if ((this.labelNames as readonly string[]).includes('le')) throw new MetricsError(MetricsErrorCode.InvalidLabelName, opts.name, 'label name "le" is reserved for the buckets of a histogram');
     const b = [...opts.buckets];
     if (b.length === 0 || b.some((x, i) => !Number.isFinite(x) || (i > 0 && x <= b[i - 1]!))) {
       throw new MetricsError(MetricsErrorCode.InvalidValue, opts.name, 'buckets must be finite and strictly increasing');
     }
     this.buckets = Object.freeze(b);
-    this.#counts = b.map(() => 0);
+    if (this.labelNames.length === 0) this.#hs.set('', { values: [], counts: b.map(() => 0), sum: 0, count: 0 });
   }
 
-  /** Records one observation. */
-  observe(value: number): void {
-    this.checkNumber(value);
-    if (Number.isNaN(value)) throw new MetricsError(MetricsErrorCode.InvalidValue, this.name, 'cannot observe NaN');
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.#counts[i]!++;
-    this.#sum += value;
-    this.#count++;
+  /** Records one observation (in the series of `labels`, for a histogram with label names). */
+  observe(value: number): void;
+  observe(labels: LabelValues<L>, value: number): void;
+  observe(labelsOrValue: LabelValues<L> | number, value?: number): void {
+    const [labels, v] = this.args(labelsOrValue, value, undefined);
+    if (Number.isNaN(v)) throw new MetricsError(MetricsErrorCode.InvalidValue, this.name, 'cannot observe NaN');
+    const [key, values] = this.labelKey(labels);
+    let s = this.#hs.get(key);
+    if (!s) {
+      s = { values, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+      this.#hs.set(key, s);
+    }
+    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += v;
+    s.count++;
   }
 
-  /** Observations so far, and their sum. */
+  /** Observations so far, and their sum, over all series. */
   get count(): number {
-    return this.#count;
+    let n = 0;
+    for (const s of this.#hs.values()) n += s.count;
+    return n;
   }
 
   get sum(): number {
-    return this.#sum;
+    let n = 0;
+    for (const s of this.#hs.values()) n += s.sum;
+    return n;
   }
 
-  /** The smallest bucket bound holding at least `q` (0-1) of the observations (Infinity past the last). */
+  /** The smallest bucket bound holding at least `q` (0-1) of the observations of all series (Infinity past the last). */
   quantileBound(q: number): number {
-    const want = q * this.#count;
-    for (let i = 0; i < this.buckets.length; i++) if (this.#counts[i]! >= want) return this.buckets[i]!;
+    const want = q * this.count;
+    for (let i = 0; i < this.buckets.length; i++) {
+      let n = 0;
+      for (const s of this.#hs.values()) n += s.counts[i]!;
+      if (n >= want) return this.buckets[i]!;
+    }
     return Infinity;
   }
 
   override exposition(): string {
     let out = `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} histogram\n`;
-    this.buckets.forEach((b, i) => (out += `${this.name}_bucket{le="${formatValue(b)}"} ${this.#counts[i]}\n`));
-    out += `${this.name}_bucket{le="+Inf"} ${this.#count}\n${this.name}_sum ${formatValue(this.#sum)}\n${this.name}_count ${this.#count}\n`;
+    for (const k of [...this.#hs.keys()].sort()) {
+      const s = this.#hs.get(k)!;
+      const labels = s.values.map((v, i) => `${this.labelNames[i]}="${escapeLabelValue(v)}"`);
+      const braces = (extra: string[]): string => (labels.length + extra.length > 0 ? `{${[...labels, ...extra].join(',')}}` : '');
+      this.buckets.forEach((b, i) => (out += `${this.name}_bucket${braces([`le="${formatValue(b)}"`])} ${s.counts[i]}\n`));
+      out += `${this.name}_bucket${braces(['le="+Inf"'])} ${s.count}\n${this.name}_sum${braces([])} ${formatValue(s.sum)}\n${this.name}_count${braces([])} ${s.count}\n`;
+    }
     return out;
   }
 }

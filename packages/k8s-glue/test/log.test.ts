@@ -20,11 +20,21 @@ function capture(level?: Parameters<typeof createJsonLogger>[0]['level']): { lin
 t.test('one JSON object per line with the standard fields, then base, then the call\'s fields and msg', async (t) => {
   const { lines, log } = capture();
   log.info({ port: 7472 }, 'serving /metrics');
-  t.same(lines, [{ level: 30, time: 1_700_000_000_000, pid: process.pid, hostname: hostname(), name: 'unit', node: 'n1', port: 7472, msg: 'serving /metrics' }]);
+  t.same(lines, [{ level: 'info', time: 1_700_000_000_000, pid: process.pid, hostname: hostname(), name: 'unit', node: 'n1', port: 7472, msg: 'serving /metrics' }]);
   t.same(Object.keys(lines[0]!), ['level', 'time', 'pid', 'hostname', 'name', 'node', 'port', 'msg'], 'field order is stable');
   log.warn({});
   t.notOk('msg' in lines[1]!, 'no msg when none is given');
-  t.equal(lines[1]!.level, 40);
+  t.equal(lines[1]!.level, 'warn');
+});
+
+t.test('each method writes its level by name', async (t) => {
+  const { lines, log } = capture('debug');
+  log.debug({}, 'd');
+  log.info({}, 'i');
+  log.warn({}, 'w');
+  log.error({}, 'e');
+  t.same(lines.map((l) => l.level), ['debug', 'info', 'warn', 'error']);
+  t.ok(lines.every((l) => typeof l.level === 'string'), 'never a number');
 });
 
 t.test('the level threshold drops lower levels; silent drops everything', async (t) => {
@@ -33,10 +43,10 @@ t.test('the level threshold drops lower levels; silent drops everything', async 
   warn.log.info({}, 'i');
   warn.log.warn({}, 'w');
   warn.log.error({}, 'e');
-  t.same(warn.lines.map((l) => [l.level, l.msg]), [[40, 'w'], [50, 'e']]);
+  t.same(warn.lines.map((l) => [l.level, l.msg]), [['warn', 'w'], ['error', 'e']]);
   const debug = capture('debug');
   debug.log.debug({}, 'd');
-  t.same(debug.lines.map((l) => l.level), [20]);
+  t.same(debug.lines.map((l) => l.level), ['debug']);
   const silent = capture('silent');
   silent.log.error({}, 'e');
   t.same(silent.lines, []);

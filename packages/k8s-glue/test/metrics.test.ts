@@ -1,7 +1,7 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import fc from 'fast-check';
-import { Counter, Gauge, MetricsError, MetricsErrorCode, MetricsRegistry, processMetrics } from '../src/index.ts';
+import { Counter, Gauge, Histogram, MetricsError, MetricsErrorCode, MetricsRegistry, buildInfo, processMetrics } from '../src/index.ts';
 
 interface Sample {
   readonly name: string;
@@ -346,6 +346,7 @@ t.test('processMetrics: every name, with the prefix, and plausible values', asyn
     ['process_start_time_seconds', 'gauge'],
     ['process_resident_memory_bytes', 'gauge'],
     ['process_open_fds', 'gauge'],
+    ['process_max_fds', 'gauge'],
     ['nodejs_heap_size_total_bytes', 'gauge'],
     ['nodejs_heap_size_used_bytes', 'gauge'],
     ['nodejs_external_memory_bytes', 'gauge'],
@@ -382,6 +383,9 @@ t.test('processMetrics: every name, with the prefix, and plausible values', asyn
   t.teardown(() => closeSync(fd));
   const fdsAfter = value(parseExposition(registry.metrics()), 'purelb_test_process_open_fds') ?? NaN;
   t.ok(fdsAfter >= fds + 1, `opening a file shows up (${fds} -> ${fdsAfter})`);
+  const limit = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  t.equal(v('process_max_fds'), Number(limit), `max fds is the soft limit (${limit})`);
+  t.ok(v('process_max_fds') > fdsAfter, 'more than are open');
 
   const spaces = p.samples.filter((s) => s.name === 'purelb_test_nodejs_heap_space_size_used_bytes').map((s) => s.labels[0]?.[1]);
   t.ok(spaces.includes('new') && spaces.includes('old') && spaces.includes('code'), `spaces named as V8's without _space: ${spaces.join(', ')}`);
@@ -411,6 +415,20 @@ t.test('processMetrics: the event loop lag measured at one scrape shows at the n
   t.ok(quiet < lag, `an idle loop shows less lag (${quiet} s)`);
 });
 
+t.test('processMetrics: the standard names and a prefixed copy from one reading', async (t) => {
+  const registry = new MetricsRegistry();
+  processMetrics(registry, ['', 'purelb_test_']);
+  const p = parseExposition(registry.metrics());
+  for (const n of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'process_max_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    t.ok(p.type.has(n), `${n} without a prefix`);
+    t.equal(p.type.get(n), p.type.get(`purelb_test_${n}`), `${n}: the same type under both names`);
+    t.equal(value(p, n), value(p, `purelb_test_${n}`), `${n}: the same figure under both names`);
+  }
+  t.equal(p.type.get('process_cpu_seconds_total'), 'counter');
+  t.equal(p.type.get('process_resident_memory_bytes'), 'gauge');
+  t.equal(codeOf(() => processMetrics(new MetricsRegistry(), ['x_', 'x_'])), MetricsErrorCode.DuplicateMetric, 'a prefix listed twice');
+});
+
 t.test('processMetrics: twice in one registry needs another prefix', async (t) => {
   const registry = new MetricsRegistry();
   processMetrics(registry, 'a_');
@@ -418,4 +436,53 @@ t.test('processMetrics: twice in one registry needs another prefix', async (t) =
   processMetrics(registry, 'b_');
   const p = parseExposition(registry.metrics());
   t.ok(value(p, 'a_process_resident_memory_bytes')! > 0 && value(p, 'b_process_resident_memory_bytes')! > 0, 'both prefixes are written');
+});
+
+t.test('buildInfo: one series of value 1 with version, node_version and component', async (t) => {
+  const registry = new MetricsRegistry();
+  buildInfo(registry, 'allocator', '1.2.3');
+  const p = parseExposition(registry.metrics());
+  t.equal(p.type.get('purelb_build_info'), 'gauge');
+  t.same(p.samples, [{ name: 'purelb_build_info', labels: [['version', '1.2.3'], ['node_version', process.version], ['component', 'allocator']], value: 1 }]);
+  t.equal(codeOf(() => buildInfo(registry, 'lbnodeagent', '1.2.3')), MetricsErrorCode.DuplicateMetric, 'one per registry');
+});
+
+t.test('Histogram with labels: one set of buckets, _sum and _count per label values, le last', async (t) => {
+  const registry = new MetricsRegistry();
+  const h = new Histogram({ name: 'purelb_req_seconds', help: 'h', labelNames: ['verb', 'code'], buckets: [0.1, 1], registry });
+  t.equal(registry.metrics(), '# HELP purelb_req_seconds h\n# TYPE purelb_req_seconds histogram\n', 'no series before an observation');
+  h.observe({ verb: 'PATCH', code: '200' }, 0.05);
+  h.observe({ verb: 'PATCH', code: '200' }, 0.5);
+  h.observe({ verb: 'GET', code: 0 }, 3);
+  t.equal(
+    registry.metrics(),
+    [
+      '# HELP purelb_req_seconds h',
+      '# TYPE purelb_req_seconds histogram',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="0.1"} 0',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="1"} 0',
+      'purelb_req_seconds_bucket{verb="GET",code="0",le="+Inf"} 1',
+      'purelb_req_seconds_sum{verb="GET",code="0"} 3',
+      'purelb_req_seconds_count{verb="GET",code="0"} 1',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="0.1"} 1',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="1"} 2',
+      'purelb_req_seconds_bucket{verb="PATCH",code="200",le="+Inf"} 2',
+      'purelb_req_seconds_sum{verb="PATCH",code="200"} 0.55',
+      'purelb_req_seconds_count{verb="PATCH",code="200"} 2',
+      '',
+    ].join('\n'),
+  );
+  t.equal(h.count, 3, 'count over all series');
+  t.equal(h.quantileBound(0.3), 0.1);
+  t.equal(h.quantileBound(1), Infinity);
+  t.equal(codeOf(() => h.observe(1)), MetricsErrorCode.LabelsMismatch, 'labels are required');
+  t.equal(codeOf(() => h.observe({ verb: 'GET' } as unknown as { verb: string; code: string }, 1)), MetricsErrorCode.LabelsMismatch);
+  t.equal(codeOf(() => h.observe({ verb: 'GET', code: '200' }, NaN)), MetricsErrorCode.InvalidValue);
+  t.equal(codeOf(() => new Histogram({ name: 'purelb_le', help: 'h', labelNames: ['le'], buckets: [1] })), MetricsErrorCode.InvalidLabelName, 'le is reserved');
+});
+
+t.test('Histogram without labels is written as before', async (t) => {
+  const h = new Histogram({ name: 'purelb_plain_seconds', help: 'h', buckets: [1] });
+  h.observe(0.5);
+  t.equal(h.exposition(), '# HELP purelb_plain_seconds h\n# TYPE purelb_plain_seconds histogram\npurelb_plain_seconds_bucket{le="1"} 1\npurelb_plain_seconds_bucket{le="+Inf"} 1\npurelb_plain_seconds_sum 0.5\npurelb_plain_seconds_count 1\n');
 });

@@ -65,6 +65,8 @@ export class SimNode {
   view: ApiView | undefined;
   netlink: ProcNetlink | undefined;
   transport: ProcTransport | undefined;
+  /** purelb_address_takeover_duration_seconds as this node's agents observed it: [family, seconds, at (virtual ms)]. */
+  readonly takeovers: [string, number, number][] = [];
 
   constructor(index: number, kernel: MemoryNetlinkHandle, clockOffset: number, wallSkew: number) {
     this.index = index;
@@ -103,6 +105,13 @@ const noMetrics = {
   update: () => undefined,
   nodeExcluded: () => undefined,
 } as unknown as AgentMetrics;
+
+/** Metrics nobody reads, except the takeover durations, kept per node. */
+const simMetrics = (node: SimNode, now: () => number): AgentMetrics =>
+  ({
+    ...noMetrics,
+    takeoverDuration: { observe: (labels: { family: string }, seconds: number) => void node.takeovers.push([labels.family, seconds, now()]) },
+  }) as unknown as AgentMetrics;
 
 /** Agent log messages counted in `World.stats` (what the schedules made the agents do). */
 const COUNTED: Record<string, string> = {
@@ -277,7 +286,7 @@ export class World {
         leases: inf.leases as unknown as Informer<LeaseView>,
         nodes: inf.nodes as unknown as Informer<NodeView>,
         events: noEvents,
-        metrics: noMetrics,
+        metrics: simMetrics(node, () => this.now()),
         log,
         clock: proc.scheduler,
         wallClock: () => WALL_EPOCH + proc.scheduler.now() + node.wallSkew,
