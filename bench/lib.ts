@@ -157,3 +157,16 @@ export function recordBadInputPart(file: string, part: BadInputPart, totals: Bad
   writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
   return merged;
 }
+
+/**
+ * The node agent's timing targets, shared by its suite in the process lab (lbnodeagent)
+ * and on real nodes (cluster), so the two stay comparable.
+ */
+export const AGENT_TIMING_TARGETS = {
+  create_to_address_on_nic_p95_ms: ['<=', 150],
+  delete_to_withdrawn_everywhere_p95_ms: ['<=', 150],
+  create_to_first_http_answer_p95_ms: ['<=', 300],
+  node_lost_to_answer_again_p95_ms: ['<=', 1000],
+  agent_killed_to_answer_again_p95_ms: ['<=', 3000],
+  duplicate_answer_samples: ['<=', 0],
+} as const satisfies Record<string, readonly ['<=' | '>=', number]>;

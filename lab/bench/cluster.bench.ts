@@ -26,7 +26,7 @@ import {
   startLab,
   waitFor,
 } from '../src/index.ts';
-import { type BenchSuite, machineLoad, median, percentile } from '../../bench/lib.ts';
+import { AGENT_TIMING_TARGETS, type BenchSuite, machineLoad, median, percentile } from '../../bench/lib.ts';
 
 const REPS = 10; // recorded create/delete repetitions (after one warm-up)
 const KILL_REPS = 5; // of each failover kind
@@ -51,12 +51,7 @@ async function agentPid(netns: string): Promise<number | undefined> {
 const suite: BenchSuite = {
   suite: 'cluster',
   targets: {
-    create_to_address_on_nic_p95_ms: ['<=', 150],
-    delete_to_withdrawn_everywhere_p95_ms: ['<=', 150],
-    create_to_first_http_answer_p95_ms: ['<=', 300],
-    node_lost_to_answer_again_p95_ms: ['<=', 1000],
-    agent_killed_to_answer_again_p95_ms: ['<=', 3000],
-    duplicate_answer_samples: ['<=', 0],
+    ...AGENT_TIMING_TARGETS,
   },
   async run() {
     const started = monotonicMs();

@@ -33,7 +33,7 @@ import {
   startLab,
   waitFor,
 } from '@purelb/lab';
-import { type BenchSuite, cpuSeconds, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
+import { AGENT_TIMING_TARGETS, type BenchSuite, cpuSeconds, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
 
 const REPS = 12; // recorded repetitions of each timing (after one warm-up)
 const KILL_REPS = 12;
@@ -77,12 +77,7 @@ function bucketQuantileMs(buckets: ReadonlyMap<string, number>, q: number): numb
 const suite: BenchSuite = {
   suite: 'lbnodeagent',
   targets: {
-    create_to_address_on_nic_p95_ms: ['<=', 150],
-    delete_to_withdrawn_everywhere_p95_ms: ['<=', 150],
-    create_to_first_http_answer_p95_ms: ['<=', 300],
-    node_lost_to_answer_again_p95_ms: ['<=', 1000],
-    agent_killed_to_answer_again_p95_ms: ['<=', 3000],
-    duplicate_answer_samples: ['<=', 0],
+    ...AGENT_TIMING_TARGETS,
     agent_rss_mb: ['<=', 90],
     agent_rss_mb_after_restart: ['<=', 90],
   },
