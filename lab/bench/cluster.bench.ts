@@ -24,6 +24,7 @@ import {
   pods,
   run,
   startLab,
+  timeCreateDelete,
   waitFor,
 } from '../src/index.ts';
 import { AGENT_TIMING_TARGETS, type BenchSuite, machineLoad, median, percentile } from '../../bench/lib.ts';
@@ -109,38 +110,19 @@ const suite: BenchSuite = {
           metadata: { name, namespace: 'default', annotations: { 'purelb.io/service-group': 'one' } },
           spec: { type: 'LoadBalancer', selector: { app: 'demo' }, ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] },
         });
-      const noHolder = (what: string): Promise<number> => monitor.when(ADDRESS, (h) => h.length === 0, 30_000, what);
 
       // 1-3. Create -> on a NIC, create -> HTTP 200 at the client, delete -> gone everywhere.
-      const toNic: number[] = [];
-      const toHttp: number[] = [];
-      const toGone: number[] = [];
-      const holdersSeen: string[] = [];
-      for (let i = -1; i < REPS; i++) {
-        const name = `m${i + 1}`;
-        await noHolder(`before ${name}: no holder`);
-        await sleep(500);
-        const answered = prober.probe(ADDRESS);
-        const onNic = monitor.when(ADDRESS, (h) => h.length >= 1, 30_000, `${name}: on a NIC`);
-        answered.catch(() => undefined);
-        onNic.catch(() => undefined);
-        const t0 = monotonicMs();
-        await service(name);
-        const tNic = await onNic;
-        const { at: tHttp } = await answered;
-        await sleep(500);
-        const holders = monitor.holders(ADDRESS);
-        const gone = noHolder(`${name}: withdrawn everywhere`);
-        gone.catch(() => undefined);
-        const d0 = monotonicMs();
-        await admin.delete(`/api/v1/namespaces/default/services/${name}`);
-        const tGone = await gone;
-        if (i < 0) continue; // warm-up
-        toNic.push(tNic - t0);
-        toHttp.push(tHttp - t0);
-        toGone.push(tGone - d0);
-        holdersSeen.push(holders.join('+'));
-      }
+      const { toNicMs: toNic, toHttpMs: toHttp, toGoneMs: toGone, seen } = await timeCreateDelete({
+        monitor,
+        prober,
+        address: ADDRESS,
+        reps: REPS,
+        create: service,
+        remove: (name) => admin.delete(`/api/v1/namespaces/default/services/${name}`),
+        quietMs: 500,
+        nicTimeoutMs: 30_000,
+      });
+      const holdersSeen = seen.map((x) => x.holders.join('+'));
       notes.create_delete_reps = `${REPS} (after 1 warm-up); holder per rep: ${holdersSeen.join(' ')}`;
 
       // 4. Failover, two ways, the ARP sampler running through every trial.

@@ -13,6 +13,7 @@ export {
 export { type ApiPathState, ApiBridge } from './api-bridge.ts';
 export { AddressMonitor, monotonicMs, parseAddressEvent } from './address-monitor.ts';
 export { HttpProber, type WatchedRequest } from './http-prober.ts';
+export { type CreateDeleteOptions, type CreateDeleteTimes, timeCreateDelete } from './create-delete-timing.ts';
 export {
   type ClusterImages,
   type ClusterLab,

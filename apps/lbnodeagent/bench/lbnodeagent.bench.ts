@@ -31,6 +31,7 @@ import {
   startAgent,
   startAllocator,
   startLab,
+  timeCreateDelete,
   waitFor,
 } from '@purelb/lab';
 import { AGENT_TIMING_TARGETS, type BenchSuite, cpuSeconds, median, nowMs, percentile, machineLoad, vmRssMb } from '../../../bench/lib.ts';
@@ -139,38 +140,18 @@ const suite: BenchSuite = {
       };
 
       // 1-3. Create -> on a NIC, create -> HTTP 200 at the client, delete -> gone everywhere.
-      const toNic: number[] = [];
-      const toHttp: number[] = [];
-      const toGone: number[] = [];
-      const holdersSeen: string[] = [];
-      for (let i = -1; i < REPS; i++) {
-        const name = `m${i + 1}`;
-        await noHolder(`before ${name}: no holder`);
-        await sleep(300);
-        const answered = prober.probe(ADDRESS);
-        const onNic = monitor.when(ADDRESS, (h) => h.length >= 1, 20_000, `${name}: on a NIC`);
-        // Awaited below; handled now so that one failing first cannot leave the other unhandled.
-        answered.catch(() => undefined);
-        onNic.catch(() => undefined);
-        const t0 = nowMs();
-        await demo(name);
-        const tNic = await onNic;
-        const { at: tHttp, body } = await answered;
-        // Let the announcement settle (annotations, GARP) before taking it away.
-        await sleep(500);
-        const holders = monitor.holders(ADDRESS);
-        const gone = noHolder(`${name}: withdrawn everywhere`);
-        gone.catch(() => undefined);
-        const d0 = nowMs();
-        await client.delete(`/api/v1/namespaces/default/services/${name}`);
-        const tGone = await gone;
-        await removeDemo(name);
-        if (i < 0) continue; // warm-up
-        toNic.push(tNic - t0);
-        toHttp.push(tHttp - t0);
-        toGone.push(tGone - d0);
-        holdersSeen.push(`${holders.join('+')}/${body}`);
-      }
+      const { toNicMs: toNic, toHttpMs: toHttp, toGoneMs: toGone, seen } = await timeCreateDelete({
+        monitor,
+        prober,
+        address: ADDRESS,
+        reps: REPS,
+        create: demo,
+        remove: (name) => client.delete(`/api/v1/namespaces/default/services/${name}`),
+        cleanup: removeDemo,
+        quietMs: 300,
+        nicTimeoutMs: 20_000,
+      });
+      const holdersSeen = seen.map((x) => `${x.holders.join('+')}/${x.body}`);
       notes.create_delete_reps = `${REPS} (after 1 warm-up); holder/HTTP answerer per rep: ${holdersSeen.join(' ')}`;
 
       // 4. Failover, three ways, with the ARP sampler running through every trial.
