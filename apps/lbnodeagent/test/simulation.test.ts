@@ -3,7 +3,8 @@
 // address must come to exactly one holder.
 //   SIM_SCHEDULES  how many fault schedules (default 10,000)
 //   SIM_BASE_SEED  the first cluster seed (default 1)
-//   SIM_JOBS       shards run side by side (default 1)
+//   SIM_JOBS       shards run side by side (default: the machine's cores; the clusters and
+//                  their results are the same whatever the count, on a virtual clock)
 //   SIM_SEED       replay one cluster exactly, with the agents' logs
 //   SIM_ARP_LOSS=0 no cluster loses ARP frames on the LAN (by default some lose 2% or 30%
 //                  of them, so an address probe can miss a holder)
@@ -13,7 +14,7 @@
 // instrumentation.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +74,7 @@ if (process.env.SIM_SEED) {
   // coverage runs of everything else at the same time) can take several times that.
   t.setTimeout(Math.max(600_000, target * 300));
   const base = Number(process.env.SIM_BASE_SEED ?? 1);
-  const jobs = Math.max(1, Number(process.env.SIM_JOBS ?? 1));
+  const jobs = Math.max(1, Number(process.env.SIM_JOBS ?? availableParallelism()));
   const lines: ClusterLine[] = [];
   let cpuMs = 0;
   const started = performance.now();
