@@ -101,6 +101,8 @@ export class ArpCheck {
     void (async () => {
       for await (const c of sub) {
         if (this.#stopped) break;
+        // Learnt here too, so that addresses added right after the link count as its own.
+        if (c.kind === 'link-updated' && c.link.name === KUBE_IPVS_LINK) this.#ipvsIndex = c.link.index;
         const ipvs =
           c.kind === 'resync' ||
           ((c.kind === 'link-updated' || c.kind === 'link-removed') && c.link.name === KUBE_IPVS_LINK) ||
