@@ -84,7 +84,7 @@ t.test('ARP settings: checked, reported once per change, fixed by hand or by set
   });
   await lab.createDemoService('arp');
   const [a] = await addressesOf(lab, 'arp', 1);
-  const [holder] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  const [holder] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder', 30_000);
   const [ipvsNode, silentNode] = lab.nodes.map((n) => n.name).filter((n) => n !== holder!.node);
   // The kernel's defaults (0, 0) with no kube-ipvs0 are safe: no other node has the address.
   for (const n of lab.nodes) {
