@@ -165,7 +165,8 @@ if (config.defaultLBNodeAgent && agents.list().length === 0) {
     });
 }
 await agent.start();
-await arpCheck.start();
+// Not awaited: reading the node's settings never holds up the start.
+void arpCheck.start();
 log.info({ services: services.size, peers: agent.seeds().length }, 'caches synced; agent started');
 
 // Join through the peers the other agents' Leases name; keep trying until one answers
