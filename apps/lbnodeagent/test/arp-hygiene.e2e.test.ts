@@ -17,8 +17,15 @@ const admin = lab.controlPlane.admin;
 const macs = await lab.nodeMacs();
 const netnsOf = (node: string): string => lab.nodes.find((n) => n.name === node)!.netns;
 
-const sysctl = (node: string, ...kv: string[]): Promise<string> => run('ip', ['netns', 'exec', netnsOf(node), 'sysctl', '-qw', ...kv]);
-const readSysctl = async (node: string, key: string): Promise<string> => (await run('ip', ['netns', 'exec', netnsOf(node), 'sysctl', '-n', key])).trim();
+// Through /proc/sys inside the node's namespace (coreutils only; no procps needed).
+const procPath = (key: string): string => `/proc/sys/${key.replaceAll('.', '/')}`;
+async function sysctl(node: string, ...kv: string[]): Promise<void> {
+  for (const item of kv) {
+    const [key, value] = item.split('=');
+    await run('ip', ['netns', 'exec', netnsOf(node), 'tee', procPath(key!)], { input: `${value}\n` });
+  }
+}
+const readSysctl = async (node: string, key: string): Promise<string> => (await run('ip', ['netns', 'exec', netnsOf(node), 'cat', procPath(key)])).trim();
 const DEFAULTS = ['net.ipv4.conf.all.arp_ignore=0', 'net.ipv4.conf.all.arp_announce=0', 'net.ipv4.conf.eth0.arp_ignore=0', 'net.ipv4.conf.eth0.arp_announce=0'];
 
 async function metrics(node: string): Promise<string> {
