@@ -107,6 +107,8 @@ export interface AgentDeps {
   readonly events: EventRecorder;
   readonly metrics: AgentMetrics;
   readonly log: Logger;
+  /** Told when this node's eligibility as applied changes (not on passes that leave it as it was). */
+  readonly onEligibilityChange?: ((before: Eligibility, now: Eligibility) => void) | undefined;
   /** The clock and timers (default: the process's monotonic clock). Simulations pass a virtual one. */
   readonly clock?: Scheduler;
   /** Wall clock (ms since the epoch) for the Lease's renewTime (default `Date.now`). Simulations pass a virtual one. */
@@ -266,6 +268,12 @@ export class NodeAgent {
     else this.#d.log.info({ node: this.#s.node, reason: e.reason, detail: e.message }, 'node excluded: withdrawing its addresses; it announces none');
     this.#d.membership.setSubnets(this.#publishedSubnets());
     this.#queueWrite('lease', () => this.#renewLease());
+    this.#d.onEligibilityChange?.(before, e);
+  }
+
+  /** The links of this node's IPv4 local subnets (its LAN links; the ARP check reads their sysctls). */
+  get ipv4LocalLinks(): string[] {
+    return [...new Set(this.#localSubnets.filter((s) => s.family === 'IPv4').map((s) => s.link))];
   }
 
   get ready(): boolean {

@@ -17,6 +17,8 @@ export interface AgentConfig {
   readonly addressLifetimeS: number;
   readonly resyncMs: number;
   readonly stallThresholdMs: number;
+  /** How often the ARP settings are read again. */
+  readonly arpCheckMs: number;
   readonly logLevel: LogLevel;
   /** Create the gossip Secret (a random key) when it does not exist. */
   readonly createMemberlistSecret: boolean;
@@ -39,6 +41,7 @@ export const SETTINGS: readonly Setting[] = [
   ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '1', 'seconds a local (elected) address lives on its interface unless renewed (renewed every quarter of that, only while this node may hold it): a killed or frozen agent\'s addresses stop answering by themselves; virtual addresses are permanent'],
   ['--stall-threshold', 'PURELB_STALL_THRESHOLD', '250ms', 'an event-loop beat this late is a stall (a freeze, a long GC pause): local addresses are withdrawn until a membership probe sent after it is answered'],
   ['--resync', 'PURELB_RESYNC', '500ms', 'how often the guard is re-checked (Leases age, gossip health changes); addresses are re-read and re-applied when its outcome changes, and at least every 5 s'],
+  ['--arp-check-period', 'PURELB_ARP_CHECK_PERIOD', '60s', 'how often the node\'s ARP settings (arp_ignore, arp_announce) are checked again; kube-proxy\'s kube-ipvs0 is also checked as soon as it or its addresses change'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn, error or silent'],
   ['--create-memberlist-secret', 'PURELB_MEMBERLIST_SECRET_CREATE', 'false', 'create the gossip Secret with a random key when it does not exist (the one-file manifest ships none); an existing Secret is never replaced'],
   ['--default-lbnodeagent', 'PURELB_DEFAULT_LBNODEAGENT', '', 'an LBNodeAgent (JSON) to create when the namespace has none (first install from the manifest)'],
@@ -64,12 +67,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 3600),
     resyncMs: parseDuration('--resync', get('--resync')),
     stallThresholdMs: parseDuration('--stall-threshold', get('--stall-threshold')),
+    arpCheckMs: parseDuration('--arp-check-period', get('--arp-check-period')),
     logLevel: parseLogLevel('--log-level', get('--log-level')),
     createMemberlistSecret: parseBool('--create-memberlist-secret', get('--create-memberlist-secret')),
     defaultLBNodeAgent: parseJsonObject('--default-lbnodeagent', get('--default-lbnodeagent')),
   };
   if (c.renewPeriodMs * 2 > c.leaseDurationMs) throw new SettingsError('--renew-period must be at most half of --lease-duration, or a healthy agent\'s Lease could lapse');
   if (c.addressLifetimeS < 1) throw new SettingsError('--address-lifetime: at least 1 second; a local address must expire by itself when its agent dies, so 0 (forever) is refused');
+  if (c.arpCheckMs < 1000 || c.arpCheckMs > 3_600_000) throw new SettingsError('--arp-check-period: between 1s and 1h');
   if (c.stallThresholdMs < 50 || c.stallThresholdMs > 10_000) throw new SettingsError('--stall-threshold: between 50ms and 10s');
   return c;
 }

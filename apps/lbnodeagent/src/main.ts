@@ -1,7 +1,7 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
-import { type LBNodeAgent, type Service, type ServiceGroup, trimService } from '@purelb/api';
+import { type LBNodeAgent, type Service, type ServiceGroup, parseLBNodeAgent, trimService } from '@purelb/api';
 import {
   EventRecorder,
   Informer,
@@ -19,6 +19,8 @@ import { GossipSecretError, GossipSecretWatcher, loadGossipKeys, replaceKeys } f
 import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
 import { type NodeView, trimNodeView } from './eligibility.ts';
+import { ArpCheck, ourIPv4Addresses } from './arp-check.ts';
+import { eligibilityEvent, nodeRef } from './node-events.ts';
 
 const config = loadSettingsOrExit('lbnodeagent', 'puts LoadBalancer addresses on this node when it should have them', SETTINGS, loadConfig);
 const log = createJsonLogger({ name: 'lbnodeagent', level: config.logLevel, base: { node: config.nodeName } });
@@ -98,8 +100,36 @@ const agent = new NodeAgent(
     stallThresholdMs: config.stallThresholdMs,
     memberlistAddress: transport.address,
   },
-  { client, netlink, membership, services, slices, groups, agents, leases, nodes, events, metrics, log },
+  {
+    client, netlink, membership, services, slices, groups, agents, leases, nodes, events, metrics, log,
+    onEligibilityChange: (before, now) => {
+      const ev = eligibilityEvent(before, now);
+      if (ev) events.event(nodeRef(config.nodeName), ev.type, ev.reason, ev.message);
+    },
+  },
 );
+
+// The node's ARP settings, checked (and made strict when the LBNodeAgent says so). An
+// invalid LBNodeAgent keeps the last valid choice, as the agent keeps its links.
+let setARPSysctls = false;
+const arpCheck = new ArpCheck({
+  node: config.nodeName,
+  netlink,
+  lanLinks: () => agent.ipv4LocalLinks,
+  ourAddresses: () => ourIPv4Addresses(services.list()),
+  setSysctls: () => {
+    const list = agents.list();
+    const cfg = list.find((a) => a.metadata.name === 'default') ?? list[0];
+    const parsed = cfg && parseLBNodeAgent(cfg);
+    if (parsed?.ok) setARPSysctls = parsed.settings.setARPSysctls;
+    return setARPSysctls;
+  },
+  events,
+  metrics,
+  log,
+  periodMs: config.arpCheckMs,
+});
+for (const ev of ['add', 'update'] as const) agents.on(ev, () => arpCheck.requestCheck());
 
 const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => agent.ready });
 log.info({ port: health.port, memberlist: transport.address }, 'serving /metrics, /healthz, /readyz');
@@ -109,6 +139,7 @@ onShutdown(
   async () => {
     stopping = true;
     log.info({}, 'shutting down: withdrawing, leaving the membership');
+    arpCheck.stop();
     await agent.stop();
     await events.flush();
     await membership.shutdown();
@@ -134,6 +165,8 @@ if (config.defaultLBNodeAgent && agents.list().length === 0) {
     });
 }
 await agent.start();
+// Not awaited: reading the node's settings never holds up the start.
+void arpCheck.start();
 log.info({ services: services.size, peers: agent.seeds().length }, 'caches synced; agent started');
 
 // Join through the peers the other agents' Leases name; keep trying until one answers

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, MetricsRegistry, buildInfo, eventLoopLagHist
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
 import { EXCLUSION_REASONS, type ExclusionReason } from './eligibility.ts';
+import { ARP_PROBLEM_REASONS, type ArpVerdict } from './arp-safety.ts';
 import { VERSION } from './version.ts';
 
 /** Buckets of purelb_address_takeover_duration_seconds: 10 ms to 1 min (a probe answered by another host, retried). */
@@ -24,6 +25,8 @@ export interface AgentMetrics {
   update(plan: NodePlan, mode: SafetyMode, liveMembers: number, node: string): void;
   /** purelb_node_excluded: 1 for the reason this node is excluded (undefined: it is not), 0 for the others. */
   nodeExcluded(reason: ExclusionReason | undefined): void;
+  /** purelb_node_arp_config_safe and purelb_node_arp_config_problem{reason}: the last ARP check. */
+  arpConfig(verdict: ArpVerdict): void;
 }
 
 export function createMetrics(membership: Membership): AgentMetrics {
@@ -52,6 +55,19 @@ export function createMetrics(membership: Membership): AgentMetrics {
     registry,
   });
   for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, 0);
+  const arpSafe = new Gauge({
+    name: 'purelb_node_arp_config_safe',
+    help: '1 while this node\'s ARP settings are safe for local addresses (arp_ignore, arp_announce, kube-proxy\'s kube-ipvs0), 0 while they are not (purelb_node_arp_config_problem says why).',
+    registry,
+  });
+  arpSafe.set(1);
+  const arpProblem = new Gauge({
+    name: 'purelb_node_arp_config_problem',
+    help: '1 for each ARP problem found on this node (ArpIgnore, ArpAnnounce: kube-ipvs0 with ARP not strict, the node answers or names addresses it does not hold; ArpNoReply: arp_ignore 8 on a LAN link), 0 for the others.',
+    labelNames: ['reason'],
+    registry,
+  });
+  for (const r of ARP_PROBLEM_REASONS) arpProblem.set({ reason: r }, 0);
   const eventLoopLag = eventLoopLagHistogram(registry);
   const stalls = new Counter({ name: 'purelb_stalls_total', help: 'Event-loop stalls past the stall threshold (each withdraws local addresses until contact is fresh).', registry });
   const configValid = new Gauge({ name: 'purelb_lbnodeagent_config_valid', help: '1 while the LBNodeAgent in use is the one written, 0 while a bad one is refused (the last valid one is kept).', registry });
@@ -93,6 +109,10 @@ export function createMetrics(membership: Membership): AgentMetrics {
     probeConflicts,
     takeoverDuration,
     configValid,
+    arpConfig(verdict) {
+      arpSafe.set(verdict.safe ? 1 : 0);
+      for (const r of ARP_PROBLEM_REASONS) arpProblem.set({ reason: r }, verdict.problems.some((p) => p.reason === r) ? 1 : 0);
+    },
     nodeExcluded(reason) {
       for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, r === reason ? 1 : 0);
     },

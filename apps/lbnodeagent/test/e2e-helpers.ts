@@ -11,7 +11,7 @@ export interface Cluster {
  * PureLB on a lab: CRDs, defaults (GARP on), the allocator and one agent per node; with
  * `shipped`, the daemons run as their images do (bundles built beforehand).
  */
-export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): void }, opts: { shipped?: boolean } = {}): Promise<Cluster> {
+export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): void }, opts: { shipped?: boolean; agentArgs?: readonly string[] } = {}): Promise<Cluster> {
   await installPureLB(lab.controlPlane.admin, { sendgarp: true });
   await lab.controlPlane.admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/virtual`, {
     apiVersion: 'purelb.io/v1',
@@ -26,7 +26,7 @@ export async function startCluster(lab: Lab, t: { teardown(fn: () => unknown): v
     for (const a of agents.values()) await a.stop(3000);
     await allocator.stop();
   });
-  await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n, { shipped }))));
+  await Promise.all(lab.nodes.map(async (n) => agents.set(n.name, await startAgent(lab.controlPlane, n, { shipped, ...(opts.agentArgs ? { args: opts.agentArgs } : {}) }))));
   const cluster = { lab, allocator, agents };
   await waitForSettled(cluster);
   return cluster;

@@ -122,6 +122,10 @@ spec:
     extlbint: {{ .Values.lbnodeagent.extlbint | quote }}
     localint: {{ .Values.lbnodeagent.localint | quote }}
     sendgarp: {{ .Values.lbnodeagent.sendgarp }}
+    {{- /* Only when asked for: an upgrade leaves the LBNodeAgent (and the pods) as they were. */}}
+    {{- if .Values.lbnodeagent.setARPSysctls }}
+    setARPSysctls: true
+    {{- end }}
 {{- end -}}
 
 {{/* The sample ServiceGroup object. */}}

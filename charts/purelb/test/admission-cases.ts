@@ -92,6 +92,7 @@ export const REFUSED: readonly AdmissionCase[] = [
   { name: 'localint bad class range', kind: 'LBNodeAgent', spec: agent({ localint: 'eth[9-0]' }), field: 'spec.local.localint', message: /error parsing regexp: invalid character class range/ },
   { name: 'localint lookahead (RE2 has none)', kind: 'LBNodeAgent', spec: agent({ localint: '(?=eth)eth0' }), field: 'spec.local.localint', message: /error parsing regexp: invalid or unsupported Perl syntax/ },
   { name: 'sendgarp not a boolean', kind: 'LBNodeAgent', spec: agent({ sendgarp: 'yes' }), field: 'spec.local.sendgarp', message: /must be of type boolean/ },
+  { name: 'setARPSysctls not a boolean', kind: 'LBNodeAgent', spec: agent({ setARPSysctls: 'yes' }), field: 'spec.local.setARPSysctls', message: /must be of type boolean/ },
 ];
 
 /** Inputs near the edges that must still be accepted. */

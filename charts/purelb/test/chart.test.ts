@@ -297,6 +297,12 @@ t.test('the reference pages\' values work as written there', async (t) => {
   t.notOk(pick<Workload>(tol, 'DaemonSet/lbnodeagent').spec.template.spec.tolerations, 'the agent keeps its own (none)');
 });
 
+t.test('lbnodeagent.setARPSysctls reaches the default LBNodeAgent only when set', async (t) => {
+  type Lbna = KObject & { spec: { local: Record<string, unknown> } };
+  t.equal(pick<Lbna>(objects(await tools.template({ set: ['lbnodeagent.setARPSysctls=true'] })), 'LBNodeAgent/default').spec.local.setARPSysctls, true, 'true: written');
+  t.notOk('setARPSysctls' in pick<Lbna>(objects(await tools.template()), 'LBNodeAgent/default').spec.local, 'default: not written (an upgrade leaves the object as it was)');
+});
+
 t.test('other values: replicas, agent tolerations, sample group off, ServiceMonitor on', async (t) => {
   const objs = objects(
     await tools.template({

@@ -50,6 +50,7 @@ const REQUIRED_ALERTS = [
   'PureLBAgentIsolated', // an agent fenced or isolated
   'PureLBAllocatorNoLeader', // no allocator leader
   'PureLBAgentNotRunning', // a node agent not running on a node
+  'PureLBNodeARPUnsafe', // a node answering ARP for addresses it does not hold
 ];
 /** Metrics the alerts use that PureLB does not export: Prometheus's own, and kube-state-metrics'. */
 const NOT_OURS = new Set(['up', 'kube_daemonset_status_number_unavailable']);

@@ -20,6 +20,8 @@ export interface LBNodeAgentSettings {
   /** `default` (the default route's interface, per family) or the compiled expression. */
   readonly localint: 'default' | RegExp;
   readonly sendgarp: boolean;
+  /** The agent makes ARP strict itself (net.ipv4.conf.all.arp_ignore=1, arp_announce=2; see the agent's arp-safety.ts). */
+  readonly setARPSysctls: boolean;
 }
 
 export type ParsedLBNodeAgent =
@@ -58,7 +60,7 @@ export function parseLBNodeAgent(a: LBNodeAgent): ParsedLBNodeAgent {
   const raw: unknown = a.spec?.local;
   // Stored under an older schema, `local` can be anything: not an object is not "all defaults".
   if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
-    return { ok: false, name, reason: 'InvalidLBNodeAgent', field: 'spec.local', message: `LBNodeAgent "${name}": spec.local: must be an object (extlbint, localint, sendgarp), not ${Array.isArray(raw) ? 'a list' : `${typeof raw} ${JSON.stringify(raw)}`}` };
+    return { ok: false, name, reason: 'InvalidLBNodeAgent', field: 'spec.local', message: `LBNodeAgent "${name}": spec.local: must be an object (extlbint, localint, sendgarp, setARPSysctls), not ${Array.isArray(raw) ? 'a list' : `${typeof raw} ${JSON.stringify(raw)}`}` };
   }
   const l = a.spec?.local ?? {};
   const bad = (field: string, what: string): ParsedLBNodeAgent => ({
@@ -75,5 +77,6 @@ export function parseLBNodeAgent(a: LBNodeAgent): ParsedLBNodeAgent {
   const localProblem = localIntProblem(localint);
   if (localProblem) return bad('spec.local.localint', localProblem);
   if (l.sendgarp !== undefined && typeof l.sendgarp !== 'boolean') return bad('spec.local.sendgarp', 'must be true or false');
-  return { ok: true, settings: { extlbint, localint: localint === 'default' ? 'default' : new RegExp(localint), sendgarp: l.sendgarp ?? false } };
+  if (l.setARPSysctls !== undefined && typeof l.setARPSysctls !== 'boolean') return bad('spec.local.setARPSysctls', 'must be true or false');
+  return { ok: true, settings: { extlbint, localint: localint === 'default' ? 'default' : new RegExp(localint), sendgarp: l.sendgarp ?? false, setARPSysctls: l.setARPSysctls ?? false } };
 }

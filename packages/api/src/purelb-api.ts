@@ -91,6 +91,7 @@ export interface LBNodeAgent extends ApiObject {
       readonly extlbint?: string | undefined;
       readonly localint?: string | undefined;
       readonly sendgarp?: boolean | undefined;
+      readonly setARPSysctls?: boolean | undefined;
     } | undefined;
   };
 }

@@ -33,7 +33,7 @@ t.test('the reference manifests apply unchanged', async (t) => {
 t.test('LBNodeAgent defaults', async (t) => {
   await admin.create('/apis/purelb.io/v1/namespaces/purelb-system/lbnodeagents', { apiVersion: 'purelb.io/v1', kind: 'LBNodeAgent', metadata: { name: 'bare' }, spec: {} });
   const got = await admin.get<{ spec: unknown }>('/apis/purelb.io/v1/namespaces/purelb-system/lbnodeagents/bare');
-  t.same(got.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false } });
+  t.same(got.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false, setARPSysctls: false } });
 });
 
 t.test('what the schema can say is refused at admission, naming the field', async (t) => {

@@ -35,9 +35,9 @@ t.test('LBNodeAgent: every refused input names the object, the field and what is
 
 t.test('LBNodeAgent: spec.local that is not an object is refused, not read as all defaults', async (t) => {
   for (const [what, local, message] of [
-    ['a string', 'eth0', 'spec.local: must be an object (extlbint, localint, sendgarp), not string "eth0"'],
-    ['a number', 7, 'spec.local: must be an object (extlbint, localint, sendgarp), not number 7'],
-    ['a list', ['eth0'], 'spec.local: must be an object (extlbint, localint, sendgarp), not a list'],
+    ['a string', 'eth0', 'spec.local: must be an object (extlbint, localint, sendgarp, setARPSysctls), not string "eth0"'],
+    ['a number', 7, 'spec.local: must be an object (extlbint, localint, sendgarp, setARPSysctls), not number 7'],
+    ['a list', ['eth0'], 'spec.local: must be an object (extlbint, localint, sendgarp, setARPSysctls), not a list'],
   ] as const) {
     const got = parseLBNodeAgent({ metadata: { name: 'default', namespace: 'purelb' }, spec: { local } } as unknown as LBNodeAgent);
     t.equal(got.ok, false, `${what}: refused`);
@@ -50,9 +50,10 @@ t.test('LBNodeAgent: accepted inputs, with the defaults', async (t) => {
     const got = parseLBNodeAgent(agent(local));
     return got.ok ? got.settings : got.message;
   };
-  t.same(ok(undefined), { extlbint: 'kube-lb0', localint: 'default', sendgarp: false });
-  t.same(ok({ extlbint: 'purelb.v_1-x', localint: '^(eth|ens)[0-9]+$', sendgarp: true }), { extlbint: 'purelb.v_1-x', localint: /^(eth|ens)[0-9]+$/, sendgarp: true });
-  t.same(ok({ extlbint: 'abcdefghijklmno' }), { extlbint: 'abcdefghijklmno', localint: 'default', sendgarp: false }, '15 bytes is the most');
+  t.same(ok(undefined), { extlbint: 'kube-lb0', localint: 'default', sendgarp: false, setARPSysctls: false });
+  t.same(ok({ extlbint: 'purelb.v_1-x', localint: '^(eth|ens)[0-9]+$', sendgarp: true, setARPSysctls: true }), { extlbint: 'purelb.v_1-x', localint: /^(eth|ens)[0-9]+$/, sendgarp: true, setARPSysctls: true });
+  t.same(ok({ extlbint: 'abcdefghijklmno' }), { extlbint: 'abcdefghijklmno', localint: 'default', sendgarp: false, setARPSysctls: false }, '15 bytes is the most');
+  t.equal(ok({ setARPSysctls: 'yes' }), 'LBNodeAgent "default": spec.local.setARPSysctls: must be true or false', 'setARPSysctls not a boolean: refused, naming the field');
 });
 
 const sg = (local: Record<string, unknown>): ServiceGroup => ({ metadata: { name: 'web', namespace: 'purelb', generation: 3 }, spec: { local } });
