@@ -33,3 +33,4 @@ export {
   localIntProblem,
   parseLBNodeAgent,
 } from './lbnodeagent.ts';
+export { nodeExclusions } from './node-exclusions.ts';
