@@ -41,11 +41,13 @@ export function renderServices(r: ServicesReport): string {
 }
 
 export function renderElection(r: ElectionReport): string {
-  const headers = ['address', 'services', 'hash winner', 'should hold', 'announced by', ...(r.drain ? [`after draining ${r.drain}`] : []), 'state'];
+  const headers = ['address', 'services', 'hash winner', 'should hold', 'announced by', ...(r.drain ? ['after drain'] : []), 'state'];
   const rows = r.addresses.map((a) => [a.address, a.services.join(','), a.hashWinner, a.shouldHold, a.announcedBy.join(','), ...(r.drain ? [a.afterDrain ?? 'NOBODY'] : []), a.state]);
   const candidates = Object.keys(r.candidates);
   return (
-    `candidates: ${candidates.length > 0 ? candidates.join(', ') : 'none'}; ${r.virtualAddresses} virtual address(es) not elected (every node adds them)\n\n` +
+    `candidates: ${candidates.length > 0 ? candidates.join(', ') : 'none'}; ${r.virtualAddresses} virtual address(es) not elected (every node adds them)\n` +
+    (r.drain ? `simulating a drain of ${r.drain}: AFTER DRAIN is who would hold each address without it\n` : '') +
+    '\n' +
     formatTable(headers, rows) +
     formatProblems(r.problems)
   );
