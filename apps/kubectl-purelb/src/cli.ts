@@ -14,8 +14,12 @@ import type { ClusterSnapshot, Problem } from './snapshot.ts';
 import { statusReport } from './status.ts';
 import { type ValidationReport, validateManifests } from './validate.ts';
 import { VERSION } from './version.ts';
+import { planMetalLBMigration } from './migrate-metallb.ts';
+import { applyMigration, readMetalLB } from './migrate-shell.ts';
+import { renderMigration } from './render.ts';
+import { parseSubnet } from '@purelb/ipam-core';
 
-export const SUBCOMMANDS = ['status', 'pools', 'services', 'election', 'validate'] as const;
+export const SUBCOMMANDS = ['status', 'pools', 'services', 'election', 'validate', 'migrate'] as const;
 export type Subcommand = (typeof SUBCOMMANDS)[number];
 
 /** What the shell needs from the world; tests pass their own. */
@@ -37,6 +41,9 @@ Usage:
                                             per local address: who should hold it, who announces it
   kubectl purelb validate -f FILE [-f FILE...]
                                             ServiceGroup and LBNodeAgent manifests, checked offline
+  kubectl purelb migrate metallb [--subnet CIDR...] [--metallb-namespace NS] [--apply]
+                                            MetalLB's pools and Services as ServiceGroups and annotations
+                                            that keep every address; written only with --apply
 
 Flags:
   -o, --output table|json|yaml   output format (default table)
@@ -45,6 +52,9 @@ Flags:
       --context NAME             kubeconfig context (default: its current-context)
       --allocator-lease NAME     the allocator's leader Lease (default purelb-allocator)
       --request-timeout SECONDS  bound on each request to the API server (default 30)
+      --subnet CIDR              migrate: a LAN subnet of the nodes (repeat for each)
+      --metallb-namespace NAME   migrate: MetalLB's namespace (default metallb-system)
+      --apply                    migrate: write what it prints
   -h, --help                     this text
       --version                  the plugin's version
 
@@ -62,6 +72,9 @@ interface Parsed {
   readonly timeoutMs: number;
   readonly files: readonly string[];
   readonly drain: string | undefined;
+  readonly subnets: readonly string[];
+  readonly metallbNamespace: string;
+  readonly apply: boolean;
 }
 
 /** Parses the command line; throws UsageError naming the flag or argument. Returns 'help'/'version' for those. */
@@ -81,6 +94,9 @@ export function parseCommandLine(argv: readonly string[]): Parsed | 'help' | 've
         'request-timeout': { type: 'string' },
         filename: { type: 'string', short: 'f', multiple: true },
         'simulate-drain': { type: 'string' },
+        subnet: { type: 'string', multiple: true },
+        'metallb-namespace': { type: 'string' },
+        apply: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -94,7 +110,12 @@ export function parseCommandLine(argv: readonly string[]): Parsed | 'help' | 've
   const [command, ...rest] = v.positionals;
   if (command === undefined) throw new UsageError(`a subcommand is required: ${SUBCOMMANDS.join(', ')}`);
   if (!(SUBCOMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown subcommand "${command}": use one of ${SUBCOMMANDS.join(', ')}`);
+  if (command === 'migrate') {
+    if (rest[0] !== 'metallb') throw new UsageError(`migrate: name what to migrate from: "migrate metallb"${rest[0] ? ` (not "${rest[0]}")` : ''}`);
+    rest.shift();
+  } else if (o.subnet || o['metallb-namespace'] !== undefined || o.apply) throw new UsageError(`${command}: --subnet, --metallb-namespace and --apply belong to migrate`);
   if (rest.length > 0) throw new UsageError(`${command}: unexpected argument "${rest[0]}"`);
+  for (const s of o.subnet ?? []) if (!parseSubnet(s)) throw new UsageError(`--subnet: "${s}" is not a CIDR such as 192.0.2.0/24`);
   const output = o.output ?? 'table';
   if (!(OUTPUT_FORMATS as readonly string[]).includes(output)) throw new UsageError(`--output: "${output}" is not one of ${OUTPUT_FORMATS.join(', ')}`);
   const files = o.filename ?? [];
@@ -114,6 +135,9 @@ export function parseCommandLine(argv: readonly string[]): Parsed | 'help' | 've
     timeoutMs: timeout * 1000,
     files,
     drain: o['simulate-drain'],
+    subnets: o.subnet ?? [],
+    metallbNamespace: o['metallb-namespace'] ?? 'metallb-system',
+    apply: o.apply ?? false,
   };
 }
 
@@ -174,6 +198,13 @@ function validateFiles(files: readonly string[], io: CliIo): Outcome {
 async function clusterCommand(p: Parsed, io: CliIo): Promise<Outcome> {
   const config = loadKubeConfig({ kubeconfig: p.kubeconfig, context: p.context, env: io.env ?? process.env });
   const client = new KubeClient(config, { userAgent: `kubectl-purelb/${VERSION}`, timeoutMs: p.timeoutMs, maxSockets: 8 });
+  if (p.command === 'migrate') {
+    try {
+      return await migrate(client, p);
+    } finally {
+      client.close();
+    }
+  }
   let snap: ClusterSnapshot;
   try {
     snap = await readSnapshot(client, { namespace: p.namespace, allocatorLease: p.allocatorLease, now: io.now });
@@ -203,4 +234,16 @@ async function clusterCommand(p: Parsed, io: CliIo): Promise<Outcome> {
     default:
       throw new UsageError(`${p.command}: not a cluster command`);
   }
+}
+
+async function migrate(client: KubeClient, p: Parsed): Promise<Outcome> {
+  const { metallb, services } = await readMetalLB(client, p.metallbNamespace);
+  const plan = planMetalLBMigration({ metallb, services, namespace: p.namespace, subnets: p.subnets });
+  if (!p.apply || plan.problems.length > 0) {
+    const applied = p.apply ? { written: [], problems: [] } : undefined;
+    return { data: { ...plan, ...(applied ? { applied: applied.written } : {}) }, text: renderMigration(plan, applied), problems: plan.problems };
+  }
+  const applied = await applyMigration(client, plan, services);
+  const problems = [...plan.problems, ...applied.problems];
+  return { data: { ...plan, problems, applied: applied.written }, text: renderMigration({ ...plan, problems }, applied), problems };
 }

@@ -10,3 +10,5 @@ export { type ElectionRow, type ElectionReport, electionReport, holderOf } from 
 export { type ValidationRow, type ValidationReport, validateManifests } from './validate.ts';
 export { type OutputFormat, OUTPUT_FORMATS, formatData, formatTable } from './output.ts';
 export { VERSION } from './version.ts';
+export { type MetalLBConfig, type MetalLBObject, type MigrationInput, type MigrationPlan, type ServiceMigration, planMetalLBMigration } from './migrate-metallb.ts';
+export { FIELD_MANAGER, applyMigration, readMetalLB } from './migrate-shell.ts';

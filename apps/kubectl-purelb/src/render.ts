@@ -5,6 +5,7 @@ import type { PoolsReport } from './pools.ts';
 import { type ServicesReport, announcerText } from './services.ts';
 import type { StatusReport } from './status.ts';
 import type { ValidationReport } from './validate.ts';
+import type { MigrationPlan } from './migrate-metallb.ts';
 
 const secs = (s: number | undefined): string | undefined => (s === undefined ? undefined : `${Math.round(s)}s`);
 
@@ -55,4 +56,17 @@ export function renderElection(r: ElectionReport): string {
 
 export function renderValidation(r: ValidationReport): string {
   return formatTable(['file', 'doc', 'kind', 'name', 'result', 'message'], r.objects.map((o) => [o.file, o.document, o.kind, o.name, o.result, o.message ?? (o.result === 'valid' ? '-' : undefined)])) + formatProblems(r.problems);
+}
+
+export function renderMigration(plan: MigrationPlan, applied: { readonly written: readonly string[] } | undefined): string {
+  const pools = plan.serviceGroups.flatMap((g) => [...(g.spec.local?.v4pools ?? []), ...(g.spec.local?.v6pools ?? [])].map((p) => [g.metadata.name, p.pool, p.subnet, p.aggregation ?? 'default']));
+  const notes = plan.notes.length === 0 ? '' : `\nNO EQUIVALENT OR DIFFERENT IN PURELB (${plan.notes.length})\n${plan.notes.map((n) => `- ${n.object}${n.field ? ` ${n.field}` : ''}: ${n.message}`).join('\n')}\n`;
+  const tail = applied === undefined ? '\nNothing was written: run again with --apply to create the ServiceGroups and annotate the Services.\n' : applied.written.length > 0 ? `\nWRITTEN\n${applied.written.map((w) => `- ${w}`).join('\n')}\n` : '\nNothing was written.\n';
+  return (
+    `SERVICEGROUPS (namespace ${plan.serviceGroups[0]?.metadata.namespace ?? '-'})\n${formatTable(['group', 'pool', 'subnet', 'aggregation'], pools)}` +
+    `\nSERVICES (they keep their addresses)\n${formatTable(['namespace', 'name', 'addresses', 'group', 'annotations'], plan.services.map((s) => [s.namespace, s.name, s.addresses.join(','), s.group, Object.entries(s.annotations).map(([k, v]) => `${k}=${v}`).join(' ')]))}` +
+    notes +
+    formatProblems(plan.problems) +
+    tail
+  );
 }

@@ -181,7 +181,7 @@ t.test('election: every local address announced by the node that should hold it;
   await agentLease(other, { subnets: ['198.51.100.0/24'] });
   const bad = await plugin(['election']);
   t.equal(bad.code, ExitCode.problems);
-  t.match(bad.out, new RegExp(`- address ${webV4.replace(/\./g, '\\.')} \\(Service ${NS}/web\\): announced by ${other}, but ${drain} should hold it \\(${other} publishes no subnet containing it\\)`));
+  t.match(bad.out, new RegExp(`- address ${webV4!.replace(/\./g, '\\.')} \\(Service ${NS}/web\\): announced by ${other}, but ${drain} should hold it \\(${other} publishes no subnet containing it\\)`));
   await agentLease(other);
   await announce('web', 'IPv4', drain);
   t.equal((await plugin(['election'])).code, ExitCode.ok, 'back to healthy');
