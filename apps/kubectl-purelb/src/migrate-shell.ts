@@ -59,7 +59,7 @@ export async function applyMigration(client: KubeClient, plan: MigrationPlan, se
       throw e;
     });
     if (existing) {
-      if (JSON.stringify(existing.spec) !== JSON.stringify(sg.spec)) problems.push({ object: `ServiceGroup ${sg.metadata.namespace}/${sg.metadata.name}`, field: 'spec', message: 'exists with another spec; it is left as it is (delete or rename it and run again)' });
+      if (canonical(existing.spec) !== canonical(sg.spec)) problems.push({ object: `ServiceGroup ${sg.metadata.namespace}/${sg.metadata.name}`, field: 'spec', message: 'exists with another spec; it is left as it is (delete or rename it and run again)' });
       continue;
     }
     await client.create(path, sg, { fieldManager: FIELD_MANAGER });
@@ -79,4 +79,9 @@ export async function applyMigration(client: KubeClient, plan: MigrationPlan, se
     }
   }
   return { written, problems };
+}
+
+/** JSON with object keys sorted: the API server does not keep the order they were sent in. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
 }
