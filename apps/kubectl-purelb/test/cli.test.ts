@@ -43,6 +43,10 @@ t.test('usage errors exit 2 and name the flag or argument', async (t) => {
     [['status', '-f', 'x.yaml'], /-f\/--filename belongs to validate/],
     [['pools', '--simulate-drain', 'n'], /--simulate-drain belongs to election/],
     [['status', '--request-timeout', '0'], /--request-timeout: "0"/],
+    [['migrate'], /migrate: name what to migrate from: "migrate metallb"/],
+    [['migrate', 'nginx'], /not "nginx"/],
+    [['migrate', 'metallb', '--subnet', '192.0.2.0/33'], /--subnet: "192\.0\.2\.0\/33" is not a CIDR/],
+    [['status', '--apply'], /--apply belong to migrate/],
   ];
   for (const [argv, message] of table) {
     const x = io();
@@ -102,6 +106,9 @@ t.test('parseCommandLine defaults', async (t) => {
     timeoutMs: 30_000,
     files: [],
     drain: 'node-a',
+    subnets: [],
+    metallbNamespace: 'metallb-system',
+    apply: false,
   });
 });
 
