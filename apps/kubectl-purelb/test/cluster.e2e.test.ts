@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { winner } from '@purelb/election';
-import { type KubeClient, PURELB_NAMESPACE, installPureLB, startAllocator, startControlPlane, waitFor } from '@purelb/lab';
+import { PURELB_NAMESPACE, installPureLB, startAllocator, startControlPlane, waitFor } from '@purelb/lab';
 import { type CliIo, ExitCode, run } from '../src/index.ts';
 import type { ElectionReport } from '../src/election.ts';
 import type { PoolsReport } from '../src/pools.ts';
@@ -72,7 +72,7 @@ const microNow = (offsetS = 0): string => new Date(Date.now() - offsetS * 1000).
 
 /** The agent's Lease, as apps/lbnodeagent writes it. */
 async function agentLease(node: string, o: { mode?: string; ageS?: number; subnets?: readonly string[] } = {}): Promise<void> {
-  await (admin as KubeClient).apply(`/apis/coordination.k8s.io/v1/namespaces/${PURELB_NAMESPACE}/leases/purelb-agent-${node}`, {
+  await admin.apply(`/apis/coordination.k8s.io/v1/namespaces/${PURELB_NAMESPACE}/leases/purelb-agent-${node}`, {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: {
