@@ -1,6 +1,6 @@
 // What a Service asks of the allocator: a pure function of the Service and the policy.
 import type { AllocateRequest, Family, FamilyPolicy, ServicePort } from '@purelb/ipam-core';
-import { Annotation, PURELB_LOAD_BALANCER_CLASS, type Service, serviceKey } from '@purelb/api';
+import { Annotation, PURELB_LOAD_BALANCER_CLASS, type Service, serviceKey, withMetalLBAliases } from '@purelb/api';
 
 export interface ClassPolicy {
   /** When true, a Service without spec.loadBalancerClass is not ours (only `purelb.io/purelb` is). */
@@ -43,7 +43,9 @@ export function serviceIntent(svc: Service, classPolicy: ClassPolicy): ServiceIn
   if (cls !== undefined && cls !== PURELB_LOAD_BALANCER_CLASS) return { kind: 'ignore', why: `loadBalancerClass is ${cls}` };
   if (cls === undefined && classPolicy.requireLoadBalancerClass) return { kind: 'release', why: `no loadBalancerClass, and only ${PURELB_LOAD_BALANCER_CLASS} is served` };
 
-  const a = svc.metadata.annotations ?? {};
+  // MetalLB's annotations stand in for ours where ours are absent; one Warning names ours.
+  const { annotations: a, aliases } = withMetalLBAliases(svc.metadata.annotations);
+  const aliasWarnings: IntentWarning[] = aliases.length === 0 ? [] : [{ reason: 'MetalLBAnnotation', message: aliasMessage(aliases) }];
   const group = a[Annotation.serviceGroup];
   if (group !== undefined && group.trim() === '') {
     return {
@@ -60,7 +62,7 @@ export function serviceIntent(svc: Service, classPolicy: ClassPolicy): ServiceIn
     };
   }
 
-  const warnings: IntentWarning[] = [];
+  const warnings: IntentWarning[] = [...aliasWarnings];
   let addresses: string[] = [];
   let addressSource = `annotation ${Annotation.addresses}`;
   const listed = a[Annotation.addresses];
@@ -111,4 +113,11 @@ export function serviceIntent(svc: Service, classPolicy: ClassPolicy): ServiceIn
     warnings,
     addressSource,
   };
+}
+
+/** One message for every MetalLB annotation of a Service: which are read as which of ours, which are overridden. */
+function aliasMessage(aliases: readonly { from: string; to: string; used: boolean }[]): string {
+  const used = aliases.filter((x) => x.used).map((x) => `${x.from} is read as ${x.to}`);
+  const ignored = aliases.filter((x) => !x.used).map((x) => `${x.from} is ignored (${x.to} or a newer MetalLB name is set)`);
+  return `MetalLB annotations: ${[...used, ...ignored].join('; ')}; write PureLB's names instead`;
 }

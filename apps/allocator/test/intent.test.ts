@@ -96,3 +96,30 @@ t.test('annotations that cannot be read: refused or warned, naming the annotatio
   const lb = serviceIntent(svc({ loadBalancerIP: '192.0.2.7' }), open);
   t.equal(lb.kind === 'allocate' ? lb.addressSource : '', 'spec.loadBalancerIP', 'addresses from loadBalancerIP are named so');
 });
+
+t.test('MetalLB annotations are read as aliases of ours; ours win; one warning names ours', async (t) => {
+  const table: [string, Record<string, string>, { group?: string; addresses?: string[]; sharingKey?: string }, RegExp | undefined][] = [
+    ['none', {}, { addresses: [] }, undefined],
+    ['metallb.io/loadBalancerIPs', { 'metallb.io/loadBalancerIPs': '192.0.2.10,2001:db8::10' }, { addresses: ['192.0.2.10', '2001:db8::10'] }, /metallb\.io\/loadBalancerIPs is read as purelb\.io\/addresses/],
+    ['metallb.io/address-pool', { 'metallb.io/address-pool': 'edge' }, { group: 'edge', addresses: [] }, /metallb\.io\/address-pool is read as purelb\.io\/service-group/],
+    ['the older prefix', { 'metallb.universe.tf/allow-shared-ip': 'k1', 'metallb.universe.tf/address-pool': 'edge' }, { group: 'edge', sharingKey: 'k1' }, /metallb\.universe\.tf\/allow-shared-ip is read as purelb\.io\/allow-shared-ip/],
+    ['ours win', { 'purelb.io/service-group': 'ours', 'metallb.io/address-pool': 'theirs' }, { group: 'ours' }, /metallb\.io\/address-pool is ignored \(purelb\.io\/service-group or a newer MetalLB name is set\)/],
+    ['metallb.io wins over metallb.universe.tf', { 'metallb.io/allow-shared-ip': 'new', 'metallb.universe.tf/allow-shared-ip': 'old' }, { sharingKey: 'new' }, /metallb\.universe\.tf\/allow-shared-ip is ignored/],
+  ];
+  for (const [name, annotations, want, warning] of table) {
+    const got = serviceIntent(svc({}, annotations), open);
+    if (got.kind !== 'allocate') {
+      t.fail(`${name}: ${got.kind}`);
+      continue;
+    }
+    if ('group' in want) t.equal(got.request.group, want.group, `${name}: group`);
+    if ('addresses' in want) t.same(got.request.addresses, want.addresses, `${name}: addresses`);
+    if ('sharingKey' in want) t.equal(got.request.sharingKey, want.sharingKey, `${name}: sharing key`);
+    const w = got.warnings.filter((x) => x.reason === 'MetalLBAnnotation');
+    if (warning) {
+      t.equal(w.length, 1, `${name}: one warning`);
+      t.match(w[0]?.message, warning, `${name}: names ours`);
+      t.match(w[0]?.message, /write PureLB's names instead/);
+    } else t.equal(w.length, 0, `${name}: no warning`);
+  }
+});

@@ -70,6 +70,8 @@ export const LeaseAnnotation = {
   memberlistAddress: 'purelb.io/memberlist-address',
   gossipMode: 'purelb.io/gossip-mode',
   subnets: 'purelb.io/subnets',
+  /** `reached/known` of the latest guard decision: the agents this one reaches (itself included) of those it knows. */
+  membership: 'purelb.io/membership',
 } as const;
 
 export interface AgentSettings {
@@ -192,6 +194,8 @@ export class NodeAgent {
   #safetyState: SafetyState = initialSafetyState();
   /** The mode of the last decision whose withdrawals were applied: what the Lease publishes. */
   #appliedMode: SafetyMode = 'settling';
+  /** `reached/known` of the latest guard decision, published on the Lease (kubectl purelb status shows it). */
+  #membership = '';
   #lastReason = '';
   #lastBeat = 0;
   #stalledAt: number | undefined;
@@ -667,6 +671,7 @@ export class NodeAgent {
     // One read of the kernel per pass (with 1,000 Services, each dump is most of a pass's cost).
     const kernel = await this.#readKernel();
     const d = this.#decide();
+    this.#membership = `${d.reached}/${d.population}`;
     this.#lastSignature = `${d.mode}|${[...d.candidates.keys()].sort().join(',')}`;
     if (d.mode !== this.#appliedMode || d.reason !== this.#lastReason) this.#d.log.info({ mode: d.mode, reason: d.reason }, 'guard mode');
     this.#lastReason = d.reason;
@@ -1209,6 +1214,7 @@ export class NodeAgent {
       [LeaseAnnotation.memberlistAddress]: this.#s.memberlistAddress,
       [LeaseAnnotation.gossipMode]: this.#appliedMode,
       [LeaseAnnotation.subnets]: this.#publishedSubnets().join(','),
+      [LeaseAnnotation.membership]: this.#membership,
     };
     const spec = { holderIdentity: this.#s.node, leaseDurationSeconds: Math.ceil(this.#s.leaseDurationMs / 1000), renewTime: microTime(new Date((this.#d.wallClock ?? Date.now)())) };
     const started = this.#clock.now();

@@ -176,3 +176,20 @@ t.test('the holder excluded by its Node (label, then NetworkUnavailable on the n
   t.ok(await settles(w, 15_000), 'one holder per address after the condition cleared');
   noTwoHolders(t, w);
 });
+
+t.test('each agent publishes its membership view on its Lease (purelb.io/membership: reached/known)', async (t) => {
+  const { w, holder } = await healthyCluster(109);
+  const membership = (): Record<string, string | undefined> => {
+    const leases = w.server.snapshot('leases').items as unknown as { metadata: { name: string; annotations?: Record<string, string> } }[];
+    return Object.fromEntries(leases.map((l) => [l.metadata.name, l.metadata.annotations?.['purelb.io/membership']]));
+  };
+  await w.runUntil(w.now() + 6_000);
+  t.same(Object.values(membership()), ['3/3', '3/3', '3/3'], 'healthy: every agent reaches all three');
+  const open = w.blockGossip(holder);
+  await w.runUntil(w.now() + 8_000);
+  const m = membership();
+  t.equal(m[`purelb-agent-${holder.name}`], '1/3', 'the node cut off from gossip reaches only itself');
+  t.same(Object.entries(m).filter(([k]) => k !== `purelb-agent-${holder.name}`).map(([, v]) => v), ['2/3', '2/3'], 'the others reach each other');
+  open();
+  noTwoHolders(t, w);
+});

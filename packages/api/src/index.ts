@@ -33,3 +33,5 @@ export {
   localIntProblem,
   parseLBNodeAgent,
 } from './lbnodeagent.ts';
+export { nodeExclusions } from './node-exclusions.ts';
+export { type AliasUse, METALLB_ANNOTATION_ALIASES, METALLB_ANNOTATION_PREFIXES, isReadAnnotation, withMetalLBAliases } from './metallb-aliases.ts';

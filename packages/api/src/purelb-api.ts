@@ -2,6 +2,7 @@
 // writes, and the annotation names. Compatible with PureLB v1 manifests.
 import type { GroupSpec } from '@purelb/ipam-core';
 import type { Condition } from '@purelb/k8s-glue';
+import { isReadAnnotation } from './metallb-aliases.ts';
 
 export const PURELB_API_GROUP = 'purelb.io';
 export const PURELB_API_VERSION = 'purelb.io/v1';
@@ -146,12 +147,13 @@ export interface Service extends ApiObject {
 
 /**
  * Keeps only what PureLB reads of a Service, so a cache of thousands stays small:
- * managedFields, selectors, cluster IPs and other annotations are dropped.
+ * managedFields, selectors, cluster IPs and other annotations are dropped (MetalLB's
+ * Service annotations are kept: they are read as aliases of ours).
  */
 export function trimService(raw: Service): Service {
   const m = raw.metadata;
   const annotations: Record<string, string> = {};
-  for (const [k, v] of Object.entries(m.annotations ?? {})) if (k.startsWith('purelb.io/')) annotations[k] = v;
+  for (const [k, v] of Object.entries(m.annotations ?? {})) if (isReadAnnotation(k)) annotations[k] = v;
   const s = raw.spec ?? {};
   return {
     metadata: {

@@ -1,0 +1,14 @@
+export { ExitCode, PluginErrorCode, UsageError, UnreadableError } from './errors.ts';
+export { type CliIo, type Subcommand, SUBCOMMANDS, USAGE, parseCommandLine, run } from './cli.ts';
+export type { ClusterSnapshot, DeploymentObject, EventObject, LeaseObject, NodeObject, Problem } from './snapshot.ts';
+export { type ReadOptions, readSnapshot } from './read.ts';
+export { type AgentView, AGENT_LEASE_PREFIX, AgentLeaseAnnotation, agentViews, isOurs, mayHold, servedServices } from './cluster-view.ts';
+export { type AllocatorStatus, type GroupStatus, type NodeStatus, type StatusReport, statusReport } from './status.ts';
+export { type PoolRow, type PoolsReport, poolsReport } from './pools.ts';
+export { type Announcer, type ServiceRow, type ServicesReport, parseAnnouncer, servicesReport } from './services.ts';
+export { type ElectionRow, type ElectionReport, electionReport, holderOf } from './election.ts';
+export { type ValidationRow, type ValidationReport, validateManifests } from './validate.ts';
+export { type OutputFormat, OUTPUT_FORMATS, formatData, formatTable } from './output.ts';
+export { VERSION } from './version.ts';
+export { type MetalLBConfig, type MetalLBObject, type MigrationInput, type MigrationPlan, type ServiceMigration, planMetalLBMigration } from './migrate-metallb.ts';
+export { FIELD_MANAGER, applyMigration, readMetalLB } from './migrate-shell.ts';
