@@ -10,7 +10,7 @@ import {
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
-  startHealthServer,
+  startEndpoints,
   createJsonLogger,
 } from '@purelb/k8s-glue';
 import { openNetlinkHandle } from '@purelb/linux-net';
@@ -101,8 +101,8 @@ const agent = new NodeAgent(
   { client, netlink, membership, services, slices, groups, agents, leases, nodes, events, metrics, log },
 );
 
-const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => agent.ready });
-log.info({ port: health.port, memberlist: transport.address }, 'serving /metrics, /healthz, /readyz');
+const health = await startEndpoints(config.endpoints, { registry: metrics.registry, ready: () => agent.ready, client, name: 'purelb-lbnodeagent' });
+log.info({ port: health.metricsPort, healthPort: health.healthPort, secure: health.secure, selfSigned: health.selfSigned, memberlist: transport.address }, 'serving /metrics (and /healthz, /readyz on healthPort)');
 
 let stopping = false;
 onShutdown(

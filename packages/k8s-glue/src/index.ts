@@ -81,6 +81,7 @@ export {
   bearerToken,
   kubeAccessReviewer,
 } from './metrics-access.ts';
+export { type EndpointConfig, type Endpoints, type EndpointsOptions, endpointSettings, parseEndpointSettings, startEndpoints } from './endpoints.ts';
 export { selfSignedCertificate, type SelfSignedOptions, type PemKeyPair } from './self-signed-cert.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
 export { type LogLevel, type JsonLoggerOptions, LOG_LEVELS, createJsonLogger, logLine, parseLogLevel } from './log.ts';
