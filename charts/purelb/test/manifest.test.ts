@@ -1,7 +1,7 @@
 // deploy/purelb-complete.yaml on a fresh API server: one kubectl apply succeeds; what the
 // apps create at start (bootstrap=apps) is accepted from their own ServiceAccounts; and the
 // allocator's bundle, run on that ServiceAccount's token, allocates an address and serves
-// /metrics on HTTPS to a token allowed by purelb-metrics-reader only (401, 403, 200).
+// /metrics on HTTPS to a token allowed by purelb:metrics-reader only (401, 403, 200).
 import { copyFileSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -111,13 +111,13 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
     t.ok(ports, 'the bundle serves secure metrics with a self-signed certificate by default');
     const [metricsPort, healthPort] = [Number(ports?.[1]), Number(ports?.[2])];
     for (const sa of ['prometheus', 'nosy']) await admin.create(`/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
-    const reader = manifestObjects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'purelb-metrics-reader');
-    t.ok(reader, 'the manifest has the ClusterRole purelb-metrics-reader');
+    const reader = manifestObjects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'purelb:metrics-reader');
+    t.ok(reader, 'the manifest has the ClusterRole purelb:metrics-reader');
     await admin.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
       metadata: { name: 'test-prometheus-metrics-reader' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'purelb-metrics-reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'purelb:metrics-reader' },
       subjects: [{ kind: 'ServiceAccount', name: 'prometheus', namespace: NS }],
     });
     t.teardown(async () => {
@@ -132,7 +132,7 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
     t.equal(nosy.status, 403, 'a ServiceAccount without the metrics-reader binding: 403');
     t.match(nosy.body, /system:serviceaccount:purelb:nosy" may not get \/metrics/);
     const ok = await scrape(await serviceAccountToken(admin, NS, 'prometheus'));
-    t.equal(ok.status, 200, 'a ServiceAccount bound to purelb-metrics-reader: 200');
+    t.equal(ok.status, 200, 'a ServiceAccount bound to purelb:metrics-reader: 200');
     t.match(ok.body, /^purelb_build_info\{.*component="allocator"\} 1$/m, 'with the metrics');
     await t.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) }), 'no plain HTTP on the metrics port');
     for (const path of ['/healthz', '/readyz']) t.equal((await fetch(`http://127.0.0.1:${healthPort}${path}`, { signal: AbortSignal.timeout(5000) })).status, 200, `${path}: plain HTTP, no token`);
