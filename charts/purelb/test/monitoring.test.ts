@@ -271,3 +271,41 @@ t.test('secure metrics: HTTPS monitors with a bearer token, auth-delegator for b
   t.equal(pc.containers[0]!.env?.find((e) => e.name === 'PURELB_METRICS_SECURE')?.value, 'false');
   t.notOk(pc.volumes?.some((v) => v.name === 'metrics-tls'), 'and no certificate mounted');
 });
+
+t.test('Grafana dashboard: an optional ConfigMap; its JSON parses, every query parses and names only metrics the daemons export', async (t) => {
+  t.notOk([...objects(await tools.template()).keys()].some((k) => k.startsWith('ConfigMap/')), 'off by default');
+  const objs = objects(await tools.template({ set: ['grafanaDashboard.enabled=true', 'grafanaDashboard.namespace=monitoring', 'grafanaDashboard.label=dashboards', 'grafanaDashboard.labelValue=purelb', 'grafanaDashboard.annotations.folder=Network'] }));
+  const cm = pick<KObject & { data: Record<string, string> }>(objs, 'ConfigMap/purelb-grafana-dashboard');
+  t.equal(cm.metadata.namespace, 'monitoring', 'namespace override');
+  t.equal(cm.metadata.labels?.dashboards, 'purelb', 'the sidecar label, as configured');
+  t.same(cm.metadata.annotations, { folder: 'Network' });
+  const defaults = pick<KObject>(objects(await tools.template({ set: ['grafanaDashboard.enabled=true'] })), 'ConfigMap/purelb-grafana-dashboard');
+  t.equal(defaults.metadata.labels?.grafana_dashboard, '1', 'default label grafana_dashboard: "1"');
+  t.equal(defaults.metadata.namespace, 'purelb', 'default: the release namespace');
+
+  interface Panel {
+    title: string;
+    type: string;
+    targets?: { expr: string }[];
+  }
+  const dashboard = JSON.parse(cm.data['purelb.json']!) as { uid: string; title: string; panels: Panel[] };
+  t.equal(dashboard.uid, 'purelb');
+  const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => ({ panel: p.title, expr: x.expr })));
+  t.ok(targets.length >= 20, `${targets.length} queries`);
+  // Grafana replaces $__rate_interval before the query reaches Prometheus.
+  const parsed = await parse(targets.map((x) => x.expr.replaceAll('$__rate_interval', '5m')));
+  const registries = daemonRegistries();
+  const used = new Set<string>();
+  parsed.forEach((p, i) => {
+    const panel = targets[i]!.panel;
+    t.equal(p.error, undefined, `${panel}: ${targets[i]!.expr} parses`);
+    t.ok((p.metrics ?? []).length > 0, `${panel}: it selects metrics`);
+    for (const m of p.metrics ?? []) {
+      used.add(m);
+      t.ok(registered(registries, m), `${panel}: ${m} is a metric the daemons export`);
+    }
+  });
+  for (const m of ['purelb_address_pool_addresses_in_use', 'purelb_allocation_failures_total', 'purelb_allocator_leader', 'purelb_guard_mode', 'purelb_addresses_announced', 'purelb_memberlist_dropped_total', 'purelb_k8s_request_duration_seconds_bucket', 'process_resident_memory_bytes']) {
+    t.ok(used.has(m), `the dashboard shows ${m}`);
+  }
+});

@@ -90,7 +90,7 @@ const RELEASES: (TemplateOptions & { release: string; namespace: string })[] = [
   { release: 'edge', namespace: 'edge', set: ['fullnameOverride=edge'] },
   { release: 'other', namespace: 'edge', set: ['fullnameOverride=purelb', 'lbnodeagent.createDefault=false', 'serviceGroup.create=false'] },
 ];
-const MONITORING = ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.tokenSecret.name=prometheus-token', 'metrics.prometheusRule.enabled=true', 'metrics.readerSubjects[0].kind=Group', 'metrics.readerSubjects[0].name=monitoring'];
+const MONITORING = ['grafanaDashboard.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.tokenSecret.name=prometheus-token', 'metrics.prometheusRule.enabled=true', 'metrics.readerSubjects[0].kind=Group', 'metrics.readerSubjects[0].name=monitoring'];
 
 t.test('releases side by side, in one namespace and in several, render no object twice', async (t) => {
   const owner = new Map<string, string>();
