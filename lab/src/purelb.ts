@@ -107,8 +107,10 @@ export interface DaemonStartOptions {
 }
 
 export interface DaemonProcess extends ManagedProcess {
-  /** Port of its /metrics, /healthz, /readyz server. */
+  /** Port of its /metrics server (plain HTTP unless started with --metrics-secure=true). */
   readonly metricsPort: number;
+  /** Port of its /healthz, /readyz server. */
+  readonly healthPort: number;
 }
 
 /**
@@ -124,22 +126,25 @@ export async function startAllocator(cp: ControlPlane, opts: DaemonStartOptions 
     `--identity=${opts.identity}`,
     '--metrics-host=127.0.0.1',
     '--metrics-port=0',
+    '--health-port=0',
+    // Tests scrape plain HTTP; the secure endpoint is tested on its own (args override).
+    '--metrics-secure=false',
     ...(opts.args ?? []),
   ];
   const p = new ManagedProcess(`allocator ${opts.identity}`, process.execPath, args);
-  const port = await waitFor(
+  const ports = await waitFor(
     `allocator ${opts.identity} to sync its caches`,
     () => {
       if (!p.running) throw new LabError('LAB_DAEMON_EXITED', `allocator ${opts.identity} exited:\n${p.tail(30)}`);
       const log = p.tail(200);
       if (!log.includes('caches synced')) return undefined;
-      const m = /"port":(\d+)[^\n]*serving \/metrics/.exec(log);
-      return m ? Number(m[1]) : undefined;
+      const m = /"port":(\d+),"healthPort":(\d+)[^\n]*serving \/metrics/.exec(log);
+      return m ? { metricsPort: Number(m[1]), healthPort: Number(m[2]) } : undefined;
     },
     30_000,
     25,
   );
-  return Object.assign(p, { metricsPort: port });
+  return Object.assign(p, ports);
 }
 
 /**
@@ -160,20 +165,23 @@ export async function startAgent(cp: ControlPlane, node: LabNode, opts: DaemonSt
     `--virtual-link-kind=${LAB_VIRTUAL_LINK_KIND}`,
     '--metrics-host=127.0.0.1',
     '--metrics-port=0',
+    '--health-port=0',
+    // Tests scrape plain HTTP; the secure endpoint is tested on its own (args override).
+    '--metrics-secure=false',
     ...(opts.args ?? []),
   ];
   const p = new ManagedProcess(`agent ${node.name}`, 'ip', args);
-  const port = await waitFor(
+  const ports = await waitFor(
     `agent ${node.name} to start`,
     () => {
       if (!p.running) throw new LabError('LAB_DAEMON_EXITED', `agent ${node.name} exited:\n${p.tail(30)}`);
       const log = p.tail(200);
       if (!log.includes('agent started')) return undefined;
-      const m = /"port":(\d+)[^\n]*serving \/metrics/.exec(log);
-      return m ? Number(m[1]) : undefined;
+      const m = /"port":(\d+),"healthPort":(\d+)[^\n]*serving \/metrics/.exec(log);
+      return m ? { metricsPort: Number(m[1]), healthPort: Number(m[2]) } : undefined;
     },
     30_000,
     25,
   );
-  return Object.assign(p, { metricsPort: port });
+  return Object.assign(p, ports);
 }

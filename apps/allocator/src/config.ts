@@ -1,6 +1,6 @@
 // The allocator's configuration: flags, each with an environment variable as fallback.
 import { hostname } from 'node:os';
-import { type LogLevel, type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
+import { type EndpointConfig, type LogLevel, type Setting, SettingsError, endpointSettings, parseEndpointSettings, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
 
 export { SettingsError as ConfigError, parseDuration };
 
@@ -16,8 +16,8 @@ export interface AllocatorConfig {
   readonly renewDeadlineMs: number;
   readonly retryPeriodMs: number;
   readonly requireLoadBalancerClass: boolean;
-  readonly metricsHost: string;
-  readonly metricsPort: number;
+  /** The /metrics and probe listeners. */
+  readonly endpoints: EndpointConfig;
   readonly writeConcurrency: number;
   readonly groupStatusIntervalMs: number;
   readonly logLevel: LogLevel;
@@ -35,8 +35,7 @@ export const SETTINGS: readonly Setting[] = [
   ['--renew-deadline', 'PURELB_RENEW_DEADLINE', '10s', 'the leader gives up (and exits) if it cannot renew within this'],
   ['--retry-period', 'PURELB_RETRY_PERIOD', '2s', 'how often the Lease is renewed or tried'],
   ['--require-loadbalancer-class', 'PURELB_REQUIRE_LOADBALANCER_CLASS', 'false', 'serve only Services with spec.loadBalancerClass purelb.io/purelb (otherwise also those with none)'],
-  ['--metrics-host', 'PURELB_METRICS_HOST', '0.0.0.0', 'address of the /metrics, /healthz, /readyz server'],
-  ['--metrics-port', 'PURELB_METRICS_PORT', '7472', 'port of that server (0: any free port)'],
+  ...endpointSettings(7472, 7474),
   ['--write-concurrency', 'PURELB_WRITE_CONCURRENCY', '16', 'Service status writes in flight at once'],
   ['--group-status-interval', 'PURELB_GROUP_STATUS_INTERVAL', '1s', 'ServiceGroup status (in use/size) is written at most this often'],
   ['--log-level', 'PURELB_LOG_LEVEL', 'info', 'debug, info, warn, error or silent'],
@@ -55,8 +54,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): All
     renewDeadlineMs: parseDuration('--renew-deadline', get('--renew-deadline')),
     retryPeriodMs: parseDuration('--retry-period', get('--retry-period')),
     requireLoadBalancerClass: parseBool('--require-loadbalancer-class', get('--require-loadbalancer-class')),
-    metricsHost: get('--metrics-host'),
-    metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
+    endpoints: parseEndpointSettings(get),
     writeConcurrency: parseInteger('--write-concurrency', get('--write-concurrency'), 1, 256),
     groupStatusIntervalMs: parseDuration('--group-status-interval', get('--group-status-interval')),
     logLevel: parseLogLevel('--log-level', get('--log-level')),

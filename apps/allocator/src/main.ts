@@ -12,7 +12,7 @@ import {
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
-  startHealthServer,
+  startEndpoints,
   createJsonLogger,
 } from '@purelb/k8s-glue';
 import { SETTINGS, loadConfig } from './config.ts';
@@ -45,8 +45,8 @@ const controller = new AllocatorController(
 for (const inf of [services, groups, nodes]) inf.on('error', (e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'watch error; retrying'));
 
 let synced = false;
-const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => synced });
-log.info({ port: health.port }, 'serving /metrics, /healthz, /readyz');
+const health = await startEndpoints(config.endpoints, { registry: metrics.registry, ready: () => synced, client, name: 'purelb-allocator' });
+log.info({ port: health.metricsPort, healthPort: health.healthPort, secure: health.secure, selfSigned: health.selfSigned }, 'serving /metrics (and /healthz, /readyz on healthPort)');
 
 services.start();
 groups.start();

@@ -1,5 +1,5 @@
 // The node agent's settings: flags, each with environment variables as fallback.
-import { type LogLevel, type Setting, SettingsError, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
+import { type EndpointConfig, type LogLevel, type Setting, SettingsError, endpointSettings, parseEndpointSettings, parseBool, parseDuration, parseInteger, parseJsonObject, parseLogLevel, readSettings } from '@purelb/k8s-glue';
 
 export interface AgentConfig {
   readonly kubeconfig: string | undefined;
@@ -10,8 +10,8 @@ export interface AgentConfig {
   readonly memberlistBind: string | undefined;
   readonly memberlistSecret: string;
   readonly virtualLinkKind: string;
-  readonly metricsHost: string;
-  readonly metricsPort: number;
+  /** The /metrics and probe listeners. */
+  readonly endpoints: EndpointConfig;
   readonly leaseDurationMs: number;
   readonly renewPeriodMs: number;
   readonly addressLifetimeS: number;
@@ -34,8 +34,7 @@ export const SETTINGS: readonly Setting[] = [
   ['--memberlist-bind', 'PURELB_MEMBERLIST_BIND', '(node InternalIP)', 'address the membership protocol binds and advertises'],
   ['--memberlist-secret', 'PURELB_MEMBERLIST_SECRET', 'purelb-memberlist', 'Secret holding the gossip keys: `key` (base64, 32 bytes) seals, `keys` (comma-separated) are also accepted'],
   ['--virtual-link-kind', 'PURELB_VIRTUAL_LINK_KIND', 'dummy', 'link kind of the virtual interface (extlbint) when the agent creates it; another kind where the kernel lacks dummy'],
-  ['--metrics-host', 'PURELB_METRICS_HOST', '0.0.0.0', 'address of the /metrics, /healthz, /readyz server'],
-  ['--metrics-port', 'PURELB_METRICS_PORT', '7473', 'port of that server (0: any free port)'],
+  ...endpointSettings(7473, 7475),
   ['--lease-duration', 'PURELB_LEASE_DURATION', '10s', 'duration of this agent\'s Lease (purelb-agent-<node>): the split-brain guard\'s view of who is alive'],
   ['--renew-period', 'PURELB_RENEW_PERIOD', '2s', 'how often the Lease is renewed'],
   ['--address-lifetime', 'PURELB_ADDRESS_LIFETIME', '1', 'seconds a local (elected) address lives on its interface unless renewed (renewed every quarter of that, only while this node may hold it): a killed or frozen agent\'s addresses stop answering by themselves; virtual addresses are permanent'],
@@ -60,8 +59,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Age
     memberlistBind: get('--memberlist-bind') === '(node InternalIP)' ? undefined : get('--memberlist-bind'),
     memberlistSecret: get('--memberlist-secret'),
     virtualLinkKind: get('--virtual-link-kind'),
-    metricsHost: get('--metrics-host'),
-    metricsPort: parseInteger('--metrics-port', get('--metrics-port'), 0, 65535),
+    endpoints: parseEndpointSettings(get),
     leaseDurationMs: parseDuration('--lease-duration', get('--lease-duration')),
     renewPeriodMs: parseDuration('--renew-period', get('--renew-period')),
     addressLifetimeS: parseInteger('--address-lifetime', get('--address-lifetime'), 0, 3600),

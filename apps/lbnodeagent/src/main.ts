@@ -10,7 +10,7 @@ import {
   loadKubeConfig,
   loadSettingsOrExit,
   onShutdown,
-  startHealthServer,
+  startEndpoints,
   createJsonLogger,
 } from '@purelb/k8s-glue';
 import { openNetlinkHandle } from '@purelb/linux-net';
@@ -131,8 +131,8 @@ const arpCheck = new ArpCheck({
 });
 for (const ev of ['add', 'update'] as const) agents.on(ev, () => arpCheck.requestCheck());
 
-const health = await startHealthServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => agent.ready });
-log.info({ port: health.port, memberlist: transport.address }, 'serving /metrics, /healthz, /readyz');
+const health = await startEndpoints(config.endpoints, { registry: metrics.registry, ready: () => agent.ready, client, name: 'purelb-lbnodeagent' });
+log.info({ port: health.metricsPort, healthPort: health.healthPort, secure: health.secure, selfSigned: health.selfSigned, memberlist: transport.address }, 'serving /metrics (and /healthz, /readyz on healthPort)');
 
 let stopping = false;
 onShutdown(

@@ -6,8 +6,8 @@ import { SETTINGS, loadConfig } from '../src/config.ts';
 t.test('defaults, flags and the environment', async (t) => {
   const c = loadConfig(['--memberlist-port=7000'], { NODE_NAME: 'node-1', PURELB_VIRTUAL_LINK_KIND: 'bridge' });
   t.same(
-    [c.nodeName, c.memberlistPort, c.virtualLinkKind, c.namespace, c.metricsPort, c.leaseDurationMs, c.renewPeriodMs, c.addressLifetimeS, c.stallThresholdMs, c.memberlistBind, c.kubeconfig],
-    ['node-1', 7000, 'bridge', 'purelb', 7473, 10_000, 2000, 1, 250, undefined, undefined],
+    [c.nodeName, c.memberlistPort, c.virtualLinkKind, c.namespace, c.endpoints.metricsPort, c.endpoints.healthPort, c.endpoints.secure, c.leaseDurationMs, c.renewPeriodMs, c.addressLifetimeS, c.stallThresholdMs, c.memberlistBind, c.kubeconfig],
+    ['node-1', 7000, 'bridge', 'purelb', 7473, 7475, true, 10_000, 2000, 1, 250, undefined, undefined],
   );
 });
 

@@ -143,7 +143,7 @@ spec:
 
 {{/*
 The probes of one component from its values (startupProbe, livenessProbe, readinessProbe):
-the handler is fixed (GET /healthz, /readyz for readiness, on the port "metrics"), every
+the handler is fixed (GET /healthz, /readyz for readiness, on the plain-HTTP port "health"), every
 other field comes from values; enabled: false leaves a probe out.
 */}}
 {{- define "purelb.probes" -}}
@@ -154,7 +154,7 @@ other field comes from values; enabled: false leaves a probe out.
 {{ $probe }}:
   httpGet:
     path: {{ $path }}
-    port: metrics
+    port: health
   {{- with omit $p "enabled" }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -207,5 +207,54 @@ relabelings:
 {{- with .metricRelabelings }}
 metricRelabelings:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The metrics and probe settings of one component, as container env entries: /metrics on
+metricsPort (HTTPS with token checks when metrics.secure), probes on healthPort (plain).
+*/}}
+{{- define "purelb.metricsEnv" -}}
+{{- $v := index .root.Values .component -}}
+- name: PURELB_METRICS_HOST
+  value: "0.0.0.0"
+- name: PURELB_METRICS_PORT
+  value: {{ $v.metricsPort | quote }}
+- name: PURELB_HEALTH_PORT
+  value: {{ $v.healthPort | quote }}
+- name: PURELB_METRICS_SECURE
+  value: {{ .root.Values.metrics.secure | quote }}
+{{- if and .root.Values.metrics.secure .root.Values.metrics.certSecret }}
+- name: PURELB_METRICS_CERT_FILE
+  value: /etc/purelb/metrics-tls/tls.crt
+- name: PURELB_METRICS_KEY_FILE
+  value: /etc/purelb/metrics-tls/tls.key
+{{- end }}
+{{- end -}}
+
+{{/*
+How a monitor scrapes a secure endpoint: HTTPS, a bearer token (Prometheus' own service
+account token file, or a Secret's key), and TLS settings (default: skip verification of
+the self-signed certificate). Takes the monitor's values and "pod" (PodMonitors read no files).
+*/}}
+{{- define "purelb.scrapeAuth" -}}
+{{- $m := .root.Values.metrics -}}
+{{- if $m.secure }}
+scheme: https
+{{- if $m.tokenSecret.name }}
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ $m.tokenSecret.name }}
+    key: {{ $m.tokenSecret.key }}
+{{- else }}
+bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
+{{- end }}
+tlsConfig:
+  {{- if $m.tlsConfig }}
+  {{- toYaml $m.tlsConfig | nindent 2 }}
+  {{- else }}
+  insecureSkipVerify: true
+  {{- end }}
 {{- end }}
 {{- end -}}

@@ -36,6 +36,7 @@ interface Workload extends KObject {
 interface Rule {
   apiGroups: string[];
   resources: string[];
+  nonResourceURLs?: string[];
   verbs: string[];
   resourceNames?: string[];
 }
@@ -78,14 +79,19 @@ t.test('default render: the allocator Deployment', async (t) => {
     runAsNonRoot: true,
     capabilities: { drop: ['ALL'] },
   });
-  t.same(c.ports, [{ name: 'metrics', containerPort: 7472, protocol: 'TCP' }]);
-  t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
-  t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
-  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'metrics' }, 'the other probes wait for /healthz to answer once');
+  t.same(c.ports, [
+    { name: 'metrics', containerPort: 7472, protocol: 'TCP' },
+    { name: 'health', containerPort: 7474, protocol: 'TCP' },
+  ]);
+  t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'health' });
+  t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'health' });
+  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'health' }, 'the other probes wait for /healthz to answer once');
   t.ok((c.startupProbe?.periodSeconds ?? 0) * (c.startupProbe?.failureThreshold ?? 0) >= 60, 'a start may take a minute or more');
   t.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, 'requests and a memory limit');
   t.equal(env(c, 'PURELB_LEASE_NAME'), 'purelb-allocator', 'leader election on the Lease');
   t.equal(env(c, 'PURELB_METRICS_PORT'), '7472');
+  t.equal(env(c, 'PURELB_HEALTH_PORT'), '7474');
+  t.equal(env(c, 'PURELB_METRICS_SECURE'), 'true', 'metrics on HTTPS with token checks by default');
   t.same(c.env?.find((e) => e.name === 'POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } }, 'identity = pod name');
   t.same(c.env?.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
   t.equal(env(c, 'PURELB_DEFAULT_SERVICEGROUP'), undefined, 'bootstrap=chart: the chart creates the group');
@@ -105,24 +111,25 @@ t.test('default render: the lbnodeagent DaemonSet', async (t) => {
   t.equal(c.securityContext.allowPrivilegeEscalation, false);
   t.equal(c.securityContext.readOnlyRootFilesystem, true);
   const ports = (c.ports ?? []).map((p) => `${p.containerPort}/${p.protocol}:${p.hostPort}`).sort();
-  t.same(ports, ['7473/TCP:7473', '7934/TCP:7934', '7934/UDP:7934'], 'gossip on 7934 TCP and UDP, metrics on 7473');
+  t.same(ports, ['7473/TCP:7473', '7475/TCP:7475', '7934/TCP:7934', '7934/UDP:7934'], 'gossip on 7934 TCP and UDP, metrics on 7473, probes on 7475');
   t.same(c.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } }, 'NODE_NAME from the downward API');
   t.equal(env(c, 'PURELB_MEMBERLIST_SECRET'), 'purelb-memberlist');
   t.equal(env(c, 'PURELB_MEMBERLIST_PORT'), '7934');
   t.equal(env(c, 'PURELB_VIRTUAL_LINK_KIND'), 'dummy');
   t.same(c.args, ['--lease-duration=10s', '--renew-period=2s']);
-  t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
-  t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
-  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'metrics' }, 'the other probes wait for /healthz to answer once');
+  t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'health' });
+  t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'health' });
+  t.same(c.startupProbe?.httpGet, { path: '/healthz', port: 'health' }, 'the other probes wait for /healthz to answer once');
   t.ok((c.startupProbe?.periodSeconds ?? 0) * (c.startupProbe?.failureThreshold ?? 0) >= 60, 'a start may take a minute or more');
   t.notOk(pod.tolerations, 'no tolerations by default: untainted nodes only');
 });
 
 // The probes and security contexts of chart 0.1.0, which values now carry as defaults.
+// As in chart 0.1.0 but on the plain port "health": /metrics moved to HTTPS (metrics.secure).
 const PROBES_0_1_0 = {
-  startupProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 120 },
-  livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
-  readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
+  startupProbe: { httpGet: { path: '/healthz', port: 'health' }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 120 },
+  livenessProbe: { httpGet: { path: '/healthz', port: 'health' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+  readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
 };
 const SECURITY_0_1_0 = {
   allocator: {
@@ -240,6 +247,10 @@ t.test('default render: RBAC is least privilege', async (t) => {
   for (const [key, o] of objs) {
     if (o.kind !== 'ClusterRole' && o.kind !== 'Role') continue;
     for (const r of (o as KObject & { rules: Rule[] }).rules) {
+      if (r.nonResourceURLs) {
+        t.same(r, { nonResourceURLs: ['/metrics'], verbs: ['get'] }, `${key}: the one non-resource rule is get /metrics`);
+        continue;
+      }
       t.notOk(r.verbs.includes('*') || r.resources.includes('*') || r.apiGroups.includes('*'), `${key}: no wildcards`);
       // The one delete: an agent removes its own Lease on a clean shutdown.
       const ownLease = key === 'Role/lbnodeagent' && r.resources.join() === 'leases';

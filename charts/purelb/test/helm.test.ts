@@ -46,10 +46,18 @@ t.test('every render is accepted by the API server (kubectl apply --dry-run=serv
     [
       'ServiceMonitor with relabelings and annotations, PodMonitor, PrometheusRule, no scrape annotations',
       {
-        set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.annotations.owner=net', 'metrics.podMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.additionalLabels.release=prom', 'metrics.scrapeAnnotations=false'],
+        set: ['metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.annotations.owner=net', 'metrics.podMonitor.enabled=true', 'metrics.tokenSecret.name=prometheus-token', 'metrics.prometheusRule.enabled=true', 'metrics.prometheusRule.additionalLabels.release=prom', 'metrics.scrapeAnnotations=false'],
         values: ['metrics:\n  serviceMonitor:\n    relabelings: [{sourceLabels: [__meta_kubernetes_pod_name], targetLabel: instance}]\n    metricRelabelings: [{sourceLabels: [__name__], regex: purelb_allocator_process_.*, action: drop}]\n  podMonitor:\n    relabelings: [{action: labeldrop, regex: pod}]\n'],
       },
     ],
+    [
+      'secure metrics with a certificate Secret, CA verification, reader subjects, the Grafana dashboard',
+      {
+        set: ['metrics.serviceMonitor.enabled=true', 'metrics.certSecret=purelb-metrics-tls', 'grafanaDashboard.enabled=true'],
+        values: ['metrics:\n  tlsConfig: {ca: {secret: {name: purelb-metrics-tls, key: ca.crt}}, serverName: allocator-metrics.purelb.svc}\n  readerSubjects: [{kind: ServiceAccount, name: prometheus-k8s, namespace: monitoring}]\n'],
+      },
+    ],
+    ['plain metrics (metrics.secure=false)', { set: ['metrics.secure=false', 'metrics.serviceMonitor.enabled=true'] }],
     ['bootstrap=apps with the Namespace (the manifest\'s values)', { set: ['bootstrap=apps', 'createNamespace=true'] }],
     ['probes and security contexts overridden, a probe off', { set: ['allocator.livenessProbe.initialDelaySeconds=5', 'allocator.startupProbe.successThreshold=1', 'lbnodeagent.readinessProbe.enabled=false', 'lbnodeagent.livenessProbe.terminationGracePeriodSeconds=10', 'allocator.podSecurityContext.supplementalGroups={100}', 'lbnodeagent.securityContext.capabilities.add={NET_ADMIN}'] }],
     ['custom pools, image, ports and lease name', { set: ['allocator.image.tag=dev', 'lbnodeagent.memberlistPort=7946', 'allocator.leaderElection.leaseName=lb-leader', 'lbnodeagent.localint=^eth[0-9]+$'], values: ['serviceGroup:\n  name: lan\n  spec:\n    local:\n      v4pools:\n      - {subnet: 198.51.100.0/24, pool: 198.51.100.16/28, aggregation: /32}\n'] }],

@@ -1,7 +1,9 @@
 // deploy/purelb-complete.yaml on a fresh API server: one kubectl apply succeeds; what the
 // apps create at start (bootstrap=apps) is accepted from their own ServiceAccounts; and the
-// allocator's bundle, run on that ServiceAccount's token, allocates an address.
+// allocator's bundle, run on that ServiceAccount's token, allocates an address and serves
+// /metrics on HTTPS to a token allowed by purelb:metrics-reader only (401, 403, 200).
 import { copyFileSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
 import { KubeClient, ManagedProcess, parseYamlObjects, waitFor, withLab } from '@purelb/lab';
@@ -81,7 +83,7 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
     copyFileSync(built.outfile, bundle);
     const kubeconfigPath = tokenKubeconfig(cp, dir, 'allocator', await serviceAccountToken(admin, NS, 'allocator'));
     // The manifest's Deployment passes settings as env; the pod's namespace comes from the downward API.
-    const p = new ManagedProcess('allocator bundle', process.execPath, [bundle, '--identity=bundle-0', '--metrics-host=127.0.0.1', '--metrics-port=0'], {
+    const p = new ManagedProcess('allocator bundle', process.execPath, [bundle, '--identity=bundle-0', '--metrics-host=127.0.0.1', '--metrics-port=0', '--health-port=0'], {
       PATH: process.env.PATH,
       KUBECONFIG: kubeconfigPath,
       POD_NAMESPACE: NS,
@@ -102,8 +104,58 @@ t.test('a fresh API server: one kubectl apply of the manifest succeeds', async (
     const lease = await admin.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/purelb-allocator`);
     t.equal(lease.spec.holderIdentity, 'bundle-0');
     t.notMatch(p.tail(200), /forbidden/i, 'no request was refused (a 403 always says Forbidden)');
+
+    // /metrics is secure by default: HTTPS, and a scraper's token is checked with the API
+    // server from the allocator's own ServiceAccount (the manifest's auth-delegator binding).
+    const ports = /"port":(\d+),"healthPort":(\d+),"secure":true,"selfSigned":true[^\n]*serving \/metrics/.exec(p.tail(200));
+    t.ok(ports, 'the bundle serves secure metrics with a self-signed certificate by default');
+    const [metricsPort, healthPort] = [Number(ports?.[1]), Number(ports?.[2])];
+    for (const sa of ['prometheus', 'nosy']) await admin.create(`/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
+    const reader = manifestObjects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'purelb:metrics-reader');
+    t.ok(reader, 'the manifest has the ClusterRole purelb:metrics-reader');
+    await admin.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'test-prometheus-metrics-reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'purelb:metrics-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'prometheus', namespace: NS }],
+    });
+    t.teardown(async () => {
+      await admin.raw('DELETE', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/test-prometheus-metrics-reader');
+    });
+    const scrape = (token?: string) => httpsGet(metricsPort, '/metrics', token);
+    const none = await scrape();
+    t.equal(none.status, 401, 'no token: 401');
+    t.notMatch(none.body, /purelb_/, 'and no metrics');
+    t.equal((await scrape('not-a-token')).status, 401, 'a bad token: 401');
+    const nosy = await scrape(await serviceAccountToken(admin, NS, 'nosy'));
+    t.equal(nosy.status, 403, 'a ServiceAccount without the metrics-reader binding: 403');
+    t.match(nosy.body, /system:serviceaccount:purelb:nosy" may not get \/metrics/);
+    const ok = await scrape(await serviceAccountToken(admin, NS, 'prometheus'));
+    t.equal(ok.status, 200, 'a ServiceAccount bound to purelb:metrics-reader: 200');
+    t.match(ok.body, /^purelb_build_info\{.*component="allocator"\} 1$/m, 'with the metrics');
+    await t.rejects(fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) }), 'no plain HTTP on the metrics port');
+    for (const path of ['/healthz', '/readyz']) t.equal((await fetch(`http://127.0.0.1:${healthPort}${path}`, { signal: AbortSignal.timeout(5000) })).status, 200, `${path}: plain HTTP, no token`);
+    t.equal((await fetch(`http://127.0.0.1:${healthPort}/metrics`, { signal: AbortSignal.timeout(5000) })).status, 404, 'the probe port serves no metrics');
   });
 });
+
+/** GET over HTTPS on loopback, without verifying the self-signed certificate (as a ServiceMonitor's insecureSkipVerify). */
+function httpsGet(port: number, path: string, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, path, rejectUnauthorized: false, timeout: 10_000, headers: token ? { authorization: `Bearer ${token}` } : {} },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET https://127.0.0.1:${port}${path}: no answer in 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 t.test('for contrast: the chart with its custom resources in one file fails a fresh first apply', async (t) => {
   const lab = await withLab(t, { nodes: 1 });

@@ -27,6 +27,10 @@ interface Rule {
 type PrometheusRule = KObject & { spec: { groups: { name: string; rules: Rule[] }[] } };
 interface Endpoint {
   port: string;
+  scheme?: string;
+  bearerTokenFile?: string;
+  authorization?: { type: string; credentials: { name: string; key: string } };
+  tlsConfig?: Record<string, unknown>;
   interval: string;
   scrapeTimeout: string;
   relabelings: Record<string, unknown>[];
@@ -40,7 +44,14 @@ type Monitor = KObject & {
     podMetricsEndpoints?: Endpoint[];
   };
 };
-type Workload = KObject & { spec: { template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } } } };
+interface Container {
+  env?: { name: string; value?: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+type Workload = KObject & {
+  spec: { template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: { containers: Container[]; volumes?: { name: string; secret?: { secretName: string } }[] } } };
+};
+type Binding = KObject & { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace?: string }[] };
 
 /** What the issue asks to alert on, by alert name. */
 const REQUIRED_ALERTS = [
@@ -146,8 +157,10 @@ t.test('PrometheusRule values: thresholds, for, severity, alerts off, labels', a
 
 t.test('pod annotations prometheus.io/scrape and /port: on by default, switchable', async (t) => {
   const on = objects(await tools.template());
-  t.same(pick<Workload>(on, 'Deployment/allocator').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7472' });
-  t.same(pick<Workload>(on, 'DaemonSet/lbnodeagent').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7473' });
+  t.same(pick<Workload>(on, 'Deployment/allocator').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7472', 'prometheus.io/scheme': 'https' });
+  t.same(pick<Workload>(on, 'DaemonSet/lbnodeagent').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7473', 'prometheus.io/scheme': 'https' });
+  const plain = objects(await tools.template({ set: ['metrics.secure=false'] }));
+  t.same(pick<Workload>(plain, 'Deployment/allocator').spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '7472' }, 'secure=false: plain HTTP');
   const off = objects(await tools.template({ set: ['metrics.scrapeAnnotations=false', 'lbnodeagent.podAnnotations.team=net'] }));
   t.equal(pick<Workload>(off, 'Deployment/allocator').spec.template.metadata.annotations, undefined, 'off: none');
   t.same(pick<Workload>(off, 'DaemonSet/lbnodeagent').spec.template.metadata.annotations, { team: 'net' }, 'podAnnotations stay');
@@ -162,6 +175,7 @@ t.test('ServiceMonitor and PodMonitor from values', async (t) => {
         'metrics.serviceMonitor.additionalLabels.team=net',
         'metrics.serviceMonitor.annotations.owner=net',
         'metrics.podMonitor.enabled=true',
+        'metrics.tokenSecret.name=prometheus-token',
         'metrics.podMonitor.additionalLabels.release=prom',
         'metrics.podMonitor.interval=15s',
       ],
@@ -198,4 +212,101 @@ t.test('ServiceMonitor and PodMonitor from values', async (t) => {
     return Object.entries(pm.spec.selector.matchLabels).every(([k, v]) => labels[k] === v) && (pm.spec.selector.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values.includes(labels[e.key] ?? ''));
   };
   t.same(pods.filter(selects).map((w) => w.metadata.name).sort(), ['allocator', 'lbnodeagent'], 'the PodMonitor selects both components of its release only');
+});
+
+t.test('secure metrics: HTTPS monitors with a bearer token, auth-delegator for both daemons, the metrics-reader ClusterRole', async (t) => {
+  const objs = objects(await tools.template({ set: ['metrics.serviceMonitor.enabled=true'] }));
+  const ep = pick<Monitor>(objs, 'ServiceMonitor/purelb').spec.endpoints![0]!;
+  t.equal(ep.scheme, 'https');
+  t.equal(ep.bearerTokenFile, '/var/run/secrets/kubernetes.io/serviceaccount/token', 'Prometheus sends its own service account token');
+  t.same(ep.tlsConfig, { insecureSkipVerify: true }, 'the self-signed certificate is not verified');
+  for (const c of ['allocator', 'lbnodeagent']) {
+    const b = pick<Binding>(objs, `ClusterRoleBinding/purelb:${c}:auth-delegator`);
+    t.same(b.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, `${c}: may ask TokenReviews and SubjectAccessReviews`);
+    t.same(b.subjects, [{ kind: 'ServiceAccount', name: c, namespace: 'purelb' }]);
+  }
+  t.same(pick<KObject & { rules: unknown[] }>(objs, 'ClusterRole/purelb:metrics-reader').rules, [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+  t.notOk(objs.has('ClusterRoleBinding/purelb:metrics-reader'), 'no readerSubjects: no binding');
+  const alloc = pick<Workload>(objs, 'Deployment/allocator').spec.template.spec;
+  t.notOk(alloc.containers[0]!.env?.some((e) => e.name === 'PURELB_METRICS_CERT_FILE'), 'no certSecret: self-signed at start');
+
+  const given = objects(
+    await tools.template({
+      set: ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.certSecret=purelb-metrics-tls', 'metrics.tokenSecret.name=prom-token', 'metrics.tokenSecret.key=t'],
+      values: ['metrics:\n  tlsConfig: {ca: {secret: {name: purelb-metrics-tls, key: ca.crt}}, serverName: purelb}\n  readerSubjects: [{kind: ServiceAccount, name: prometheus-k8s, namespace: monitoring}]\n'],
+    }),
+  );
+  for (const key of ['ServiceMonitor/purelb', 'PodMonitor/purelb']) {
+    const m = pick<Monitor>(given, key).spec;
+    const e = (m.endpoints ?? m.podMetricsEndpoints)![0]!;
+    t.same(e.authorization, { type: 'Bearer', credentials: { name: 'prom-token', key: 't' } }, `${key}: the token from the Secret`);
+    t.equal(e.bearerTokenFile, undefined);
+    t.same(e.tlsConfig, { ca: { secret: { name: 'purelb-metrics-tls', key: 'ca.crt' } }, serverName: 'purelb' }, `${key}: tlsConfig as given`);
+  }
+  for (const key of ['Deployment/allocator', 'DaemonSet/lbnodeagent']) {
+    const pod = pick<Workload>(given, key).spec.template.spec;
+    const c = pod.containers[0]!;
+    const env = (n: string) => c.env?.find((e) => e.name === n)?.value;
+    t.equal(env('PURELB_METRICS_CERT_FILE'), '/etc/purelb/metrics-tls/tls.crt', `${key}: the certificate from the Secret`);
+    t.equal(env('PURELB_METRICS_KEY_FILE'), '/etc/purelb/metrics-tls/tls.key');
+    t.same(c.volumeMounts?.find((v) => v.name === 'metrics-tls'), { name: 'metrics-tls', mountPath: '/etc/purelb/metrics-tls', readOnly: true });
+    t.same(pod.volumes?.find((v) => v.name === 'metrics-tls')?.secret, { secretName: 'purelb-metrics-tls' });
+  }
+  const rb = pick<Binding>(given, 'ClusterRoleBinding/purelb:metrics-reader');
+  t.same(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'purelb:metrics-reader' });
+  t.same(rb.subjects, [{ kind: 'ServiceAccount', name: 'prometheus-k8s', namespace: 'monitoring' }]);
+
+  const err = await tools.template({ set: ['metrics.podMonitor.enabled=true'] }).then(
+    () => 'rendered',
+    (e: Error) => e.message,
+  );
+  t.match(err, /metrics\.podMonitor\.enabled with metrics\.secure needs metrics\.tokenSecret\.name/, 'a secure PodMonitor without a token Secret is refused, saying why');
+
+  const plain = objects(await tools.template({ set: ['metrics.secure=false', 'metrics.serviceMonitor.enabled=true', 'metrics.certSecret=ignored'] }));
+  const pe = pick<Monitor>(plain, 'ServiceMonitor/purelb').spec.endpoints![0]!;
+  t.equal(pe.scheme, undefined, 'secure=false: plain HTTP');
+  t.equal(pe.bearerTokenFile, undefined);
+  t.equal(pe.tlsConfig, undefined);
+  t.notOk([...plain.keys()].some((k) => k.endsWith(':auth-delegator')), 'secure=false: no auth-delegator bindings');
+  const pc = pick<Workload>(plain, 'Deployment/allocator').spec.template.spec;
+  t.equal(pc.containers[0]!.env?.find((e) => e.name === 'PURELB_METRICS_SECURE')?.value, 'false');
+  t.notOk(pc.volumes?.some((v) => v.name === 'metrics-tls'), 'and no certificate mounted');
+});
+
+t.test('Grafana dashboard: an optional ConfigMap; its JSON parses, every query parses and names only metrics the daemons export', async (t) => {
+  t.notOk([...objects(await tools.template()).keys()].some((k) => k.startsWith('ConfigMap/')), 'off by default');
+  const objs = objects(await tools.template({ set: ['grafanaDashboard.enabled=true', 'grafanaDashboard.namespace=monitoring', 'grafanaDashboard.label=dashboards', 'grafanaDashboard.labelValue=purelb', 'grafanaDashboard.annotations.folder=Network'] }));
+  const cm = pick<KObject & { data: Record<string, string> }>(objs, 'ConfigMap/purelb-grafana-dashboard');
+  t.equal(cm.metadata.namespace, 'monitoring', 'namespace override');
+  t.equal(cm.metadata.labels?.dashboards, 'purelb', 'the sidecar label, as configured');
+  t.same(cm.metadata.annotations, { folder: 'Network' });
+  const defaults = pick<KObject>(objects(await tools.template({ set: ['grafanaDashboard.enabled=true'] })), 'ConfigMap/purelb-grafana-dashboard');
+  t.equal(defaults.metadata.labels?.grafana_dashboard, '1', 'default label grafana_dashboard: "1"');
+  t.equal(defaults.metadata.namespace, 'purelb', 'default: the release namespace');
+
+  interface Panel {
+    title: string;
+    type: string;
+    targets?: { expr: string }[];
+  }
+  const dashboard = JSON.parse(cm.data['purelb.json']!) as { uid: string; title: string; panels: Panel[] };
+  t.equal(dashboard.uid, 'purelb');
+  const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => ({ panel: p.title, expr: x.expr })));
+  t.ok(targets.length >= 20, `${targets.length} queries`);
+  // Grafana replaces $__rate_interval before the query reaches Prometheus.
+  const parsed = await parse(targets.map((x) => x.expr.replaceAll('$__rate_interval', '5m')));
+  const registries = daemonRegistries();
+  const used = new Set<string>();
+  parsed.forEach((p, i) => {
+    const panel = targets[i]!.panel;
+    t.equal(p.error, undefined, `${panel}: ${targets[i]!.expr} parses`);
+    t.ok((p.metrics ?? []).length > 0, `${panel}: it selects metrics`);
+    for (const m of p.metrics ?? []) {
+      used.add(m);
+      t.ok(registered(registries, m), `${panel}: ${m} is a metric the daemons export`);
+    }
+  });
+  for (const m of ['purelb_address_pool_addresses_in_use', 'purelb_allocation_failures_total', 'purelb_allocator_leader', 'purelb_guard_mode', 'purelb_addresses_announced', 'purelb_memberlist_dropped_total', 'purelb_k8s_request_duration_seconds_bucket', 'process_resident_memory_bytes']) {
+    t.ok(used.has(m), `the dashboard shows ${m}`);
+  }
 });

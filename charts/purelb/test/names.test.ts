@@ -48,8 +48,11 @@ t.test('release purelb in namespace purelb: the names of chart 0.1.0, which the 
     [
       'ClusterRole/purelb:allocator',
       'ClusterRole/purelb:lbnodeagent',
+      'ClusterRole/purelb:metrics-reader',
       'ClusterRoleBinding/purelb:allocator',
+      'ClusterRoleBinding/purelb:allocator:auth-delegator',
       'ClusterRoleBinding/purelb:lbnodeagent',
+      'ClusterRoleBinding/purelb:lbnodeagent:auth-delegator',
       'DaemonSet/lbnodeagent',
       'Deployment/allocator',
       'LBNodeAgent/default',
@@ -87,7 +90,7 @@ const RELEASES: (TemplateOptions & { release: string; namespace: string })[] = [
   { release: 'edge', namespace: 'edge', set: ['fullnameOverride=edge'] },
   { release: 'other', namespace: 'edge', set: ['fullnameOverride=purelb', 'lbnodeagent.createDefault=false', 'serviceGroup.create=false'] },
 ];
-const MONITORING = ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.prometheusRule.enabled=true'];
+const MONITORING = ['grafanaDashboard.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'metrics.tokenSecret.name=prometheus-token', 'metrics.prometheusRule.enabled=true', 'metrics.readerSubjects[0].kind=Group', 'metrics.readerSubjects[0].name=monitoring'];
 
 t.test('releases side by side, in one namespace and in several, render no object twice', async (t) => {
   const owner = new Map<string, string>();
@@ -129,7 +132,14 @@ t.test('each release refers to its own objects only', async (t) => {
       t.equal(w.spec.selector.matchLabels['app.kubernetes.io/instance'], r.release, `${who}: ${w.kind} selects this release's pods only`);
     }
     for (const b of [...ofKind<Binding>(objs, 'RoleBinding'), ...ofKind<Binding>(objs, 'ClusterRoleBinding')]) {
-      t.ok(objs.has(`${b.roleRef.kind}/${b.roleRef.name}`), `${who}: ${b.kind} ${b.metadata.name} binds a role of the release`);
+      // Kubernetes' own ClusterRole for TokenReviews and SubjectAccessReviews (secure metrics).
+      const builtIn = b.roleRef.name === 'system:auth-delegator';
+      t.ok(builtIn || objs.has(`${b.roleRef.kind}/${b.roleRef.name}`), `${who}: ${b.kind} ${b.metadata.name} binds a role of the release`);
+      // The metrics reader is bound to the scraper the operator names (metrics.readerSubjects).
+      if (b.roleRef.name.endsWith(':metrics-reader')) {
+        t.same(b.subjects, [{ kind: 'Group', name: 'monitoring' }], `${who}: the metrics reader is bound to metrics.readerSubjects`);
+        continue;
+      }
       for (const s of b.subjects) {
         t.ok(accounts.has(s.name) && s.namespace === r.namespace, `${who}: ${b.kind} ${b.metadata.name} binds ${s.namespace}/${s.name}, a ServiceAccount of the release`);
       }

@@ -68,7 +68,21 @@ export {
 export { buildInfo, processMetrics } from './process-metrics.ts';
 export { type K8sRequestMetrics, K8S_REQUEST_DURATION_BUCKETS, k8sRequestMetrics } from './request-metrics.ts';
 export { eventLoopLagHistogram, monitorEventLoopLag, beatLagMs, EVENT_LOOP_LAG_BUCKETS } from './event-loop.ts';
-export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.ts';
+export { startHealthServer, startMetricsServer, type HealthServer, type HealthServerOptions, type MetricsServerOptions } from './health.ts';
+export {
+  MetricsAccess,
+  type MetricsAccessOptions,
+  type AccessDecision,
+  type AccessReviewer,
+  type AccessReviewResult,
+  type TokenReviewResult,
+  type ReviewedUser,
+  accessDecision,
+  bearerToken,
+  kubeAccessReviewer,
+} from './metrics-access.ts';
+export { type EndpointConfig, type Endpoints, type EndpointsOptions, endpointSettings, parseEndpointSettings, startEndpoints } from './endpoints.ts';
+export { selfSignedCertificate, type SelfSignedOptions, type PemKeyPair } from './self-signed-cert.ts';
 export { onShutdown, ShutdownCoordinator, type ShutdownOptions } from './shutdown.ts';
 export { type LogLevel, type JsonLoggerOptions, LOG_LEVELS, createJsonLogger, logLine, parseLogLevel } from './log.ts';
 export { type Setting, type Logger, SettingsError, readSettings, parseDuration, parseInteger, parseBool, parseJsonObject, settingsHelp, settingsMarkdown, loadSettingsOrExit } from './settings.ts';

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { Counter, MetricsRegistry, startHealthServer } from '../src/index.ts';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import { Counter, MetricsAccess, MetricsRegistry, selfSignedCertificate, startHealthServer, startMetricsServer } from '../src/index.ts';
 
 t.test('/healthz, /readyz and /metrics on loopback', async (t) => {
   const registry = new MetricsRegistry();
@@ -70,4 +72,72 @@ t.test('without a registry, /metrics serves the process metrics without a prefix
   const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(body)?.[1]);
   t.ok(rss > 1_000_000, `process_resident_memory_bytes is plausible (${rss})`);
   t.match(body, /^nodejs_heap_size_used_bytes \d+$/m);
+});
+
+t.test('a self-signed certificate: parses, verifies, names its hosts, serves TLS', async (t) => {
+  const { cert, key } = selfSignedCertificate({ commonName: 'purelb-test', altNames: ['localhost', '127.0.0.1', '2001:db8::7'], days: 30 });
+  const x = new X509Certificate(cert);
+  t.equal(x.subject, 'CN=purelb-test');
+  t.equal(x.issuer, 'CN=purelb-test');
+  t.ok(x.verify(x.publicKey), 'signed by its own key');
+  t.ok(x.checkPrivateKey(createPrivateKey(key)), 'the key belongs to the certificate');
+  t.equal(x.checkHost('localhost'), 'localhost');
+  t.equal(x.checkIP('127.0.0.1'), '127.0.0.1');
+  t.equal(x.checkIP('2001:db8::7'), '2001:db8::7');
+  t.equal(x.ca, false);
+  const days = (Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86_400_000;
+  t.ok(days > 30 && days < 30.1, `valid 30 days and an hour (${days.toFixed(3)})`);
+  const registry = new MetricsRegistry();
+  new Counter({ name: 'purelb_tls_total', help: 'h', registry }).inc();
+  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry, tls: { cert, key } });
+  t.teardown(() => srv.close());
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: srv.port, path: '/metrics', ca: cert, servername: 'localhost', timeout: 5000 }, (res) => {
+      let b = '';
+      res.on('data', (c: Buffer) => (b += c.toString()));
+      res.on('end', () => resolve(b));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.match(body, /^purelb_tls_total 1$/m, 'a client trusting only this certificate verified the server');
+});
+
+t.test('startMetricsServer with access checks: 401, 403, 200; probes are not served there', async (t) => {
+  const { cert, key } = selfSignedCertificate({ commonName: 'purelb-test', altNames: ['127.0.0.1'] });
+  const registry = new MetricsRegistry();
+  new Counter({ name: 'purelb_guarded_total', help: 'h', registry }).inc(2);
+  const reviewer = {
+    reviewToken: async (token: string) => (token === 'good' || token === 'meh' ? { authenticated: true, user: { username: token } } : { authenticated: false }),
+    reviewAccess: async (user: { username: string }) => ({ allowed: user.username === 'good' }),
+  };
+  t.rejects(startMetricsServer({ port: 0, registry, access: new MetricsAccess(reviewer) }), /need tls/, 'no bearer tokens over plain HTTP');
+  const srv = await startMetricsServer({ port: 0, host: '127.0.0.1', registry, tls: { cert, key }, access: new MetricsAccess(reviewer) });
+  t.teardown(() => srv.close());
+  const get = (path: string, token?: string) =>
+    new Promise<[number, string, string | undefined]>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: srv.port, path, ca: cert, timeout: 5000, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c.toString()));
+        res.on('end', () => resolve([res.statusCode ?? 0, b, res.headers['www-authenticate']]));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const [s401, b401, challenge] = await get('/metrics');
+  t.equal(s401, 401);
+  t.equal(challenge, 'Bearer');
+  t.notMatch(b401, /purelb_guarded_total/);
+  t.equal((await get('/metrics', 'bad'))[0], 401);
+  const [s403, b403] = await get('/metrics', 'meh');
+  t.equal(s403, 403);
+  t.match(b403, /user "meh" may not get \/metrics/);
+  const [s200, b200] = await get('/metrics', 'good');
+  t.equal(s200, 200);
+  t.match(b200, /^purelb_guarded_total 2$/m);
+  t.equal((await get('/healthz', 'good'))[0], 404, 'probes live on the plain health server');
+  const probes = await startHealthServer({ port: 0, host: '127.0.0.1', registry, ready: () => true, serveMetrics: false });
+  t.teardown(() => probes.close());
+  t.equal((await fetch(`http://127.0.0.1:${probes.port}/healthz`)).status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${probes.port}/metrics`)).status, 404, 'no unauthenticated metrics on the probe port');
 });
