@@ -1471,8 +1471,12 @@ async function runRow(t: Test, row: AgentBadInput): Promise<void> {
   const newPhase = (): Phase => ({ since: Date.now(), marks: new Map(nodeNames.map((n) => [n, outputs.get(n)!.lines.length])), lastInputAt: Date.now(), refusal: undefined, heldBy: new Map(healthyHolders), watch });
   const verify = async (list: readonly Expect[], phase: Phase): Promise<void> => {
     let failed = false;
+    // Every look but the ARP ones runs at once (each waits on its own); the ARP looks
+    // come after them all, so that "throughout" covers the whole time the others took.
+    const looks = new Map(list.filter((e) => e.at !== 'arp').map((e) => [e, check(e, phase)] as const));
+    await Promise.all(looks.values());
     for (const e of list) {
-      const problem = await check(e, phase);
+      const problem = await (looks.get(e) ?? check(e, phase));
       if (problem === undefined && (e.at === 'event' || e.at === 'log' || e.at === 'metric' || e.at === 'admission')) said++;
       const what = `${e.at}${'reason' in e ? ` ${e.reason}` : ''}${'name' in e && e.at === 'metric' ? ` ${e.name}` : ''}${'address' in e ? ` ${e.address}` : ''}`;
       t.ok(problem === undefined, problem === undefined ? what : `${what}: ${problem}`);
