@@ -39,7 +39,7 @@ export const IMAGE_SPECS: Readonly<Record<ImageName, ImageSpec>> = {
     description: 'PureLB allocator: gives LoadBalancer Services addresses from ServiceGroups.',
     from: { kind: 'bundle', app: 'allocator' },
     user: NONROOT,
-    exposedPorts: ['7472/tcp'],
+    exposedPorts: ['7472/tcp', '7474/tcp'],
     env: [],
   },
   lbnodeagent: {
@@ -49,7 +49,7 @@ export const IMAGE_SPECS: Readonly<Record<ImageName, ImageSpec>> = {
     // Root, as the Dockerfile explains: Kubernetes gives added capabilities (NET_ADMIN,
     // NET_RAW) to UID 0 only; the chart drops every other capability.
     user: '0:0',
-    exposedPorts: ['7473/tcp', '7934/tcp', '7934/udp'],
+    exposedPorts: ['7473/tcp', '7475/tcp', '7934/tcp', '7934/udp'],
     env: [],
   },
   demo: {
