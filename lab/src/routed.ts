@@ -7,6 +7,8 @@
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError, ManagedProcess, ip, ipBatch, run, waitFor } from './exec.ts';
+import type { KubeClient } from './kube-client.ts';
+import { PURELB_NAMESPACE } from './purelb.ts';
 import { LAN, type LabNetwork, type LabNode } from './network.ts';
 import { birdConfig, frrRouterConfig } from './routing.ts';
 
@@ -91,6 +93,12 @@ export interface RoutedNetwork {
   waitForPaths(address: string, accept: (nodes: readonly string[]) => boolean, timeoutMs: number, what: string): Promise<RouterRoute>;
   /** The router's neighbour entry for a LAN address: its MAC and NUD state. */
   neighbour(address: string): Promise<{ mac: string; state: string } | undefined>;
+  /**
+   * Opens `connections` HTTP connections at once (each its own source port) from the routed
+   * client to the address and returns, per node name, how many it answered (`failed`: no
+   * answer within timeoutMs).
+   */
+  spread(address: string, connections: number, timeoutMs?: number): Promise<Map<string, number>>;
   /** `vtysh -c CMD` on the router. */
   vtysh(command: string): Promise<string>;
   /** `birdc CMD` on a node. */
@@ -271,6 +279,17 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
         const e = (JSON.parse(await ip('-n', routerNetns, '-j', 'neigh', 'show', address, 'dev', 'eth0')) as { lladdr?: string; state?: string[] }[])[0];
         return e?.lladdr ? { mac: e.lladdr, state: (e.state ?? []).join(',') } : undefined;
       },
+      spread: async (address, connections, timeoutMs = 2000) => {
+        if (!Number.isInteger(connections) || connections < 1 || connections > 1000) throw new LabError('LAB_BAD_OPTION', `spread: connections ${connections} is not in 1-1000`);
+        const url = address.includes(':') ? `http://[${address}]/` : `http://${address}/`;
+        const out = await run('ip', ['netns', 'exec', clientNetns, process.execPath, join(import.meta.dirname, 'probe.ts'), String(timeoutMs), ...new Array<string>(connections).fill(url)], { timeoutMs: timeoutMs + 20_000 });
+        const counts = new Map<string, number>();
+        for (const r of JSON.parse(out) as { ok: boolean; body: string }[]) {
+          const who = r.ok ? r.body : 'failed';
+          counts.set(who, (counts.get(who) ?? 0) + 1);
+        }
+        return counts;
+      },
       vtysh,
       birdc: (node, command) => run('ip', ['netns', 'exec', node.netns, 'birdc', '-s', birdSock(node), ...command.split(' ')], { timeoutMs: 10_000 }),
       establishedNodes,
@@ -283,6 +302,16 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
     await stop().catch(() => undefined);
     throw e;
   }
+}
+
+/** The ServiceGroup `routed` (ROUTED.v4pool and v6pool, host routes): Services with the annotation `purelb.io/service-group: routed` get virtual addresses. */
+export async function applyRoutedServiceGroup(admin: KubeClient, namespace = PURELB_NAMESPACE): Promise<void> {
+  await admin.apply(`/apis/purelb.io/v1/namespaces/${namespace}/servicegroups/${ROUTED.serviceGroup}`, {
+    apiVersion: 'purelb.io/v1',
+    kind: 'ServiceGroup',
+    metadata: { name: ROUTED.serviceGroup, namespace },
+    spec: { local: { v4pools: [ROUTED.v4pool], v6pools: [ROUTED.v6pool] } },
+  });
 }
 
 /** A lab node's BIRD configuration: the docs' template with this node's addresses. */
