@@ -68,4 +68,4 @@ export {
   birdNodeConfig,
   checkRoutedPrerequisites,
 } from './routed.ts';
-export { type BirdNodeParams, type FrrRouterParams, DOC_BIRD_PARAMS, RoutingConfigError, birdConfig, frrRouterConfig } from './routing.ts';
+export { type BirdNodeParams, type FrrRouterParams, DOC_BIRD_PARAMS, DOC_ROUTER_PARAMS, RoutingConfigError, birdConfig, frrRouterConfig } from './routing.ts';

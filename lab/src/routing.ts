@@ -140,7 +140,25 @@ export interface FrrRouterParams {
   readonly maximumPaths: number;
 }
 
-/** The three FRR daemons' configuration files: zebra, bfdd, bgpd. */
+/** The router of docs/routing.md: two nodes, 192.0.2.11 and 192.0.2.12. */
+export const DOC_ROUTER_PARAMS: FrrRouterParams = {
+  routerV4: '192.0.2.2',
+  routerV6: '2001:db8::2',
+  routerAs: 64512,
+  nodesAs: 64513,
+  nodes: [
+    { v4: '192.0.2.11', v6: '2001:db8::11' },
+    { v4: '192.0.2.12', v6: '2001:db8::12' },
+  ],
+  bfdIntervalMs: 200,
+  bfdMultiplier: 3,
+  maximumPaths: 8,
+};
+
+/**
+ * The three FRR daemons' configuration files: zebra, bfdd, bgpd (bfdd's then bgpd's text
+ * is also a valid integrated frr.conf).
+ */
 export function frrRouterConfig(p: FrrRouterParams): { zebra: string; bfdd: string; bgpd: string } {
   checkV4('routerV4', p.routerV4);
   checkV6('routerV6', p.routerV6);
@@ -153,9 +171,7 @@ export function frrRouterConfig(p: FrrRouterParams): { zebra: string; bfdd: stri
     checkV6(`nodes[${i}].v6`, n.v6);
   });
   const zebra = 'hostname router\n!\n';
-  const bfdd = `hostname router
-!
-bfd
+  const bfdd = `bfd
  profile nodes
   transmit-interval ${p.bfdIntervalMs}
   receive-interval ${p.bfdIntervalMs}
@@ -173,8 +189,6 @@ exit
     ` neighbor ${g} timers connect 2`,
   ];
   const bgpd = [
-    'hostname router',
-    '!',
     `router bgp ${p.routerAs}`,
     ` bgp router-id ${p.routerV4}`,
     ' no bgp ebgp-requires-policy',
