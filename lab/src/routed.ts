@@ -99,6 +99,10 @@ export interface RoutedNetwork {
    * answer within timeoutMs).
    */
   spread(address: string, connections: number, timeoutMs?: number): Promise<Map<string, number>>;
+  /** The router's vtysh socket folder (`vtysh --vty_socket DIR`). */
+  readonly vtySocketDir: string;
+  /** A node's BIRD control socket (`birdc -s PATH`). */
+  birdSocket(node: LabNode): string;
   /** `vtysh -c CMD` on the router. */
   vtysh(command: string): Promise<string>;
   /** `birdc CMD` on a node. */
@@ -190,8 +194,10 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
       maximumPaths: ROUTED.maximumPaths,
     });
     const zserv = join(frrDir, 'zserv.api');
+    // The routing daemons run at nice -10: on a busy machine a late BFD packet would take a
+    // healthy node's routes away (200 ms x 3 leaves little room for scheduling delays).
     const frrCommon = (daemon: string): string[] => [
-      'netns', 'exec', routerNetns, join(FRR_DIR, daemon),
+      'netns', 'exec', routerNetns, 'nice', '-n', '-10', join(FRR_DIR, daemon),
       '-f', join(frrDir, `${daemon}.conf`),
       '-i', join(frrDir, `${daemon}.pid`),
       '-z', zserv,
@@ -218,7 +224,7 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
     for (const n of net.nodes) {
       const file = join(stateDir, `bird-${n.name}.conf`);
       writeFileSync(file, birdNodeConfig(n));
-      start(`bird ${n.name}`, ['netns', 'exec', n.netns, 'bird', '-f', '-c', file, '-s', birdSock(n), '-P', join(stateDir, `bird-${n.name}.pid`)]);
+      start(`bird ${n.name}`, ['netns', 'exec', n.netns, 'nice', '-n', '-10', 'bird', '-f', '-c', file, '-s', birdSock(n), '-P', join(stateDir, `bird-${n.name}.pid`)]);
     }
 
     const vtysh = (command: string): Promise<string> => run('ip', ['netns', 'exec', routerNetns, 'vtysh', '--vty_socket', frrDir, '-c', command], { timeoutMs: 10_000 });
@@ -290,6 +296,8 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
         }
         return counts;
       },
+      vtySocketDir: frrDir,
+      birdSocket: birdSock,
       vtysh,
       birdc: (node, command) => run('ip', ['netns', 'exec', node.netns, 'birdc', '-s', birdSock(node), ...command.split(' ')], { timeoutMs: 10_000 }),
       establishedNodes,
