@@ -164,6 +164,7 @@ const suite: BenchSuite = {
         }
       }
 
+      const bfdDowns = JSON.stringify(Object.fromEntries(await routed.bfdDownCounts()));
       const p = (v: number[], q: number): number => r1(percentile(v, q));
       return {
         metrics: {
@@ -189,6 +190,7 @@ const suite: BenchSuite = {
           node_lost_method: 'the node\'s bridge port down (cable pulled at the switch); t1 = the router\'s FIB route to the address without that node; then 30 connections must all be answered by the other nodes; between reps: cable back, every BGP session Established, the route on all 3 nodes',
           local_reps: localNotes.join(', '),
           local_method: 'default pool (192.0.2.200-239, local: one elected node on eth0); the router\'s neighbour entry checked to hold the holder\'s MAC before the cut; the holder\'s bridge port down; t1 = first HTTP 200 at the routed client from another node; nic = the new holder\'s address event; neigh = the router\'s entry state right after, with the new MAC unless marked (old MAC)',
+          bfd_session_down_events: `${bfdDowns} (each node was cut ${NODE_LOST_REPS + 1} / 3 times in the node-lost reps, plus the local reps' holders; a count above its cuts is a session lost without a cut)`,
           suite_seconds: Math.round((Date.now() - started) / 1000),
           machine_at_end: machineLoad(),
         },

@@ -107,6 +107,8 @@ export interface RoutedNetwork {
   vtysh(command: string): Promise<string>;
   /** `birdc CMD` on a node. */
   birdc(node: LabNode, command: string): Promise<string>;
+  /** Per BFD peer address on the router: how many times its session went down. */
+  bfdDownCounts(): Promise<Map<string, number>>;
   /** The nodes whose IPv4 and IPv6 BGP sessions are Established on the router. */
   establishedNodes(): Promise<string[]>;
   /** Puts back what a node's link flap took (its route to the client network). */
@@ -301,6 +303,10 @@ export async function startRoutedNetwork(net: LabNetwork, dir: string, onPids: (
       vtysh,
       birdc: (node, command) => run('ip', ['netns', 'exec', node.netns, 'birdc', '-s', birdSock(node), ...command.split(' ')], { timeoutMs: 10_000 }),
       establishedNodes,
+      bfdDownCounts: async () => {
+        const peers = JSON.parse(await vtysh('show bfd peers counters json')) as { peer?: string; 'session-down'?: number }[];
+        return new Map(peers.filter((x) => x.peer !== undefined).map((x) => [x.peer!, x['session-down'] ?? 0]));
+      },
       restoreNode: async (node) => {
         await ipBatch(nodeRouteLines(), node.netns);
       },

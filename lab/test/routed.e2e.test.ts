@@ -33,6 +33,8 @@ await prober.ready;
 
 const ROUTED_GROUP = { 'purelb.io/service-group': ROUTED.serviceGroup };
 const ALL = lab.nodes.map((n) => n.name);
+/** Nodes whose link a test cut (their BFD sessions went down on purpose). */
+const cut = new Set<string>();
 const same = (want: readonly string[]) => (got: readonly string[]) => got.join() === [...want].sort().join();
 
 async function addresses(name: string, count: number): Promise<string[]> {
@@ -88,6 +90,7 @@ t.test('a node lost: BFD withdraws its route and the address keeps answering fro
   const [a] = await addresses('web', 2);
   await routed.waitForPaths(a!, same(ALL), 15_000, 'every node');
   const lost = lab.nodes[0]!;
+  cut.add(lost.name);
   const cutAt = monotonicMs();
   await lab.setLinkUp(lost, false);
   try {
@@ -122,6 +125,7 @@ t.test('a local address seen from the routed client keeps answering after its no
   t.ok(ALL.includes(holder), `${holder} answers ${a} through the router`);
   t.same(await routed.neighbour(a!).then((e) => e?.mac), macs.get(holder), 'the router\'s neighbour entry is the holder\'s MAC');
   const node = lab.nodes.find((n) => n.name === holder)!;
+  cut.add(holder);
   const cutAt = monotonicMs();
   await lab.setLinkUp(node, false);
   try {
@@ -135,5 +139,14 @@ t.test('a local address seen from the routed client keeps answering after its no
     t.same(Object.fromEntries(counts), { [next.body]: 20 }, 'every connection reaches the new holder');
   } finally {
     await lab.setLinkUp(node, true);
+  }
+});
+
+t.test('no BFD session of a node that was never cut went down (no flap on a busy machine)', async (t) => {
+  const downs = await routed.bfdDownCounts();
+  t.equal(downs.size, lab.nodes.length * 2, `one BFD session per node and family: ${JSON.stringify(Object.fromEntries(downs))}`);
+  // node-1 was cut in "a node lost", and the holder of the local address in the last test.
+  for (const n of lab.nodes.filter((x) => !cut.has(x.name))) {
+    for (const a of [n.v4, n.v6]) t.equal(downs.get(a), 0, `${n.name} (${a}): no session-down event`);
   }
 });
