@@ -1,4 +1,4 @@
-// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --shipped] [-- --cluster] [-- --clean [--force]]
+// npm run lab [-- --nodes N] [-- --once] [-- --failover] [-- --shipped] [-- --routed] [-- --cluster] [-- --clean [--force]]
 // Brings the lab up with PureLB running in it, shows a LoadBalancer Service answering,
 // and tears everything down on Ctrl-C.
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { type DaemonProcess, installPureLB, startAgent, startAllocator } from '.
 import { runClusterCli } from './cluster-cli.ts';
 import { onShutdown } from './cli-shutdown.ts';
 import { cleanLabs, startLab } from './lab.ts';
+import { showRouted } from './routed-cli.ts';
 import { LAN } from './network.ts';
 import { run, waitFor } from './exec.ts';
 
@@ -17,6 +18,10 @@ const HELP = `usage: npm run lab -- [options]
                 and print how long until the address answered again from another node
   --shipped     run the daemons as their images do: bundle them (tools/bundle.ts) and start
                 node with the images' flags (default: from the TypeScript sources)
+  --routed      also an upstream router namespace (FRR, ECMP) and a client behind it on
+                198.51.100.0/24, BIRD 2 in every node advertising kube-lb0 over BGP with BFD
+                (docs/routing.md); shows a virtual address answering from that client and
+                the router's route to it (installs bird2 and frr with apt-get if missing)
   --cluster     real nodes: containerd, runc, kubelet and kube-proxy in every node namespace,
                 kube-controller-manager and kube-scheduler in the control plane, PureLB
                 installed with helm from charts/purelb and our images (the first run builds
@@ -31,6 +36,7 @@ const { values } = parseArgs({
     once: { type: 'boolean', default: false },
     failover: { type: 'boolean', default: false },
     shipped: { type: 'boolean', default: false },
+    routed: { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
     clean: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
@@ -51,8 +57,8 @@ if (values.clean) {
 
 const say = (line: string): void => console.log(`[lab] ${line}`);
 if (values.cluster) {
-  if (values.failover || values.shipped) {
-    console.error('--cluster runs the daemons from their images already; --failover and --shipped are process-lab options');
+  if (values.failover || values.shipped || values.routed) {
+    console.error('--cluster runs the daemons from their images already; --failover, --shipped and --routed are process-lab options');
     process.exit(2);
   }
   await runClusterCli({ nodes: Number(values.nodes), once: values.once, say });
@@ -63,7 +69,7 @@ if (shipped) {
   say('bundling the allocator and the agent as their images do');
   await run(process.execPath, [join(import.meta.dirname, '..', '..', 'tools', 'bundle.ts'), 'allocator', 'lbnodeagent'], { timeoutMs: 300_000 });
 }
-const lab = await startLab({ nodes: Number(values.nodes), onProgress: say });
+const lab = await startLab({ nodes: Number(values.nodes), routed: values.routed, onProgress: say });
 const daemons: DaemonProcess[] = [];
 const shutdown = onShutdown(say, async () => {
   for (const d of daemons.reverse()) await d.stop(3000);
@@ -119,6 +125,15 @@ ${lab.nodes.map((n) => `    ${n.name.padEnd(8)} ${n.netns.padEnd(14)} ${n.v4.pad
     ip netns exec ${n1.netns} ip addr show eth0
     kubectl create service loadbalancer web --tcp=80   # another Service: watch it get an address
 `);
+
+if (values.routed) {
+  try {
+    await showRouted(lab, say);
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    await shutdown(1);
+  }
+}
 
 if (values.failover) {
   const v4 = ips.find((ip) => !ip.includes(':'))!;

@@ -60,3 +60,12 @@ export {
   startAllocator,
   startAgent,
 } from './purelb.ts';
+export {
+  type RoutedNetwork,
+  type RouterRoute,
+  ROUTED,
+  applyRoutedServiceGroup,
+  birdNodeConfig,
+  checkRoutedPrerequisites,
+} from './routed.ts';
+export { type BirdNodeParams, type FrrRouterParams, DOC_BIRD_PARAMS, DOC_ROUTER_PARAMS, RoutingConfigError, birdConfig, frrRouterConfig } from './routing.ts';

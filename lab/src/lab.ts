@@ -9,6 +9,7 @@ import { type ClusterLab, removeCluster, startClusterLab } from './cluster.ts';
 import { type ControlPlane, startControlPlane } from './control-plane.ts';
 import { LabError, ManagedProcess, ip, ipBatch, isAlive, killAndWait, waitFor, run } from './exec.ts';
 import { type LabNetwork, type LabNode, LAN, LAB_PREFIX, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
+import { type RoutedNetwork, checkRoutedPrerequisites, startRoutedNetwork } from './routed.ts';
 
 /** Where lab state lives; one folder per lab, removed on stop. */
 export const LAB_STATE_ROOT = '/tmp/purelb-lab';
@@ -24,6 +25,13 @@ export interface LabOptions {
    * control plane; startLab then returns a ClusterLab. Default false: the process lab.
    */
   readonly cluster?: boolean;
+  /**
+   * The routed lab (routed.ts, process lab only): an upstream router namespace running FRR
+   * on the LAN, a client namespace behind it, and BIRD 2 in every node advertising the
+   * addresses of kube-lb0 over BGP with BFD. Installs bird2 and frr with apt-get when
+   * missing. Default false.
+   */
+  readonly routed?: boolean;
   readonly onProgress?: ((line: string) => void) | undefined;
 }
 
@@ -42,6 +50,8 @@ export interface Lab {
   readonly nodes: readonly LabNode[];
   /** kubeconfig (admin) valid on the host and inside every lab namespace. */
   readonly kubeconfigPath: string;
+  /** The router, the routed client and the nodes' BIRD; present when started with `routed: true`. */
+  readonly routed?: RoutedNetwork;
   /** GET each URL from inside a namespace; bounded by timeoutMs per URL. */
   probe(netns: string, urls: readonly string[], timeoutMs?: number): Promise<ProbeResult[]>;
   /** MACs that answer an ARP request for the (IPv4) address, asked from the client namespace. */
@@ -159,6 +169,7 @@ export async function startLab(opts: LabOptions & { readonly cluster: true }): P
 export async function startLab(opts?: ProcessLabOptions): Promise<Lab>;
 export async function startLab(opts: LabOptions = {}): Promise<Lab | ClusterLab> {
   if (opts.cluster === true) {
+    if (opts.routed === true) throw new LabError('LAB_BAD_OPTION', 'routed: the routed lab is a process-lab option; cluster mode does not support it');
     await checkPrerequisites();
     return startClusterLab(LAB_STATE_ROOT, { ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}), onProgress: opts.onProgress });
   }
@@ -167,6 +178,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab | ClusterLab>
 
 async function startProcessLab(opts: LabOptions): Promise<Lab> {
   await checkPrerequisites();
+  if (opts.routed === true) await checkRoutedPrerequisites(opts.onProgress);
   const nodeCount = opts.nodes ?? 3;
   if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 50) throw new LabError('LAB_BAD_OPTION', `nodes: ${nodeCount} is not in 1-50`);
   const id = randomBytes(2).toString('hex');
@@ -179,9 +191,12 @@ async function startProcessLab(opts: LabOptions): Promise<Lab> {
   let controlPlane: ControlPlane | undefined;
   const bridges = new Map<string, ApiBridge>();
   const watches = new Set<ArpWatchSet>();
+  let routed: RoutedNetwork | undefined;
+  let routedPids: number[] = [];
 
   const stop = async (): Promise<void> => {
     for (const w of watches) await w.stop();
+    await routed?.stop();
     for (const h of helpers) await h.stop(2000);
     await deleteNamespaces(await labNamespaces(id));
     for (const b of bridges.values()) b.close();
@@ -195,7 +210,7 @@ async function startProcessLab(opts: LabOptions): Promise<Lab> {
     controlPlane = await startControlPlane({
       dir,
       onProgress: opts.onProgress,
-      onProcessesChanged: (pids) => writeState(dir, { ...state, pids: [...pids, ...helperPids()] }),
+      onProcessesChanged: (pids) => writeState(dir, { ...state, pids: [...pids, ...helperPids(), ...routedPids] }),
     });
     const cp = controlPlane;
     state.pids.push(...cp.processes.map((p) => p.pid ?? 0));
@@ -246,6 +261,16 @@ async function startProcessLab(opts: LabOptions): Promise<Lab> {
     opts.onProgress?.('registering the Node objects');
     await Promise.all(network.nodes.map((n) => registerNode(cp, n)));
 
+    if (opts.routed === true) {
+      const basePids = [...state.pids];
+      routed = await startRoutedNetwork(network, dir, (pids) => {
+        routedPids = pids;
+        writeState(dir, { ...state, pids: [...basePids, ...routedPids] });
+      }, opts.onProgress);
+      state.pids.push(...routedPids);
+      writeState(dir, state);
+    }
+
     const faults = new LabFaults(network, bridges);
 
     const lab: Lab = {
@@ -255,6 +280,7 @@ async function startProcessLab(opts: LabOptions): Promise<Lab> {
       network,
       nodes: network.nodes,
       kubeconfigPath: cp.kubeconfigPath,
+      ...(routed ? { routed } : {}),
       probe: (netns, urls, timeoutMs = 2000) => probe(netns, urls, timeoutMs),
       createDemoService: (name, o) => createDemoService(cp, network.nodes, name, o ?? {}),
       arpWhoHas: async (address, timeoutMs = 500) =>
@@ -306,6 +332,7 @@ async function startProcessLab(opts: LabOptions): Promise<Lab> {
             node.netns,
           );
           await faults.reapply(node);
+          await routed?.restoreNode(node);
         }
       },
       watchArp: (address, o) => {
