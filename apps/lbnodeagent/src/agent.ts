@@ -139,6 +139,14 @@ const PROBE = { probes: 2, intervalMs: 20, waitMs: 50 } as const;
 /** A full pass (address dumps, local subnets) runs at least this often. */
 const FULL_PASS_MS = 5000;
 /**
+ * With `sendgarp`, the GARP/NA rounds after a takeover, in ms after the address went on
+ * the link: one at once and two repeats, each only while this node still holds the
+ * address. A router or switch that misses the first frame would otherwise keep the old
+ * MAC until its own neighbour entry goes stale (about 25 s for a Linux router, measured
+ * in the routed lab with sendgarp off).
+ */
+export const GARP_ROUNDS_MS: readonly number[] = [0, 500, 2000];
+/**
  * kube-proxy in IPVS mode puts every Service address (ClusterIP and LoadBalancer) on this
  * dummy link of every node, to accept its traffic. Those are copies, not the node's own
  * addresses: a Service address found there is still announced.
@@ -791,16 +799,27 @@ export class NodeAgent {
       }
       this.#d.log.info({ address: w.address, link: w.link, kind: 'local', mode: d.mode }, 'announcing');
       if (this.#linkConfig.sendgarp) {
-        await this.#d.netlink.announce(w.link, w.address, { count: 1 }).then(
-          () => this.#d.metrics.garpSent.inc({ family: w.family }),
-          (e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'GARP/NA failed'),
-        );
+        const at = this.#clock.now();
+        for (const [i, delay] of GARP_ROUNDS_MS.entries()) {
+          if (delay === 0) await this.#garp(w);
+          else this.#at(`garp ${w.address} ${i}`, at + delay, () => void this.#garp(w));
+        }
       }
       for (const service of w.services) this.#event(service, 'Normal', 'AnnouncingLocal', `${this.#s.node} announces ${w.address} on ${w.link}`);
     };
     void run()
       .catch((e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'takeover failed'))
       .finally(() => this.#takingOver.delete(w.address));
+  }
+
+  /** One GARP/NA round for an address this node still holds on the link it took it on. */
+  async #garp(w: WantedAddress): Promise<void> {
+    const held = this.#held.get(w.address);
+    if (held?.link !== w.link || !this.#linkConfig.sendgarp || this.#stalledNow()) return;
+    await this.#d.netlink.announce(w.link, w.address, { count: 1 }).then(
+      () => this.#d.metrics.garpSent.inc({ family: w.family }),
+      (e: unknown) => this.#d.log.warn({ address: w.address, err: errText(e) }, 'GARP/NA failed'),
+    );
   }
 
   /**

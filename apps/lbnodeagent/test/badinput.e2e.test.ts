@@ -1473,7 +1473,7 @@ async function runRow(t: Test, row: AgentBadInput): Promise<void> {
     let failed = false;
     // Every look but the ARP ones runs at once (each waits on its own); the ARP looks
     // come after them all, so that "throughout" covers the whole time the others took.
-    const looks = new Map(list.filter((e) => e.at !== 'arp').map((e) => [e, check(e, phase)] as const));
+    const looks = new Map<Expect, Promise<string | undefined>>(list.filter((e) => e.at !== 'arp').map((e) => [e, check(e, phase)]));
     await Promise.all(looks.values());
     for (const e of list) {
       const problem = await (looks.get(e) ?? check(e, phase));

@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { FINAL_STABLE_MS as STABLE_MS } from './sim/schedule.ts';
 import { type SimNode, World } from './sim/world.ts';
 import { EXCLUDE_LABEL } from '../src/eligibility.ts';
+import { GARP_ROUNDS_MS } from '../src/agent.ts';
 
 const ADDRESS = '192.0.2.100';
 
@@ -190,6 +191,37 @@ t.test('each agent publishes its membership view on its Lease (purelb.io/members
   const m = membership();
   t.equal(m[`purelb-agent-${holder.name}`], '1/3', 'the node cut off from gossip reaches only itself');
   t.same(Object.entries(m).filter(([k]) => k !== `purelb-agent-${holder.name}`).map(([, v]) => v), ['2/3', '2/3'], 'the others reach each other');
+  open();
+  noTwoHolders(t, w);
+});
+
+t.test('sendgarp: the taker announces the address in three rounds (at once, +0.5 s, +2 s), and no more', async (t) => {
+  const { w, holder } = await healthyCluster(107);
+  const rounds = (n: SimNode): number => n.kernel.announcements.filter((a) => a.address === ADDRESS).reduce((sum, a) => sum + a.count, 0);
+  t.equal(rounds(holder), GARP_ROUNDS_MS.length, `the first holder announced ${ADDRESS} ${GARP_ROUNDS_MS.length} times once it settled`);
+  const before = new Map(w.nodes.map((n) => [n, rounds(n)]));
+  w.kill(holder);
+  const { by } = await takenOver(w, holder, 10_000);
+  t.ok(by, `taken over by ${by?.name}`);
+  await w.runUntil(w.now() + 5_000);
+  t.equal(rounds(by!) - before.get(by!)!, GARP_ROUNDS_MS.length, `${by?.name} announced it ${GARP_ROUNDS_MS.length} times after taking it`);
+  t.equal(w.holderOf(ADDRESS), by, 'and still holds it');
+  noTwoHolders(t, w);
+});
+
+t.test('sendgarp: a node that lets the address go stops its repeats', async (t) => {
+  const { w, holder } = await healthyCluster(109);
+  w.kill(holder);
+  const { by } = await takenOver(w, holder, 10_000);
+  t.ok(by, `taken over by ${by?.name}`);
+  const rounds = (): number => by!.kernel.announcements.filter((a) => a.address === ADDRESS).reduce((sum, a) => sum + a.count, 0);
+  const first = rounds();
+  // Block its gossip right away: it withdraws at once, before the +0.5 s repeat.
+  const open = w.blockGossip(by!);
+  await w.runUntil(w.now() + 300, () => w.holderOf(ADDRESS) !== by);
+  t.not(w.holderOf(ADDRESS), by, `${by?.name} let ${ADDRESS} go`);
+  await w.runUntil(w.now() + 5_000);
+  t.equal(rounds(), first, `${by?.name} sent no repeat after letting it go`);
   open();
   noTwoHolders(t, w);
 });
