@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DEFAULT_OUT_DIR, DEFAULT_REGISTRY, IMAGE_NAMES, type TarEntry, chartAppVersion, hostFile, makeLayer, ociArchitecture, tarChunks, writeOciImage } from '@purelb/images';
 import { type ArpWatch, type ArpWatchOptions, type ArpWatchSet, startArpWatch } from './arp-watch.ts';
 import { ensureKubeBinaries, kubeconfig, runBuildScript, waitForServingCert } from './control-plane.ts';
-import { LabError, ManagedProcess, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
+import { LabError, ManagedProcess, hasCommand as has, installMissing, ipBatch, isAlive, killAndWait, run, waitFor } from './exec.ts';
 import { KubeClient } from './kube-client.ts';
 import { type LabNetwork, type LabNode, LAB_PREFIX, LAN, createNetwork, deleteNamespaces, labNamespaces, planNetwork } from './network.ts';
 import { freePort } from './ports.ts';
@@ -172,13 +172,6 @@ export function ensureHelm(onProgress?: (line: string) => void): Promise<string>
   return runBuildScript(join(repoRoot, 'tools', 'helm', 'build.sh'), onProgress);
 }
 
-async function has(cmd: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${cmd}`]).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
  * Cluster mode needs, besides what the process lab needs: nsenter and unshare
  * (util-linux), nft (kube-proxy's nftables mode), conntrack and iptables (kube-proxy and
@@ -198,20 +191,7 @@ export async function checkClusterPrerequisites(onProgress?: (line: string) => v
   ];
   const missing: [string, string][] = [];
   for (const [cmd, pkg] of packages) if (!(await has(cmd))) missing.push([cmd, pkg]);
-  if (missing.length > 0) {
-    const pkgs = [...new Set(missing.map(([, p]) => p))];
-    if (!(await has('apt-get'))) throw new LabError('LAB_MISSING_TOOLS', `cluster mode needs ${missing.map(([c]) => c).join(', ')}: install ${pkgs.join(' ')}`);
-    onProgress?.(`installing ${pkgs.join(' ')} (apt-get), for ${missing.map(([c]) => c).join(', ')}`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    try {
-      await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env });
-    } catch {
-      await run('apt-get', ['update', '-q'], { timeoutMs: 300_000, env }).catch(() => '');
-      await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env }).catch((e: unknown) => {
-        throw new LabError('LAB_MISSING_TOOLS', `cluster mode needs ${pkgs.join(' ')} and apt-get could not install them: ${e instanceof Error ? e.message : String(e)}`);
-      });
-    }
-  }
+  await installMissing('cluster mode', missing, onProgress);
   if (cgroupV1Mounts().length === 0) throw new LabError('LAB_NO_CGROUPS', 'cluster mode needs cgroup v1 hierarchies under /sys/fs/cgroup (kubelet runs with cgroupfs)');
   if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) await run('modprobe', ['br_netfilter']).catch(() => '');
 }

@@ -175,3 +175,32 @@ export function processState(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** Whether a command is on PATH (`command -v`, without a shell of the caller's). */
+export async function hasCommand(cmd: string): Promise<boolean> {
+  return run('sh', ['-c', `command -v ${cmd}`]).then(() => true, () => false);
+}
+
+/**
+ * Installs the Debian packages that provide what is missing, with apt-get (the lab runs
+ * as root; `apt-get update` once if the first try fails). `missing` pairs what is missing
+ * (a command, a file) with its package; `who` names the mode for the errors ("cluster
+ * mode", "the routed lab"). Without apt-get, or when it fails, a `LAB_MISSING_TOOLS`
+ * error names what is missing and the packages to install.
+ */
+export async function installMissing(who: string, missing: readonly (readonly [what: string, pkg: string])[], onProgress?: (line: string) => void): Promise<void> {
+  if (missing.length === 0) return;
+  const pkgs = [...new Set(missing.map(([, p]) => p))];
+  const what = missing.map(([w]) => w).join(', ');
+  if (!(await hasCommand('apt-get'))) throw new LabError('LAB_MISSING_TOOLS', `${who} needs ${what}: install ${pkgs.join(' ')}`);
+  onProgress?.(`installing ${pkgs.join(' ')} (apt-get), for ${what}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env });
+  } catch {
+    await run('apt-get', ['update', '-q'], { timeoutMs: 300_000, env }).catch(() => '');
+    await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env }).catch((e: unknown) => {
+      throw new LabError('LAB_MISSING_TOOLS', `${who} needs ${pkgs.join(' ')} and apt-get could not install them: ${e instanceof Error ? e.message : String(e)}`);
+    });
+  }
+}

@@ -6,7 +6,7 @@
 // over the nodes that advertise it (ECMP, hashed per flow on L4).
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LabError, ManagedProcess, ip, ipBatch, run, waitFor } from './exec.ts';
+import { LabError, ManagedProcess, hasCommand as has, installMissing, ip, ipBatch, run, waitFor } from './exec.ts';
 import type { KubeClient } from './kube-client.ts';
 import { PURELB_NAMESPACE } from './purelb.ts';
 import { LAN, type LabNetwork, type LabNode } from './network.ts';
@@ -37,10 +37,6 @@ export const ROUTED = {
 
 const FRR_DIR = '/usr/lib/frr';
 
-/** `which`, without a shell. */
-async function has(cmd: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${cmd}`]).then(() => true, () => false);
-}
 
 /**
  * The routed lab needs BIRD 2 (`bird`, `birdc`: Debian package bird2) and FRR (zebra,
@@ -57,21 +53,8 @@ export async function checkRoutedPrerequisites(onProgress?: (line: string) => vo
   const missing: [string, string][] = [];
   for (const [what, check, pkg] of want) if (!(await check())) missing.push([what, pkg]);
   if (missing.length === 0) return;
+  await installMissing('the routed lab', missing, onProgress);
   const pkgs = [...new Set(missing.map(([, p]) => p))];
-  const what = missing.map(([w]) => w).join(', ');
-  if (!(await has('apt-get'))) throw new LabError('LAB_MISSING_TOOLS', `the routed lab needs ${what}: install ${pkgs.join(' ')}`);
-  onProgress?.(`installing ${pkgs.join(' ')} (apt-get), for ${what}`);
-  // The packages' own services are not started here (policy-rc.d or no init): the lab runs
-  // the daemons itself, one instance per namespace.
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  try {
-    await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env });
-  } catch {
-    await run('apt-get', ['update', '-q'], { timeoutMs: 300_000, env }).catch(() => '');
-    await run('apt-get', ['install', '-y', '-q', ...pkgs], { timeoutMs: 300_000, env }).catch((e: unknown) => {
-      throw new LabError('LAB_MISSING_TOOLS', `the routed lab needs ${pkgs.join(' ')} and apt-get could not install them: ${e instanceof Error ? e.message : String(e)}`);
-    });
-  }
   for (const [w, check] of want) if (!(await check())) throw new LabError('LAB_MISSING_TOOLS', `the routed lab needs ${w}, still missing after installing ${pkgs.join(' ')}`);
 }
 
