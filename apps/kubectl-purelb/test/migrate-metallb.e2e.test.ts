@@ -9,7 +9,9 @@ import t from 'tap';
 import { type DaemonProcess, LAN, PURELB_NAMESPACE, installPureLB, startAgent, startAllocator, waitFor, withLab } from '@purelb/lab';
 import { type CliIo, ExitCode, run } from '../src/index.ts';
 import type { MigrationPlan } from '../src/migrate-metallb.ts';
+import type { ElectionReport } from '../src/election.ts';
 import type { ServicesReport } from '../src/services.ts';
+import type { StatusReport } from '../src/status.ts';
 
 const METALLB_NS = 'metallb-system';
 const NS = 'apps';
@@ -187,6 +189,21 @@ t.test('step 4: MetalLB removed (its controller no longer runs), PureLB starts: 
   const pools = await plugin(['pools', '-o', 'json']);
   t.equal(pools.code, ExitCode.ok, pools.out);
 
+  // Step 5 of the walk-through, once the agents have settled: status finds nothing wrong
+  // (every agent in swim mode reaching both), election finds each local address announced
+  // by the node that should hold it.
+  const n = lab.nodes.length;
+  const settled = await waitFor('status and election to find nothing wrong', async () => {
+    const st = await plugin(['status', '-o', 'json']);
+    const el = await plugin(['election', '-o', 'json']);
+    if (st.code !== ExitCode.ok || el.code !== ExitCode.ok) return undefined;
+    const nodes = (JSON.parse(st.out) as StatusReport).nodes;
+    if (nodes.length !== n || !nodes.every((x) => x.agent === 'running' && x.mode === 'swim' && x.membership === `${n}/${n}`)) return undefined;
+    return JSON.parse(el.out) as ElectionReport;
+  }, 30_000, 250);
+  t.same(settled.addresses.map((a) => a.address).sort(), [...LOCAL].sort(), 'election: every local address, and only those');
+  const holderOf = new Map(settled.addresses.map((a) => [a.address, a.shouldHold]));
+
   // The addresses answer: HTTP from the client reaches the node that holds each one.
   const macs = await lab.nodeMacs();
   for (const a of LOCAL) {
@@ -196,6 +213,7 @@ t.test('step 4: MetalLB removed (its controller no longer runs), PureLB starts: 
     }, 30_000, 50);
     const holders = await lab.holders(a);
     t.same(holders.map((h) => [h.node, h.link]), [[body, 'eth0']], `${a}: answered by ${body}, the one node holding it, on its LAN interface`);
+    t.equal(body, holderOf.get(a), `${a}: the node election names`);
     const since = Date.now();
     const s = await arp.get(a).waitFor(`${a} answered by one MAC`, (x) => x.macs.length > 0, 10_000, since);
     t.same(s.macs, [macs.get(body)], `${a}: ARP answered by ${body}'s MAC alone`);
@@ -206,11 +224,6 @@ t.test('step 4: MetalLB removed (its controller no longer runs), PureLB starts: 
   }, 15_000, 50);
   t.same(virtual.map((h) => h.link), lab.nodes.map(() => 'kube-lb0'), `${VIRTUAL} (outside the LAN) is virtual: on kube-lb0 of every node`);
 
-  // Step 5 of the walk-through.
-  const status = await plugin(['status', '-o', 'json']);
-  t.equal(status.code, ExitCode.ok, status.out);
-  const election = await plugin(['election']);
-  t.equal(election.code, ExitCode.ok, election.out);
   t.same(await addresses(), { ...BEFORE, chart: [CHART] }, 'still no address moved');
   for (const a of LOCAL) t.equal(arp.get(a).duplicateSampleCount(), 0, `${a}: never two MACs in ${arp.get(a).sampleCount()} samples`);
 });
