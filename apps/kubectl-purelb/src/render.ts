@@ -7,6 +7,8 @@ import type { StatusReport } from './status.ts';
 import type { ValidationReport } from './validate.ts';
 import type { MigrationPlan } from './migrate-metallb.ts';
 
+// The agent warns only on a change to unsafe: no Event means it has not found the node unsafe (within the Event TTL).
+const ARP_TEXT = { safe: 'ok', unreported: 'no warning', unsafe: 'UNSAFE' } as const;
 const secs = (s: number | undefined): string | undefined => (s === undefined ? undefined : `${Math.round(s)}s`);
 
 export function renderStatus(r: StatusReport): string {
@@ -15,7 +17,7 @@ export function renderStatus(r: StatusReport): string {
   const leader = a.leader ? `${a.leader} (${a.fresh ? 'renewed' : 'STALE, renewed'} ${secs(a.renewedSecondsAgo) ?? 'never'} ago, Lease ${r.namespace}/${a.lease})` : `none (Lease ${r.namespace}/${a.lease})`;
   return [
     `ALLOCATOR\nleader:   ${leader}\nreplicas: ${replicas}\n`,
-    `\nNODES\n${formatTable(['node', 'agent', 'mode', 'membership', 'lease renewed', 'subnets'], r.nodes.map((n) => [n.node, n.agent, n.mode, n.membership, secs(n.leaseRenewedSecondsAgo) && `${secs(n.leaseRenewedSecondsAgo)} ago`, n.subnets.join(',')]))}`,
+    `\nNODES\n${formatTable(['node', 'agent', 'mode', 'membership', 'lease renewed', 'announces', 'arp', 'subnets'], r.nodes.map((n) => [n.node, n.agent, n.mode, n.membership, secs(n.leaseRenewedSecondsAgo) && `${secs(n.leaseRenewedSecondsAgo)} ago`, n.excluded ? `no (${n.excluded.reason})` : 'yes', ARP_TEXT[n.arp.state], n.subnets.join(',')]))}`,
     `\nSERVICEGROUPS\n${formatTable(['name', 'type', 'valid', 'services', 'ipv4 in use', 'ipv6 in use'], r.serviceGroups.map((g) => [g.name, g.type, g.valid ? 'yes' : 'NO', g.services, g.ipv4, g.ipv6]))}`,
     formatProblems(r.problems),
   ].join('');

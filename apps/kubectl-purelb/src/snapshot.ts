@@ -32,6 +32,7 @@ export interface DeploymentObject {
 /** A Node with the labels and conditions the plugin shows. */
 export type NodeObject = Node & {
   readonly metadata: Node['metadata'] & { readonly labels?: Readonly<Record<string, string>> | undefined };
+  readonly status?: { readonly conditions?: readonly { readonly type: string; readonly status: string }[] | undefined } | undefined;
 };
 
 /** Everything one run reads, at one instant. */
@@ -49,6 +50,8 @@ export interface ClusterSnapshot {
   readonly leases: readonly LeaseObject[];
   /** Warning Events about Services, every namespace. */
   readonly serviceEvents: readonly EventObject[];
+  /** Events the node agents wrote about Nodes (source purelb-lbnodeagent): the ARP check's. */
+  readonly nodeEvents: readonly EventObject[];
   /** Deployments of PureLB's namespace labelled as the allocator (absent: not readable or not installed by the chart). */
   readonly allocatorDeployments?: readonly DeploymentObject[] | undefined;
   /** Name of the allocator's leader Lease (default purelb-allocator). */

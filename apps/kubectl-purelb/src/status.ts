@@ -3,6 +3,7 @@
 import { Annotation, type ServiceGroup, ingressIPs, parseServiceGroup } from '@purelb/api';
 import { findCondition } from '@purelb/k8s-glue';
 import { type AgentView, ageSeconds, agentViews, allocatedByUs, byKey, isOurs, latestAllocatorWarning, serviceRef } from './cluster-view.ts';
+import { type ArpReport, ArpEventReason, type NodeExclusion, latestArpReport, nodeExclusion } from './node-health.ts';
 import type { ClusterSnapshot, Problem } from './snapshot.ts';
 
 export interface AllocatorStatus {
@@ -24,6 +25,10 @@ export interface NodeStatus {
   readonly membership: string | undefined;
   readonly subnets: readonly string[];
   readonly leaseRenewedSecondsAgo: number | undefined;
+  /** Why the node announces nothing (its label or NetworkUnavailable condition); undefined when it may. */
+  readonly excluded: NodeExclusion | undefined;
+  /** Its ARP settings as its agent last reported them (Events UnsafeARPConfig / ARPConfigSafe). */
+  readonly arp: ArpReport;
 }
 
 export interface GroupStatus {
@@ -91,7 +96,13 @@ function nodeStatuses(snap: ClusterSnapshot, problems: Problem[]): NodeStatus[] 
     if (!a) problems.push({ object: `Node ${node}`, message: `no agent Lease (${leaseRef}): no node agent runs there, or it never reached the API server` });
     else if (!a.fresh) problems.push({ object: leaseRef, field: 'spec.renewTime', message: `the agent on ${node} last renewed ${a.ageSeconds === undefined ? 'never' : `${Math.round(a.ageSeconds)} s ago`} (duration ${a.leaseDurationSeconds} s): it is down or cut off from the API server` });
     else if (a.mode !== undefined && STUCK_MODES.has(a.mode)) problems.push({ object: leaseRef, message: `the agent on ${node} is in guard mode ${a.mode}: it holds no local address` });
-    out.push({ node, agent, mode: a?.mode, membership: a?.membership, subnets: a?.subnets ?? [], leaseRenewedSecondsAgo: a?.ageSeconds });
+    const arp = latestArpReport(node, snap.nodeEvents);
+    if (arp.state === 'unsafe') {
+      const age = ageSeconds(arp.at, snap.now);
+      problems.push({ object: `Node ${node}`, message: `ARP settings unsafe for local addresses (its agent's Event ${ArpEventReason.unsafe}${age === undefined ? '' : `, ${Math.round(age)} s ago`}): ${arp.message ?? ''}` });
+    }
+    const excluded = nodeExclusion(snap.nodes.find((n) => n.metadata.name === node));
+    out.push({ node, agent, mode: a?.mode, membership: a?.membership, subnets: a?.subnets ?? [], leaseRenewedSecondsAgo: a?.ageSeconds, excluded, arp });
   }
   return out;
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { winner } from '@purelb/election';
+import { EventRecorder, KubeClient, loadKubeConfig } from '@purelb/k8s-glue';
 import { PURELB_NAMESPACE, installPureLB, startAllocator, startControlPlane, waitFor } from '@purelb/lab';
 import { type CliIo, ExitCode, run } from '../src/index.ts';
 import type { ElectionReport } from '../src/election.ts';
@@ -214,6 +215,43 @@ t.test('status: healthy, then a stale agent and a Service the allocator cannot s
   t.match(text.out, /PROBLEMS \(2\)/);
   await agentLease('node-b');
   await admin.delete(`/api/v1/namespaces/${NS}/services/lost`);
+});
+
+t.test('status: a node whose agent reported unsafe ARP settings is a problem until it reports them safe; exclusion from the Node', async (t) => {
+  // Written by the recorder the agent uses, with the agent's component, reference and reasons
+  // (apps/lbnodeagent main.ts, node-events.ts nodeRef, arp-check.ts).
+  const agentClient = new KubeClient(loadKubeConfig({ kubeconfig: cp.kubeconfigPath, env: {} }));
+  t.teardown(() => agentClient.close());
+  const recorder = new EventRecorder(agentClient, { component: 'purelb-lbnodeagent', host: 'node-a' });
+  const ref = { kind: 'Node', apiVersion: 'v1', name: 'node-a', uid: 'node-a' };
+  const unsafe = 'net.ipv4.conf.eth0.arp_ignore=0: the node answers ARP for addresses of its other interfaces. To fix: set net.ipv4.conf.all.arp_ignore=1';
+  recorder.event(ref, 'Warning', 'UnsafeARPConfig', unsafe);
+  await recorder.flush();
+  t.equal(recorder.stats().created, 1, 'the Event was written');
+  const bad = await pluginJson<StatusReport>(['status']);
+  t.equal(bad.code, ExitCode.problems);
+  t.same(bad.data.problems.map((p) => [p.object, p.message.replace(/, \d+ s ago/, '')]), [['Node node-a', `ARP settings unsafe for local addresses (its agent's Event UnsafeARPConfig): ${unsafe}`]]);
+  t.same(bad.data.nodes.map((n) => [n.node, n.arp.state, n.arp.message]), [['node-a', 'unsafe', unsafe], ['node-b', 'unreported', undefined]]);
+  const badTable = await plugin(['status']);
+  t.equal(badTable.code, ExitCode.problems);
+  t.match(badTable.out, /NODE\s+AGENT\s+MODE\s+MEMBERSHIP\s+LEASE RENEWED\s+ANNOUNCES\s+ARP\s+SUBNETS\n/);
+  t.match(badTable.out, /node-a\s+running\s+swim\s+2\/2\s+\d+s ago\s+yes\s+UNSAFE\s/);
+  t.match(badTable.out, /PROBLEMS \(1\)\n- Node node-a: ARP settings unsafe for local addresses/);
+
+  // Fixed: the agent's Normal Event, written after the Warning, is the newest.
+  recorder.event(ref, 'Normal', 'ARPConfigSafe', 'the ARP settings are safe for local addresses again');
+  await recorder.flush();
+  // The node's exclusion comes from the Node object: node-b labelled, node-a NetworkUnavailable.
+  await admin.mergePatch('/api/v1/nodes/node-b', { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': 'true' } } });
+  await admin.mergePatch('/api/v1/nodes/node-a/status', { status: { conditions: [{ type: 'NetworkUnavailable', status: 'True', reason: 'RouteCreated', message: 'test', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+  const ok = await pluginJson<StatusReport>(['status']);
+  t.equal(ok.code, ExitCode.ok, JSON.stringify(ok.data.problems));
+  t.same(ok.data.nodes.map((n) => [n.node, n.arp.state, n.excluded?.reason]), [['node-a', 'safe', 'NetworkUnavailable'], ['node-b', 'unreported', 'ExcludedByLabel']]);
+  const table = await plugin(['status']);
+  t.match(table.out, /node-a\s+running\s+swim\s+2\/2\s+\d+s ago\s+no \(NetworkUnavailable\)\s+ok\s/);
+  t.match(table.out, /node-b\s+running\s+swim\s+2\/2\s+\d+s ago\s+no \(ExcludedByLabel\)\s+no warning\s/);
+  await admin.mergePatch('/api/v1/nodes/node-b', { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': null } } });
+  await admin.mergePatch('/api/v1/nodes/node-a/status', { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'RouteCreated', message: 'test', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
 });
 
 t.test('the bin in a child process: KUBECONFIG, exit status, --context, validate', async (t) => {

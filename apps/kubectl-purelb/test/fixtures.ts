@@ -15,6 +15,7 @@ export function snapshot(over: Partial<ClusterSnapshot> = {}): ClusterSnapshot {
     nodes: [],
     leases: [],
     serviceEvents: [],
+    nodeEvents: [],
     allocatorDeployments: undefined,
     allocatorLease: 'purelb-allocator',
     ...over,
@@ -98,3 +99,19 @@ export function warning(service: Service, reason: string, message: string, ageS 
 
 export const V4 = (pool: string, subnet = '192.0.2.0/24') => ({ pool, subnet, aggregation: 'default' });
 export const V6 = (pool: string, subnet = '2001:db8::/64') => ({ pool, subnet, aggregation: 'default' });
+
+/** An Event about a Node as the agent's recorder writes it (apps/lbnodeagent arp-check.ts, node-events.ts). */
+export function nodeEvent(nodeName: string, type: 'Normal' | 'Warning', reason: string, message: string, ageS = 5, o: { component?: string; name?: string } = {}): EventObject {
+  const component = o.component ?? 'purelb-lbnodeagent';
+  return {
+    metadata: { name: o.name ?? `${nodeName}.${reason}.${ageS}`, namespace: 'default' },
+    involvedObject: { kind: 'Node', name: nodeName, uid: nodeName },
+    type,
+    reason,
+    message,
+    lastTimestamp: ago(ageS),
+    firstTimestamp: ago(ageS),
+    source: { component },
+    reportingComponent: component,
+  };
+}
