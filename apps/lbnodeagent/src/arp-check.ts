@@ -62,7 +62,18 @@ export interface ArpCheckDeps {
   readonly periodMs?: number | undefined;
   /** Wait after a kube-ipvs0 change before checking, so that a burst is one check (default 250 ms). */
   readonly settleMs?: number | undefined;
+  /**
+   * While the settings stay unsafe, the Warning Event is recorded again this often (default
+   * 30 min): the API server deletes Events after its --event-ttl (1 h by default), and a
+   * node that is still unsafe must still show it.
+   */
+  readonly remindMs?: number | undefined;
+  /** The clock for reminders (default Date.now). */
+  readonly now?: (() => number) | undefined;
 }
+
+/** Default {@link ArpCheckDeps.remindMs}: half the API server's default Event lifetime. */
+export const ARP_WARNING_REMIND_MS = 30 * 60_000;
 
 export class ArpCheck {
   readonly #d: ArpCheckDeps;
@@ -72,6 +83,8 @@ export class ArpCheck {
   /** The verdict last reported (its reasons per link); undefined before the first check. */
   #reported: string | undefined;
   #wasUnsafe = false;
+  /** When the Warning Event was last recorded (for reminders). */
+  #warnedAt = 0;
   /** Sysctl writes that failed, already reported (by message): each is told once while it lasts. */
   #writeFailures = new Set<string>();
   /** Links whose sysctls could not be read, already told. */
@@ -202,9 +215,17 @@ export class ArpCheck {
   /** Tells a change of verdict once: the problems and what to set, or that they are gone. */
   #report(v: ArpVerdict): void {
     const signature = `${v.problems.map((p) => `${p.reason}@${p.link}`).join(',')}|${v.ipvsHoldsOurs}`;
-    if (signature === this.#reported) return;
-    this.#reported = signature;
+    const now = (this.#d.now ?? Date.now)();
     const ref = nodeRef(this.#d.node);
+    if (signature === this.#reported) {
+      // Unchanged: only the Warning again, once its reminder is due (no new log line).
+      if (!v.safe && now - this.#warnedAt >= (this.#d.remindMs ?? ARP_WARNING_REMIND_MS)) {
+        this.#warnedAt = now;
+        this.#d.events.event(ref, 'Warning', NodeEventReason.unsafeArp, this.#warning(v));
+      }
+      return;
+    }
+    this.#reported = signature;
     if (v.safe) {
       if (this.#wasUnsafe) {
         this.#d.log.info({}, 'ARP settings are safe for local addresses again');
@@ -214,11 +235,17 @@ export class ArpCheck {
       return;
     }
     this.#wasUnsafe = true;
+    this.#warnedAt = now;
+    const fixes = [...new Set(v.problems.map((p) => p.fix))];
+    this.#d.log.warn({ reasons: v.problems.map((p) => p.reason), fix: fixes }, `ARP settings unsafe for local addresses: ${this.#warning(v)}`);
+    this.#d.events.event(ref, 'Warning', NodeEventReason.unsafeArp, this.#warning(v));
+  }
+
+  /** The problems and what to set. */
+  #warning(v: ArpVerdict): string {
     const fixes = [...new Set(v.problems.map((p) => p.fix))];
     const ipvs = v.problems.some((p) => p.reason !== 'ArpNoReply');
     const fix = `set ${fixes.join(' and ')}${ipvs ? ` (kube-proxy in IPVS mode: ipvs.strictARP: true in its configuration, or --ipvs-strict-arp, sets net.ipv4.conf.all.arp_ignore=${STRICT_ARP_IGNORE} and arp_announce=${STRICT_ARP_ANNOUNCE}; or setARPSysctls: true in the LBNodeAgent)` : ''}`;
-    const problems = v.problems.map((p) => p.message).join('; ');
-    this.#d.log.warn({ reasons: v.problems.map((p) => p.reason), fix: fixes }, `ARP settings unsafe for local addresses: ${problems}. To fix: ${fix}`);
-    this.#d.events.event(ref, 'Warning', NodeEventReason.unsafeArp, `${problems}. To fix: ${fix}`);
+    return `${v.problems.map((p) => p.message).join('; ')}. To fix: ${fix}`;
   }
 }

@@ -18,7 +18,7 @@ interface World {
   writable: { on: boolean };
 }
 
-function world(): World {
+function world(clock?: { now: number }): World {
   const netlink = new MemoryNetlinkHandle();
   netlink.addLink({ name: 'eth0' });
   const values = new Map<string, number>([['all/arp_ignore', 0], ['all/arp_announce', 0], ['eth0/arp_ignore', 0], ['eth0/arp_announce', 0]]);
@@ -51,6 +51,7 @@ function world(): World {
     log: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     periodMs: 3_600_000,
     settleMs: 10,
+    ...(clock ? { now: () => clock.now, remindMs: 1_800_000 } : {}),
   });
   return { check, netlink, values, events, lines, verdicts, option, writable };
 }
@@ -114,4 +115,29 @@ t.test('setARPSysctls: writes the strict values and reports each; a write refuse
   t.equal(w.verdicts.at(-1)?.safe, true, 'safe in the same check, read back after the writes');
   await w.check.check();
   t.equal(w.events.filter((e) => e.reason === 'ARPSysctlsSet').length, 2, 'nothing written when already strict');
+});
+
+t.test('a node that stays unsafe gets the Warning again every remindMs (Events expire), without a new log line', async (t) => {
+  const clock = { now: 1_000_000 };
+  const w = world(clock);
+  t.teardown(() => w.check.stop());
+  w.netlink.addLink({ name: 'kube-ipvs0', up: false });
+  await w.check.start();
+  const warnings = (): number => w.events.filter((e) => e.reason === 'UnsafeARPConfig').length;
+  t.equal(warnings(), 1, 'told at the first check');
+  clock.now += 1_799_000;
+  await w.check.check();
+  t.equal(warnings(), 1, 'not again before 30 min');
+  clock.now += 1_000;
+  await w.check.check();
+  t.equal(warnings(), 2, 'again once 30 min have passed');
+  await w.check.check();
+  t.equal(warnings(), 2, 'and not at the next check');
+  t.equal(w.lines.filter((l) => l.level === 'warn' && l.msg.includes('ARP settings unsafe')).length, 1, 'the log line only once');
+  w.values.set('all/arp_ignore', 1);
+  w.values.set('all/arp_announce', 2);
+  await w.check.check();
+  clock.now += 3_600_000;
+  await w.check.check();
+  t.same(w.events.map((e) => e.reason), ['UnsafeARPConfig', 'UnsafeARPConfig', 'ARPConfigSafe'], 'no reminder once safe');
 });
