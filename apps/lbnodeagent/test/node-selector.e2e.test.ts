@@ -1,0 +1,176 @@
+// Which nodes announce, in the lab (one lab, three nodes, real API server, netlink and
+// gossip): a ServiceGroup's spec.local.nodeSelector, and what a drain does to a holder.
+// - nodeSelector matching no node: nobody holds the group's addresses, and the agents say
+//   so (purelb_servicegroup_selected_nodes 0); matching one node: the local address goes
+//   to it (not to the node the hash would pick) and the virtual one to its kube-lb0 only;
+//   relabelled to another node: both move, never two MACs answering.
+// - cordon (spec.unschedulable): nothing moves.
+// - the agent's Pod deleted as a drain does (SIGTERM, with a grace period): the holder
+//   removes the address from its NIC before the process exits, another node takes it,
+//   never two MACs answering, and the address answers again.
+import t from 'tap';
+import { once } from 'node:events';
+import { AddressMonitor, type Lab, PURELB_NAMESPACE, monotonicMs, startAgent, withLab } from '@purelb/lab';
+import { winner } from '@purelb/election';
+import { addressesOf, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
+
+const lab: Lab = await withLab(t, { nodes: 3 });
+const cluster = await startCluster(lab, t);
+const macs = await lab.nodeMacs();
+const admin = lab.controlPlane.admin;
+const all = lab.nodes.map((n) => n.name).sort();
+const EDGE = 'purelb.io/e2e-edge';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const setEdge = (node: string, on: boolean): Promise<unknown> => admin.mergePatch(`/api/v1/nodes/${node}`, { metadata: { labels: { [EDGE]: on ? 'yes' : null } } });
+
+/** The agent's purelb_servicegroup_selected_nodes for a group, on one node. */
+async function selectedGauge(node: string, group: string): Promise<string | undefined> {
+  const n = lab.nodes.find((x) => x.name === node)!;
+  // A probe that fails (a loaded machine) reads as "not yet": the caller asks again.
+  const [r] = await lab.probe(n.netns, [`http://127.0.0.1:${cluster.agents.get(node)!.metricsPort}/metrics`], 2000).catch(() => []);
+  return new RegExp(`^purelb_servicegroup_selected_nodes\\{group="${group}"\\} (\\S+)$`, 'm').exec(r?.body ?? '')?.[1];
+}
+
+async function waitGauge(group: string, want: string): Promise<void> {
+  let got: (string | undefined)[] = [];
+  for (let i = 0, deadline = Date.now() + 20_000; i < 400 && Date.now() < deadline; i++) {
+    got = await Promise.all(all.map((n) => selectedGauge(n, group)));
+    if (got.every((g) => g === want)) return;
+    await sleep(50);
+  }
+  throw new Error(`purelb_servicegroup_selected_nodes{group="${group}"} never became ${want} on every node (last: ${got.join(', ')})`);
+}
+
+t.test('nodeSelector: no match, then one node (local and virtual), then relabelled to another: break before make', async (t) => {
+  t.teardown(async () => {
+    for (const n of all) await setEdge(n, false).catch(() => undefined);
+  });
+  const nodeSelector = { matchLabels: { [EDGE]: 'yes' } };
+  for (const [name, pool] of [
+    ['edge', { pool: '192.0.2.240-192.0.2.243', subnet: '192.0.2.0/24' }],
+    ['edge-virtual', { pool: '203.0.113.64/30', subnet: '203.0.113.0/24', aggregation: '/32' }],
+  ] as const) {
+    await admin.apply(`/apis/purelb.io/v1/namespaces/${PURELB_NAMESPACE}/servicegroups/${name}`, {
+      apiVersion: 'purelb.io/v1',
+      kind: 'ServiceGroup',
+      metadata: { name, namespace: PURELB_NAMESPACE },
+      spec: { local: { v4pools: [pool], nodeSelector } },
+    });
+  }
+  await lab.createDemoService('edge', { annotations: { 'purelb.io/service-group': 'edge' } });
+  await lab.createDemoService('edge-virt', { annotations: { 'purelb.io/service-group': 'edge-virtual' } });
+  const [a] = await addressesOf(lab, 'edge', 1);
+  const [v] = await addressesOf(lab, 'edge-virt', 1);
+
+  // 1. No node labelled: nobody announces either address, and every agent reports 0.
+  await waitGauge('edge', '0');
+  await waitGauge('edge-virtual', '0');
+  await sleep(1500);
+  t.same(await lab.holders(a!), [], `${a}: held by no node while the selector matches none`);
+  t.same(await lab.holders(v!), [], `${v}: on no kube-lb0 while the selector matches none`);
+  t.same(await lab.arpWhoHas(a!), [], 'and nothing answers ARP for it');
+
+  // 2. One node labelled, not the one the hash picks among all three: the local address
+  // goes to it all the same, the virtual one only to its kube-lb0.
+  const hashWinner = winner(a!, all.map((name) => ({ name, subnets: ['192.0.2.0/24'] })))!;
+  const [first, second] = all.filter((n) => n !== hashWinner) as [string, string];
+  await setEdge(first, true);
+  const [h] = await waitForHolders(lab, a!, (x) => x.join() === first, `on ${first} only`, 10_000);
+  t.equal(h!.link, 'eth0', `${a} on ${first}'s LAN interface (the hash alone would pick ${hashWinner})`);
+  const hv = await waitForHolders(lab, v!, (x) => x.join() === first, `${v} on ${first} only`, 10_000);
+  t.same(hv.map((x) => x.link), ['kube-lb0'], `${v} on ${first}'s kube-lb0 only`);
+  t.equal(await answeredBy(lab, a!), first, `${a} answers from ${first}`);
+  await waitGauge('edge', '1');
+  t.pass('every agent reports one selected node');
+  await sleep(1000);
+  t.same((await lab.holders(a!)).map((x) => x.node), [first], 'and it stays there');
+
+  // 3. Relabel: the label moves from the holder to another node; the address follows,
+  // the old holder withdraws before the new one adds (ARP sampled throughout).
+  const arp = lab.watchArp(a!);
+  t.teardown(() => arp.stop());
+  await arp.ready;
+  await arp.waitFor(`${first} answering`, (s) => s.macs.join() === macs.get(first), 5_000);
+  const t0 = Date.now();
+  await setEdge(second, true);
+  await setEdge(first, false);
+  await waitForHolders(lab, a!, (x) => x.join() === second, `moved to ${second}`, 10_000);
+  const moveMs = Date.now() - t0;
+  await waitForHolders(lab, v!, (x) => x.join() === second, `${v} moved to ${second}'s kube-lb0`, 10_000);
+  t.equal(await answeredBy(lab, a!), second, `${a} answers from ${second} (moved in ${moveMs} ms)`);
+  await sleep(500);
+  await arp.stop();
+  const dup = arp.duplicateSamples()[0];
+  t.ok(arp.sampleCount() > 50, `the ARP watch sampled throughout (${arp.sampleCount()} samples)`);
+  t.equal(arp.duplicateSampleCount(), 0, `never two MACs answering ${a}${dup ? ` (first ${Math.round(dup.atMs - t0)} ms after the relabel)` : ''}`);
+  const longest = Math.max(0, ...arp.unavailability().filter((g) => g.fromMs >= t0).map((g) => g.durationMs));
+  t.ok(longest < 5_000, `the move left ${a} unanswered for less than 5 s (longest ${longest} ms)`);
+  t.same(await lab.arpWhoHas(a!), [macs.get(second)], 'one MAC answers at the end');
+});
+
+t.test('cordon (spec.unschedulable): the local address stays on its holder', async (t) => {
+  await lab.createDemoService('cordon');
+  const [a] = await addressesOf(lab, 'cordon', 1);
+  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  const holder = h!.node;
+  t.teardown(() => admin.mergePatch(`/api/v1/nodes/${holder}`, { spec: { unschedulable: null } }).catch(() => undefined));
+  const arp = lab.watchArp(a!);
+  t.teardown(() => arp.stop());
+  await arp.ready;
+  await arp.waitFor(`${holder} answering`, (s) => s.macs.join() === macs.get(holder), 5_000);
+  const t0 = Date.now();
+  await admin.mergePatch(`/api/v1/nodes/${holder}`, { spec: { unschedulable: true } });
+  // Several seconds: longer than a pass, a Lease renewal and an address refresh.
+  let moved = 0;
+  for (let deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    if ((await lab.holders(a!)).map((x) => x.node).join() !== holder) moved++;
+    await sleep(100);
+  }
+  await arp.stop();
+  t.equal(moved, 0, `${a} stayed on ${holder} for ${Date.now() - t0} ms after the cordon`);
+  const others = arp.samples().filter((s) => s.atMs >= t0 && s.macs.some((m) => m !== macs.get(holder))).length;
+  t.equal(others, 0, `no other MAC answered (${arp.sampleCount()} samples)`);
+  t.ok(Math.max(0, ...arp.unavailability().filter((g) => g.fromMs >= t0).map((g) => g.durationMs)) < 500, 'and the address kept answering');
+  t.equal(await answeredBy(lab, a!), holder, `${a} answers from ${holder}`);
+});
+
+t.test('the agent Pod deleted as a drain does (SIGTERM, grace period): the holder withdraws before it exits, another node takes over', async (t) => {
+  await lab.createDemoService('drain');
+  const [a] = await addressesOf(lab, 'drain', 1);
+  const [h] = await waitForHolders(lab, a!, (x) => x.length === 1, 'one holder');
+  const holder = h!.node;
+  const monitor = new AddressMonitor();
+  monitor.start(lab.nodes);
+  t.teardown(() => monitor.stop());
+  const arp = lab.watchArp(a!);
+  t.teardown(() => arp.stop());
+  await arp.ready;
+  await arp.waitFor(`${holder} answering`, (s) => s.macs.join() === macs.get(holder), 5_000);
+  const agent = cluster.agents.get(holder)!;
+  // The monitor sees events only from its start: wait until it has seen the holder's
+  // address (renewed every quarter of its lifetime), so that "gone from the holder" is a
+  // deletion it saw, not an address it never knew of.
+  await monitor.when(a!, (x) => x.join() === holder, 10_000, `the monitor to see ${a} on ${holder}`);
+  const gone = monitor.when(a!, (x) => !x.includes(holder), 15_000, `${a} removed from ${holder}`);
+  const taken = monitor.when(a!, (x) => x.length === 1 && x[0] !== holder, 15_000, `${a} added on another node`);
+  const exited = once(agent.child, 'exit').then(() => monotonicMs());
+  const t0 = monotonicMs();
+  // What the kubelet does when a drain evicts the Pod: SIGTERM, then SIGKILL after the grace period (30 s by default).
+  agent.child.kill('SIGTERM');
+  const killer = setTimeout(() => agent.child.kill('SIGKILL'), 30_000);
+  const [goneAt, exitAt] = await Promise.all([gone, exited]);
+  clearTimeout(killer);
+  const takenAt = await taken;
+  t.equal(agent.child.exitCode, 0, `the agent exited by itself (code ${agent.child.exitCode}, signal ${agent.child.signalCode})`);
+  t.ok(goneAt < exitAt, `${a} left ${holder}'s NIC ${Math.round(goneAt - t0)} ms after SIGTERM, before the process exited (${Math.round(exitAt - t0)} ms)`);
+  t.ok(takenAt >= goneAt, `another node added it after (${Math.round(takenAt - t0)} ms), never before`);
+  const [next] = await waitForHolders(lab, a!, (x) => x.length === 1 && x[0] !== holder, 'one other holder', 10_000);
+  t.equal(await answeredBy(lab, a!), next!.node, `${a} answers from ${next!.node}`);
+  await sleep(500);
+  await arp.stop();
+  t.equal(arp.duplicateSampleCount(), 0, `never two MACs answering ${a} (${arp.sampleCount()} samples)`);
+  const longest = Math.max(0, ...arp.unavailability().map((g) => g.durationMs));
+  t.ok(longest < 5_000, `the handover left ${a} unanswered for less than 5 s (longest ${longest} ms)`);
+  cluster.agents.set(holder, await startAgent(lab.controlPlane, lab.nodes.find((n) => n.name === holder)!));
+});
