@@ -37,7 +37,7 @@ async function selectedGauge(node: string, group: string): Promise<string | unde
 
 async function waitGauge(group: string, want: string): Promise<void> {
   let got: (string | undefined)[] = [];
-  for (let i = 0, deadline = Date.now() + 20_000; i < 400 && Date.now() < deadline; i++) {
+  for (let i = 0, deadline = Date.now() + 60_000; i < 600 && Date.now() < deadline; i++) {
     got = await Promise.all(all.map((n) => selectedGauge(n, group)));
     if (got.every((g) => g === want)) return;
     await sleep(50);
@@ -144,7 +144,8 @@ t.test('cordon (spec.unschedulable): the local address stays on its holder', asy
   const gaps = arp.unavailability().filter((g) => g.fromMs >= t0);
   const longest = Math.max(0, ...gaps.map((g) => g.durationMs));
   t.ok((absent === 0 && longest < 500) || stalls > 0, `${a} stayed on ${holder} (absent in ${absent} samples, longest ARP gap ${longest} ms, ${stalls} stalls logged by its agent)`);
-  t.same((await lab.holders(a!)).map((x) => x.node), [holder], `${holder} holds ${a} at the end`);
+  // At the end it is on the holder (after a stall, once contact is fresh again: stickiness).
+  t.same((await waitForHolders(lab, a!, (x) => x.length > 0, 'a holder', 10_000)).map((x) => x.node), [holder], `${holder} holds ${a} at the end`);
   t.equal(await answeredBy(lab, a!, 30_000), holder, `${a} answers from ${holder}`);
 });
 
