@@ -748,7 +748,7 @@ export class NodeAgent {
     let wake = Infinity;
     for (const a of plan.awaitingHandover.values()) if (a.until !== undefined && a.until < wake) wake = a.until;
     this.#at('fence', wake, () => this.schedule());
-    this.#reportSelection(d);
+    this.#reportSelection();
     this.#d.metrics.update(plan, d.mode, 1 + this.#d.membership.members().filter((m) => m.name !== this.#s.node && (m.status === 'alive' || m.status === 'suspect')).length, this.#s.node);
   }
 
@@ -870,14 +870,15 @@ export class NodeAgent {
   }
 
   /**
-   * For each group with a node selector: how many members the election could name (this
-   * node and the live members that publish subnets) it selects. None: its addresses are
-   * announced by no node; said once in the log until it selects one again, and always in
-   * purelb_servicegroup_selected_nodes.
+   * For each group with a node selector: how many members (this node and the live ones in
+   * its membership view, whatever the guard's mode) it selects among the eligible. None:
+   * its addresses are announced by no node; said once in the log until it selects one
+   * again, and always in purelb_servicegroup_selected_nodes.
    */
-  #reportSelection(d: SafetyDecision): void {
+  #reportSelection(): void {
     const counts = new Map<string, number>();
-    const members = new Set([this.#s.node, ...d.candidates.keys()]);
+    const live = this.#d.membership.members().filter((m) => m.status === 'alive' || m.status === 'suspect');
+    const members = new Set([this.#s.node, ...live.map((m) => m.name)]);
     for (const [group, selector] of this.#nodeSelectors) {
       if (selector.kind === 'all') continue;
       const selects = this.#selects(group)!;
