@@ -35,14 +35,30 @@ async function selectedGauge(node: string, group: string): Promise<string | unde
   return new RegExp(`^purelb_servicegroup_selected_nodes\\{group="${group}"\\} (\\S+)$`, 'm').exec(r?.body ?? '')?.[1];
 }
 
-async function waitGauge(group: string, want: string): Promise<void> {
-  let got: (string | undefined)[] = [];
+/** Waits until one node's agent reports `want` for the group (one probe process per try: they are costly on a loaded machine). */
+async function waitGauge(node: string, group: string, want: string): Promise<void> {
+  let got: string | undefined;
   for (let i = 0, deadline = Date.now() + 60_000; i < 600 && Date.now() < deadline; i++) {
-    got = await Promise.all(all.map((n) => selectedGauge(n, group)));
-    if (got.every((g) => g === want)) return;
-    await sleep(50);
+    got = await selectedGauge(node, group);
+    if (got === want) return;
+    await sleep(100);
   }
-  throw new Error(`purelb_servicegroup_selected_nodes{group="${group}"} never became ${want} on every node (last: ${got.join(', ')})`);
+  throw new Error(`${node}: purelb_servicegroup_selected_nodes{group="${group}"} never became ${want} (last: ${got})`);
+}
+
+/** Waits until every agent has logged that the group's selector matches no eligible node. */
+async function waitNoMatchLogged(group: string): Promise<void> {
+  const logged = (node: string): boolean =>
+    cluster.agents
+      .get(node)!
+      .tail(5000)
+      .split('\n')
+      .some((l) => l.includes('node selector matches no eligible node') && l.includes(`"group":"${group}"`));
+  for (let deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    if (all.every(logged)) return;
+    await sleep(100);
+  }
+  throw new Error(`not every agent logged that ${group}'s node selector matches no eligible node (${all.filter(logged).join(', ') || 'none'} did)`);
 }
 
 t.test('nodeSelector: no match, then one node (local and virtual), then relabelled to another: break before make', async (t) => {
@@ -66,9 +82,14 @@ t.test('nodeSelector: no match, then one node (local and virtual), then relabell
   const [a] = await addressesOf(lab, 'edge', 1);
   const [v] = await addressesOf(lab, 'edge-virt', 1);
 
-  // 1. No node labelled: nobody announces either address, and every agent reports 0.
-  await waitGauge('edge', '0');
-  await waitGauge('edge-virtual', '0');
+  // 1. No node labelled: nobody announces either address, and every agent says so (a log
+  // line each; the gauge, read on one node).
+  await waitNoMatchLogged('edge');
+  await waitNoMatchLogged('edge-virtual');
+  t.pass('every agent logged that no eligible node matches either group');
+  await waitGauge(all[0]!, 'edge', '0');
+  await waitGauge(all[0]!, 'edge-virtual', '0');
+  t.pass(`${all[0]} reports purelb_servicegroup_selected_nodes 0 for both groups`);
   await sleep(1500);
   t.same(await lab.holders(a!), [], `${a}: held by no node while the selector matches none`);
   t.same(await lab.holders(v!), [], `${v}: on no kube-lb0 while the selector matches none`);
@@ -84,8 +105,8 @@ t.test('nodeSelector: no match, then one node (local and virtual), then relabell
   const hv = await waitForHolders(lab, v!, (x) => x.join() === first, `${v} on ${first} only`, 10_000);
   t.same(hv.map((x) => x.link), ['kube-lb0'], `${v} on ${first}'s kube-lb0 only`);
   t.equal(await answeredBy(lab, a!, 30_000), first, `${a} answers from ${first}`);
-  await waitGauge('edge', '1');
-  t.pass('every agent reports one selected node');
+  await waitGauge(second, 'edge', '1');
+  t.pass(`${second} reports one selected node for the group`);
   await sleep(1000);
   t.same((await lab.holders(a!)).map((x) => x.node), [first], 'and it stays there');
 
