@@ -51,7 +51,8 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type Eligibility, type NodeView, nodeEligibility } from './eligibility.ts';
+import { type Eligibility, type NodeView, nodeEligibility, sameNodeView } from './eligibility.ts';
+import { type GroupNodeSelector, candidacy, groupNodeSelector } from './candidates.ts';
 import { type LinkSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {
@@ -102,8 +103,11 @@ export interface AgentDeps {
   readonly agents: Informer<LBNodeAgent>;
   readonly leases: Informer<LeaseView>;
   /**
-   * This node's own Node object (a watch of it alone), for `nodeEligibility`: excluded by
-   * the label or NetworkUnavailable, the node announces nothing. Absent: always eligible.
+   * Every Node (trimmed: labels and NetworkUnavailable). This node's own, for
+   * `nodeEligibility`: excluded by the label or NetworkUnavailable, the node announces
+   * nothing. Every member's, for the ServiceGroups' node selectors (`candidacy`): all
+   * agents elect among the same selected members. Absent: always eligible, and a group
+   * with a node selector selects no node.
    */
   readonly nodes?: Informer<NodeView> | undefined;
   readonly events: EventRecorder;
@@ -222,6 +226,10 @@ export class NodeAgent {
   #lastPlan: NodePlan | undefined;
   /** This node's eligibility as last applied (subnets published, plan made with it). */
   #eligibility: Eligibility = { eligible: true };
+  /** Each ServiceGroup's node selector as last read (an invalid edit keeps the last valid one). */
+  readonly #nodeSelectors = new Map<string, GroupNodeSelector>();
+  /** Node-selector problems and groups selecting no node, already told (told again once they went away and came back). */
+  readonly #toldSelection = new Set<string>();
   readonly #writes = new Map<string, () => Promise<unknown>>();
   #writing = false;
 
@@ -247,7 +255,15 @@ export class NodeAgent {
       this.#enforce();
     });
     deps.membership.on('event', () => this.#enforce());
-    if (deps.nodes) for (const ev of ['add', 'update', 'delete'] as const) deps.nodes.on(ev, kick);
+    // Every Node is watched (for the node selectors); only a change of what the rule reads
+    // (labels, NetworkUnavailable) is worth a pass, not every status heartbeat.
+    if (deps.nodes) {
+      deps.nodes.on('add', kick);
+      deps.nodes.on('delete', kick);
+      deps.nodes.on('update', (n, prev) => {
+        if (!sameNodeView(n, prev)) kick();
+      });
+    }
   }
 
   /** This node's eligibility as the agent applies it (tests, the reference's log line). */
@@ -524,7 +540,8 @@ export class NodeAgent {
     for (const w of this.#held.values()) {
       const svc = this.#d.services.get(w.services[0] ?? '');
       const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
-      if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node).action === 'hold') renew.push(w);
+      const selects = this.#selects(svc?.metadata.annotations?.[Annotation.allocatedFrom]);
+      if (addressVerdict(d, ctx, w.address, announced ?? this.#s.node, selects).action === 'hold') renew.push(w);
     }
     // Checked again right before the batch goes out: nothing above awaits, and the batch is
     // written to the socket at once (`ip -batch` of `addr replace`), so no renewal leaves after a stall.
@@ -676,6 +693,7 @@ export class NodeAgent {
     }
 
     this.#applyEligibility();
+    this.#readNodeSelectors();
     // One read of the kernel per pass (with 1,000 Services, each dump is most of a pass's cost).
     const kernel = await this.#readKernel();
     const d = this.#decide();
@@ -693,8 +711,9 @@ export class NodeAgent {
       nodeSubnets: this.#nodeSubnets,
       localint: localintText(this.#linkConfig.localint),
       virtualLink: this.#linkConfig.extlbint,
-      verdict: (address, announcedBy) => addressVerdict(d, ctx, address, announcedBy),
+      verdict: (address, announcedBy, group) => addressVerdict(d, ctx, address, announcedBy, this.#selects(group)),
       excluded: !this.#eligibility.eligible,
+      selectedFor: (group) => this.#selects(group)?.(this.#s.node) ?? true,
     });
     this.#lastPlan = plan;
     // A conflict is told once while the Service has the address, not again each time this
@@ -750,6 +769,7 @@ export class NodeAgent {
     let wake = Infinity;
     for (const a of plan.awaitingHandover.values()) if (a.until !== undefined && a.until < wake) wake = a.until;
     this.#at('fence', wake, () => this.schedule());
+    this.#reportSelection();
     this.#d.metrics.update(plan, d.mode, 1 + this.#d.membership.members().filter((m) => m.name !== this.#s.node && (m.status === 'alive' || m.status === 'suspect')).length, this.#s.node);
   }
 
@@ -787,7 +807,8 @@ export class NodeAgent {
       const announced = announcerOf(svc?.metadata.annotations?.[w.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
       // As the planner reads it: this node's own announcement is what lets it hold an
       // address whose hash winner is another node (stickiness).
-      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced);
+      const selects = this.#selects(svc?.metadata.annotations?.[Annotation.allocatedFrom]);
+      const v = addressVerdict(d, { self: this.#s.node, now: this.#clock.now(), leases: this.#safetyLeases(), timing: this.#timing }, w.address, announced, selects);
       if (v.action !== 'hold') return;
       await this.#d.netlink.replaceAddress(w.link, `${w.address}/${w.prefixLength}`, this.#addressOptions(w));
       this.#added.add(w.address);
@@ -845,6 +866,67 @@ export class NodeAgent {
     const out = new Map<string, SafetyLease>();
     for (const [node, l] of this.#peerLeases) out.set(node, { renewedAt: l.renewedAt, leaseDurationMs: l.durationMs, mode: l.mode, modeSince: l.modeSince, subnets: l.subnets });
     return out;
+  }
+
+  // --- the ServiceGroups' node selectors -------------------------------------
+
+  /**
+   * Which members may announce the addresses of a group: undefined for a group without a
+   * node selector (every candidate of the election), else the rule of `candidacy` over
+   * the members' Nodes.
+   */
+  #selects(group: string | undefined): ((node: string) => boolean) | undefined {
+    const selector = group === undefined ? undefined : this.#nodeSelectors.get(group);
+    if (selector === undefined || selector.kind === 'all') return undefined;
+    const nodes = this.#d.nodes;
+    return (node) => candidacy(nodes?.get(node), selector).may;
+  }
+
+  /** Reads every ServiceGroup's node selector; an invalid one is told once and the last valid one kept. */
+  #readNodeSelectors(): void {
+    const seen = new Set<string>();
+    for (const sg of this.#d.groups.list()) {
+      const name = sg.metadata.name;
+      seen.add(name);
+      const { selector, problem } = groupNodeSelector(sg, this.#nodeSelectors.get(name));
+      this.#nodeSelectors.set(name, selector);
+      const key = `invalid|${name}|${problem ?? ''}`;
+      for (const k of [...this.#toldSelection]) if (k.startsWith(`invalid|${name}|`) && k !== key) this.#toldSelection.delete(k);
+      if (problem !== undefined && !this.#toldSelection.has(key)) {
+        this.#toldSelection.add(key);
+        const using = selector.kind === 'none' ? 'no node announces its addresses' : 'keeping its last valid node selector';
+        this.#d.log.warn({ group: name, problem }, `ServiceGroup node selector refused; ${using}`);
+      }
+    }
+    for (const name of [...this.#nodeSelectors.keys()]) if (!seen.has(name)) this.#nodeSelectors.delete(name);
+  }
+
+  /**
+   * For each group with a node selector: how many members (this node and the live ones in
+   * its membership view, whatever the guard's mode) it selects among the eligible. None:
+   * its addresses are announced by no node; said once in the log until it selects one
+   * again, and always in purelb_servicegroup_selected_nodes.
+   */
+  #reportSelection(): void {
+    const counts = new Map<string, number>();
+    const live = this.#d.membership.members().filter((m) => m.status === 'alive' || m.status === 'suspect');
+    const members = new Set([this.#s.node, ...live.map((m) => m.name)]);
+    for (const [group, selector] of this.#nodeSelectors) {
+      if (selector.kind === 'all') continue;
+      const selects = this.#selects(group)!;
+      // This node counts only while eligible (an excluded node publishes no subnets).
+      const n = [...members].filter((m) => (m !== this.#s.node || this.#eligibility.eligible) && selects(m)).length;
+      counts.set(group, n);
+      const key = `empty|${group}`;
+      if (n === 0 && !this.#toldSelection.has(key)) {
+        this.#toldSelection.add(key);
+        this.#d.log.warn({ group, members: members.size }, 'ServiceGroup node selector matches no eligible node: its addresses are announced by no node');
+      } else if (n > 0 && this.#toldSelection.delete(key)) {
+        this.#d.log.info({ group, selected: n }, 'ServiceGroup node selector matches eligible nodes again');
+      }
+    }
+    for (const k of [...this.#toldSelection]) if (k.startsWith('empty|') && !counts.has(k.slice(6))) this.#toldSelection.delete(k);
+    this.#d.metrics.groupSelection(counts);
   }
 
   // --- reading the world ------------------------------------------------------
@@ -1035,6 +1117,7 @@ export class NodeAgent {
         const announced = svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6];
         out.push({
           announcedBy: announcerOf(announced),
+          group: svc.metadata.annotations?.[Annotation.allocatedFrom],
           service: key,
           address: canonical,
           family: a.family,

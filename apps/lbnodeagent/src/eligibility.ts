@@ -37,16 +37,25 @@ export function nodeEligibility(node: NodeView | undefined): Eligibility {
   return { eligible: true };
 }
 
-/** Keeps only what `nodeEligibility` reads: the exclusion label and the NetworkUnavailable condition. */
+/**
+ * Keeps only what the agent reads of a Node: its labels (the exclusion label, and what
+ * ServiceGroups' node selectors match) and the NetworkUnavailable condition.
+ */
 export function trimNodeView(raw: NodeView): NodeView {
-  const labels = raw.metadata.labels ?? {};
   const conditions = (raw.status?.conditions ?? []).filter((c) => c.type === 'NetworkUnavailable').map((c) => ({ type: c.type, status: c.status }));
   return {
-    metadata: {
-      name: raw.metadata.name,
-      resourceVersion: raw.metadata.resourceVersion,
-      labels: Object.hasOwn(labels, EXCLUDE_LABEL) ? { [EXCLUDE_LABEL]: labels[EXCLUDE_LABEL] ?? '' } : {},
-    },
+    metadata: { name: raw.metadata.name, resourceVersion: raw.metadata.resourceVersion, labels: { ...(raw.metadata.labels ?? {}) } },
     status: { conditions },
   };
+}
+
+/** What a change of a Node must be to matter to the agent: its labels or its NetworkUnavailable condition. */
+export function sameNodeView(a: NodeView | undefined, b: NodeView | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const la = a.metadata.labels ?? {};
+  const lb = b.metadata.labels ?? {};
+  const ka = Object.keys(la);
+  if (ka.length !== Object.keys(lb).length || ka.some((k) => !Object.hasOwn(lb, k) || la[k] !== lb[k])) return false;
+  const nu = (n: NodeView): string | undefined => n.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.status;
+  return nu(a) === nu(b);
 }

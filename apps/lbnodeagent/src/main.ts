@@ -77,10 +77,11 @@ const leases = new Informer<LeaseView>(client, {
   labelSelector: 'purelb.io/component=lbnodeagent',
   idleTimeoutMs: 3 * config.renewPeriodMs,
 });
-// This node's own Node, for the eligibility rule (the exclusion label, NetworkUnavailable).
+// Every Node, trimmed to its labels and NetworkUnavailable: this node's own for the
+// eligibility rule (the exclusion label, NetworkUnavailable), every member's for the
+// ServiceGroups' node selectors (all agents elect among the same selected members).
 const nodes = new Informer<NodeView>(client, {
   path: '/api/v1/nodes',
-  fieldSelector: `metadata.name=${config.nodeName}`,
   transform: (raw) => trimNodeView(raw as NodeView),
 });
 const events = new EventRecorder(client, { component: 'purelb-lbnodeagent', host: config.nodeName });

@@ -27,6 +27,8 @@ export interface AgentMetrics {
   nodeExcluded(reason: ExclusionReason | undefined): void;
   /** purelb_node_arp_config_safe and purelb_node_arp_config_problem{reason}: the last ARP check. */
   arpConfig(verdict: ArpVerdict): void;
+  /** purelb_servicegroup_selected_nodes: per ServiceGroup with a node selector, the eligible members it selects. */
+  groupSelection(counts: ReadonlyMap<string, number>): void;
 }
 
 export function createMetrics(membership: Membership): AgentMetrics {
@@ -68,6 +70,12 @@ export function createMetrics(membership: Membership): AgentMetrics {
     registry,
   });
   for (const r of ARP_PROBLEM_REASONS) arpProblem.set({ reason: r }, 0);
+  const selected = new Gauge({
+    name: 'purelb_servicegroup_selected_nodes',
+    help: 'Per ServiceGroup with a spec.local.nodeSelector: the eligible members (live, not excluded) whose Node labels it matches, in this node\'s view. 0: the group\'s addresses are announced by no node.',
+    labelNames: ['group'],
+    registry,
+  });
   const eventLoopLag = eventLoopLagHistogram(registry);
   const stalls = new Counter({ name: 'purelb_stalls_total', help: 'Event-loop stalls past the stall threshold (each withdraws local addresses until contact is fresh).', registry });
   const configValid = new Gauge({ name: 'purelb_lbnodeagent_config_valid', help: '1 while the LBNodeAgent in use is the one written, 0 while a bad one is refused (the last valid one is kept).', registry });
@@ -115,6 +123,10 @@ export function createMetrics(membership: Membership): AgentMetrics {
     },
     nodeExcluded(reason) {
       for (const r of EXCLUSION_REASONS) excluded.set({ reason: r }, r === reason ? 1 : 0);
+    },
+    groupSelection(counts) {
+      selected.reset();
+      for (const [group, n] of counts) selected.set({ group }, n);
     },
     update(plan, mode, liveMembers, node) {
       announced.reset();

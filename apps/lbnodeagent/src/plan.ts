@@ -17,6 +17,8 @@ export interface ServiceAddress {
   readonly aggregation: number | undefined;
   /** The node the Service's announcing annotation of this family names, if any. */
   readonly announcedBy?: string | undefined;
+  /** The ServiceGroup the address was allocated from (`purelb.io/allocated-from`), if known. */
+  readonly group?: string | undefined;
 }
 
 /**
@@ -58,13 +60,19 @@ export interface NodeSnapshot {
    * with the current decision): hold, release, or wait (fencing, or a live announcer that
    * has not handed over yet).
    */
-  readonly verdict: (address: string, announcedBy: string | undefined) => AddressVerdict;
+  readonly verdict: (address: string, announcedBy: string | undefined, group: string | undefined) => AddressVerdict;
   /**
    * The node may announce nothing (`nodeEligibility`: the exclusion label, or
    * NetworkUnavailable): no local address is wanted, whoever the election names, and no
    * virtual one. The agent also publishes no subnets then, so that no peer elects it.
    */
   readonly excluded?: boolean;
+  /**
+   * May this node announce the addresses of this ServiceGroup (its `nodeSelector`; see
+   * `candidacy`). Absent: every group's. A node not selected holds none of the group's
+   * local addresses, whoever the election names, and adds none of its virtual ones.
+   */
+  readonly selectedFor?: (group: string | undefined) => boolean;
 }
 
 /** One address this node must have. */
@@ -160,9 +168,9 @@ export function planNode(s: NodeSnapshot): NodePlan {
       // A shared address: the first Service's announcement decides for all of them.
       if (elections.has(a.address) && !wanted.has(a.address)) continue;
       const announcedBy = announcer.get(a.address);
-      const v = s.verdict(a.address, announcedBy);
+      const v = s.verdict(a.address, announcedBy, a.group);
       elections.set(a.address, v.holder);
-      if (v.action === 'release' || s.excluded === true) continue;
+      if (v.action === 'release' || s.excluded === true || s.selectedFor?.(a.group) === false) continue;
       if (v.action === 'wait') {
         awaitingHandover.set(a.address, { from: announcedBy ?? '', until: v.until });
         continue;
@@ -181,9 +189,10 @@ export function planNode(s: NodeSnapshot): NodePlan {
         });
         continue;
       }
-      // Virtual: every node holds it on the virtual interface, unless the node is excluded,
-      // or the Service keeps traffic local and this node has no ready endpoint.
-      if (s.excluded === true) continue;
+      // Virtual: every node holds it on the virtual interface, unless the node is excluded
+      // or not selected by the group, or the Service keeps traffic local and this node has
+      // no ready endpoint.
+      if (s.excluded === true || s.selectedFor?.(a.group) === false) continue;
       if (a.trafficPolicy === 'Local' && !a.shared && !a.endpointNodes.has(s.node)) continue;
       const max = a.family === 'IPv4' ? 32 : 128;
       // A prefix shorter than any sane pool (a /0 would become a default route) is never used.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EXCLUDE_LABEL, type NodeView, nodeEligibility, trimNodeView } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL, type NodeView, nodeEligibility, sameNodeView, trimNodeView } from '../src/eligibility.ts';
 
 const node = (labels: Record<string, string> | undefined, conditions?: { type: string; status: string }[]): NodeView => ({
   metadata: { name: 'node-1', ...(labels ? { labels } : {}) },
@@ -31,12 +31,30 @@ t.test('eligibility: node labels and conditions -> eligible or the reason', asyn
   }
 });
 
-t.test('trimNodeView keeps exactly what the rule reads, and the rule reads the same', async (t) => {
+t.test('trimNodeView keeps the labels and NetworkUnavailable only, and the rule reads the same', async (t) => {
   const raw = {
     metadata: { name: 'node-1', resourceVersion: '9', labels: { [EXCLUDE_LABEL]: 'x', 'kubernetes.io/os': 'linux' }, annotations: { a: 'b' } },
     status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }, { type: NU, status: 'True', reason: 'NoRouteCreated' }], addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] },
   } as unknown as NodeView;
-  t.same(trimNodeView(raw), { metadata: { name: 'node-1', resourceVersion: '9', labels: { [EXCLUDE_LABEL]: 'x' } }, status: { conditions: [{ type: NU, status: 'True' }] } });
+  t.same(trimNodeView(raw), { metadata: { name: 'node-1', resourceVersion: '9', labels: { [EXCLUDE_LABEL]: 'x', 'kubernetes.io/os': 'linux' } }, status: { conditions: [{ type: NU, status: 'True' }] } });
   const inputs: NodeView[] = [raw, node(undefined), node({ [EXCLUDE_LABEL]: '' }), node({}, [{ type: NU, status: 'True' }]), node({ a: 'b' }, [{ type: NU, status: 'False' }])];
   for (const n of inputs) t.same(nodeEligibility(trimNodeView(n)), nodeEligibility(n), 'same verdict after trimming');
+});
+
+t.test('sameNodeView: only labels and NetworkUnavailable make a change that matters', async (t) => {
+  const table: [string, NodeView | undefined, NodeView | undefined, boolean][] = [
+    ['both unknown', undefined, undefined, true],
+    ['one unknown', node({}), undefined, false],
+    ['same labels, other resourceVersion', { ...node({ a: '1' }), metadata: { name: 'node-1', resourceVersion: '1', labels: { a: '1' } } }, { ...node({ a: '1' }), metadata: { name: 'node-1', resourceVersion: '2', labels: { a: '1' } } }, true],
+    ['a label value changed', node({ a: '1' }), node({ a: '2' }), false],
+    ['a label added', node({ a: '1' }), node({ a: '1', b: '' }), false],
+    ['a label swapped for another', node({ a: '1' }), node({ b: '1' }), false],
+    ['no labels vs empty labels', node(undefined), node({}), true],
+    ['NetworkUnavailable became True', node({}, [{ type: NU, status: 'False' }]), node({}, [{ type: NU, status: 'True' }]), false],
+    ['only Ready changed', node({}, [{ type: 'Ready', status: 'True' }]), node({}, [{ type: 'Ready', status: 'False' }]), true],
+  ];
+  for (const [name, a, b, want] of table) {
+    t.equal(sameNodeView(a, b), want, name);
+    t.equal(sameNodeView(b, a), want, `${name} (swapped)`);
+  }
 });

@@ -22,6 +22,17 @@ export {
   serviceKey,
   localGroupSpec,
 } from './purelb-api.ts';
+export {
+  type LabelSelector,
+  type LabelSelectorOperator,
+  type LabelSelectorProblem,
+  type LabelSelectorRequirement,
+  LABEL_SELECTOR_OPERATORS,
+  labelKeyProblem,
+  labelSelectorProblem,
+  labelValueProblem,
+  matchesLabelSelector,
+} from './label-selector.ts';
 export { type ParsedServiceGroup, MIN_SUBNET_PREFIX, parseServiceGroup, serviceGroupStatus } from './servicegroup.ts';
 export {
   type LBNodeAgentSettings,

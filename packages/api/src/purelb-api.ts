@@ -3,6 +3,7 @@
 import type { GroupSpec } from '@purelb/ipam-core';
 import type { Condition } from '@purelb/k8s-glue';
 import { isReadAnnotation } from './metallb-aliases.ts';
+import type { LabelSelector } from './label-selector.ts';
 
 export const PURELB_API_GROUP = 'purelb.io';
 export const PURELB_API_VERSION = 'purelb.io/v1';
@@ -43,8 +44,14 @@ export interface ObjectMeta {
 
 // --- ServiceGroup -------------------------------------------------------------
 
-/** `spec.local`: the pool forms ipam-core accepts, without the name (that is the object's). */
-export type LocalPoolsSpec = Omit<GroupSpec, 'name'>;
+/**
+ * `spec.local`: the pool forms ipam-core accepts, without the name (that is the object's),
+ * and the nodes that may announce the group's addresses.
+ */
+export type LocalPoolsSpec = Omit<GroupSpec, 'name'> & {
+  /** Only nodes whose labels match announce the group's addresses (absent: every eligible node). */
+  readonly nodeSelector?: LabelSelector | undefined;
+};
 
 /** The head the typed objects below share (the informer's KubeObject is the least a cache needs). */
 export interface ApiObject {
@@ -190,5 +197,6 @@ export function serviceKey(svc: { metadata: ObjectMeta }): string {
 
 /** The ipam-core group for a ServiceGroup with `spec.local` (unchecked: see parseServiceGroup). */
 export function localGroupSpec(sg: ServiceGroup): GroupSpec {
-  return { ...(sg.spec.local ?? {}), name: sg.metadata.name };
+  const { nodeSelector: _, ...pools } = sg.spec.local ?? {};
+  return { ...pools, name: sg.metadata.name };
 }

@@ -2,6 +2,7 @@
 import { type Family, type GroupSpec, type GroupStats, IpamError, formatSubnet, parseGroup } from '@purelb/ipam-core';
 import { type ServiceGroup, type ServiceGroupStatus, localGroupSpec } from './purelb-api.ts';
 import { type ConditionUpdate, setCondition } from '@purelb/k8s-glue';
+import { labelSelectorProblem } from './label-selector.ts';
 
 export type ParsedServiceGroup =
   | { readonly ok: true; readonly kind: 'local'; readonly group: GroupSpec }
@@ -20,7 +21,8 @@ export const MIN_SUBNET_PREFIX: Readonly<Record<Family, number>> = { IPv4: 8, IP
  * Validates a ServiceGroup beyond what its CRD schema can say (a range whose first
  * address is above its last, overlapping pools, a pool of the wrong family) and converts
  * it. Invalid: the reason (`InvalidPool`, `InvalidSubnet`, `InvalidAggregation`,
- * `OverlappingPools`), the field (`spec.local.v4pools[1].pool`) and a message.
+ * `OverlappingPools`, `InvalidNodeSelector`), the field (`spec.local.v4pools[1].pool`,
+ * `spec.local.nodeSelector.matchExpressions[0].operator`) and a message.
  */
 export function parseServiceGroup(sg: ServiceGroup): ParsedServiceGroup {
   const name = sg.metadata.name;
@@ -30,6 +32,11 @@ export function parseServiceGroup(sg: ServiceGroup): ParsedServiceGroup {
     return { ok: false, name, reason: 'InvalidSpec', field: 'spec', message: 'exactly one of spec.local and spec.netbox must be set' };
   }
   if (hasNetbox) return { ok: true, kind: 'netbox', name };
+  const selector = sg.spec.local?.nodeSelector;
+  if (selector !== undefined && selector !== null) {
+    const p = labelSelectorProblem(selector, 'spec.local.nodeSelector');
+    if (p) return { ok: false, name, reason: 'InvalidNodeSelector', field: p.field, message: `ServiceGroup "${name}": ${p.field}: ${p.message}` };
+  }
   const group = localGroupSpec(sg);
   let parsed;
   try {

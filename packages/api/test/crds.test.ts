@@ -50,6 +50,15 @@ t.test('what the schema can say is refused at admission, naming the field', asyn
     ['subnet 0.0.0.0/0', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '0.0.0.0/0' }] }), /spec\.local\.v4pools\[0\]\.subnet: .*shorter than \/8/],
     ['bad aggregation', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24', aggregation: '32' }] }), /spec\.local\.v4pools\[0\]\.aggregation: .*"default" or "\/N"/],
     ['legacy pool without subnet', local({ pool: '192.0.2.1-192.0.2.9' }), /spec\.local: .*go together/],
+    ['nodeSelector: unknown operator', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'Within', values: ['a'] }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.operator: Unsupported value: "Within"/],
+    ['nodeSelector: In without values', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'In' }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.values: .*at least one value for the operator In/],
+    ['nodeSelector: NotIn with empty values', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: [] }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.values: .*at least one value for the operator NotIn/],
+    ['nodeSelector: Exists with values', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'Exists', values: ['a'] }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.values: .*must be empty for the operator Exists/],
+    ['nodeSelector: DoesNotExist with values', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist', values: ['a'] }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.values: .*must be empty for the operator DoesNotExist/],
+    ['nodeSelector: key missing', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ operator: 'Exists' }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.key: Required/],
+    ['nodeSelector: bad expression key', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchExpressions: [{ key: 'a b', operator: 'Exists' }] } }), /spec\.local\.nodeSelector\.matchExpressions\[0\]\.key: Invalid value/],
+    ['nodeSelector: bad matchLabels key', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchLabels: { 'a b': 'x' } } }), /spec\.local\.nodeSelector\.matchLabels: .*label key/],
+    ['nodeSelector: bad matchLabels value', local({ v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector: { matchLabels: { zone: 'not ok' } } }), /spec\.local\.nodeSelector\.matchLabels: .*label value/],
     ['netbox without url', { netbox: { tenant: 'x' } }, /spec\.netbox\.url: Required/],
     ['netbox url not http', { netbox: { url: 'ftp://netbox.example' } }, /spec\.netbox\.url: .*http\(s\) URL/],
   ];
@@ -58,6 +67,15 @@ t.test('what the schema can say is refused at admission, naming the field', asyn
     t.equal(r.status, 422, `${name}: refused`);
     t.match((JSON.parse(r.body) as { message: string }).message, want, `${name}: names the field`);
   }
+});
+
+t.test('a valid nodeSelector is admitted as written and valid for the allocator', async (t) => {
+  const nodeSelector = { matchLabels: { 'topology.kubernetes.io/zone': 'eu-1a', edge: '' }, matchExpressions: [{ key: 'a', operator: 'In', values: ['x'] }, { key: 'b', operator: 'NotIn', values: ['y'] }, { key: 'c', operator: 'Exists' }, { key: 'd', operator: 'DoesNotExist' }] };
+  const r = await admin.raw('POST', '/apis/purelb.io/v1/namespaces/purelb-system/servicegroups', { apiVersion: 'purelb.io/v1', kind: 'ServiceGroup', metadata: { generateName: 'sel-' }, spec: { local: { v4pools: [{ pool: '192.0.2.1-192.0.2.9', subnet: '192.0.2.0/24' }], nodeSelector } } });
+  t.equal(r.status, 201, r.body.slice(0, 300));
+  const sg = JSON.parse(r.body) as ServiceGroup;
+  t.same(sg.spec.local?.nodeSelector, nodeSelector, 'stored as written (not pruned)');
+  t.ok(parseServiceGroup(sg).ok, 'valid for the allocator');
 });
 
 t.test('what only the allocator can tell passes admission and is reported by parseServiceGroup', async (t) => {

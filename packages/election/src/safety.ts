@@ -300,27 +300,36 @@ export type AddressVerdict =
  * The holder is the announcer while it is a candidate able to announce the address
  * (stickiness: a node that comes back does not pull addresses back to itself), else the
  * lowest `sha256(node#address)` among the candidates that can announce it.
+ *
+ * `selects`, when given, narrows the candidates for this address to the nodes it accepts
+ * (a ServiceGroup's node selector): every node must pass the same answer for the same
+ * node, or their winners differ. A live announcer it refuses is waited for like one whose
+ * subnets changed: it withdraws by itself and then removes its announcement.
  */
 export function addressVerdict(
   decision: SafetyDecision,
   input: Pick<SafetyInput, 'self' | 'now' | 'leases' | 'timing'>,
   address: string,
   announcedBy: string | undefined,
+  selects?: (node: string) => boolean,
 ): AddressVerdict {
   const { self, now } = input;
   const eligible = (name: string): boolean => {
     const subnets = decision.candidates.get(name);
-    return subnets !== undefined && canAnnounce(subnets, address);
+    return subnets !== undefined && canAnnounce(subnets, address) && (selects === undefined || selects(name));
   };
   let holder: string | undefined;
   if (announcedBy !== undefined && eligible(announcedBy)) holder = announcedBy;
-  else holder = winner(address, [...decision.candidates].map(([name, subnets]) => ({ name, subnets })));
+  else {
+    const candidates = [...decision.candidates].filter(([name]) => selects === undefined || selects(name));
+    holder = winner(address, candidates.map(([name, subnets]) => ({ name, subnets })));
+  }
   if (!decision.mayHold || holder !== self) return { action: 'release', holder };
   if (announcedBy === undefined || announcedBy === self) return { action: 'hold', holder };
   // Another node announces it and is not eligible in this view.
   if (decision.candidates.has(announcedBy)) {
-    // It is live but cannot announce this address any more (its subnets changed): it
-    // withdraws and removes its announcement by itself.
+    // It is live but cannot announce this address any more (its subnets changed, or
+    // `selects` refuses it): it withdraws and removes its announcement by itself.
     return { action: 'wait', holder, until: undefined, reason: `${announcedBy} is live and still announces it` };
   }
   // Not passed in `announcers` and unknown: fence from now (the caller should pass it).

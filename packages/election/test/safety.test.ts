@@ -172,6 +172,18 @@ t.test('address verdicts', async (t) => {
   t.same(addressVerdict(all, { self: 'a', now, leases, timing }, wonByA, 'c'), { action: 'release', holder: 'c' }, 'stickiness: another live announcer keeps it');
   t.same(addressVerdict(all, { self: 'a', now, leases, timing }, '198.51.100.7', undefined), { action: 'release', holder: undefined }, 'nobody can announce outside every subnet');
 
+  // A candidate filter (a ServiceGroup's node selector) narrows who may win.
+  const ctx = { self: 'a', now, leases, timing };
+  const onlyA = (n: string): boolean => n === 'a';
+  const notA = (n: string): boolean => n !== 'a';
+  t.same(addressVerdict(all, ctx, wonByB, undefined, onlyA), { action: 'hold', holder: 'a' }, 'selects: the only selected node wins an address another would win');
+  t.same(addressVerdict(all, ctx, wonByA, undefined, notA), { action: 'release', holder: addressVerdict(all, { ...ctx, self: 'b' }, wonByA, undefined, notA).holder }, 'selects: an unselected node releases, and every view names the same holder');
+  t.not(addressVerdict(all, ctx, wonByA, undefined, notA).holder, 'a', 'selects: the holder is not the unselected node');
+  t.same(addressVerdict(all, ctx, wonByA, undefined, () => false), { action: 'release', holder: undefined }, 'selects nothing: no holder');
+  t.same(addressVerdict(all, ctx, wonByA, 'a', notA).action, 'release', 'selects: the announcer that is no longer selected loses its stickiness');
+  t.same(addressVerdict(all, ctx, wonByB, 'b', onlyA), { action: 'wait', holder: 'a', until: undefined, reason: 'b is live and still announces it' }, 'selects: the new holder waits for the live announcer that is no longer selected (break before make)');
+  t.same(addressVerdict(all, ctx, wonByB, 'c', () => true), addressVerdict(all, ctx, wonByB, 'c'), 'a filter that accepts everyone changes nothing');
+
   // c lost: a takes over c's address only after proof or the hard fence.
   const lostC = decideSafety(input({ now, members: [alive('a'), alive('b'), alive('c', 'dead')], leases }), settled({ c: now - 300 }));
   const v = addressVerdict(lostC, { self: 'a', now, leases, timing }, wonByA, 'c');

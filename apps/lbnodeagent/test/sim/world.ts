@@ -104,6 +104,7 @@ const noMetrics = {
   configValid: { set: () => undefined },
   update: () => undefined,
   nodeExcluded: () => undefined,
+  groupSelection: () => undefined,
 } as unknown as AgentMetrics;
 
 /** Metrics nobody reads, except the takeover durations, kept per node. */
