@@ -1,0 +1,175 @@
+// Every published library as its users get it: built, packed with `npm pack`, installed
+// from the tarballs into a fresh project without the network, and every ```ts/```js
+// example of every README run there with Node's type stripping, importing the installed
+// packages (not the workspace sources). Examples that touch the kernel make their own
+// network namespace (the test runs as root); the controller example of k8s-glue runs
+// against a real kube-apiserver and is stopped with SIGTERM once it did its work.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import t, { type Test } from 'tap';
+import { startControlPlane, waitFor } from '@purelb/lab';
+import { assertNetnsPrerequisites } from '@purelb/linux-net/testing';
+import { LIBRARIES, installOffline, readmeExamples } from '../src/index.ts';
+
+const repoRoot = join(import.meta.dirname, '..', '..', '..');
+const tsc = join(repoRoot, 'node_modules', '.bin', 'tsc');
+// Build, pack, install: about 60 s on two busy cores; each example has its own bound below.
+t.setTimeout(360_000);
+const EXAMPLE_TIMEOUT_MS = 60_000;
+/** Examples a README may leave out (with a visible reason); more means the READMEs drifted from runnable. */
+const MAX_NOT_RUN = 2;
+
+// The children run as a user's project would: no source condition, no tap loader.
+const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
+  delete env.FORCE_COLOR;
+  delete env.NODE_OPTIONS;
+  return env;
+};
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs `node file` in the consumer project; resolves when it exits (SIGKILL after `timeoutMs`). */
+function runNode(dir: string, file: string, timeoutMs: number, env = childEnv(), onStart?: (child: ChildProcess) => void): Promise<Exit> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [file], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  onStart?.(child);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Math.round(performance.now() - started) });
+    });
+  });
+}
+
+assertNetnsPrerequisites(); // linux-net's example makes a namespace: root and `ip` are needed
+
+execFileSync(tsc, ['-b', ...LIBRARIES.map((l) => join(repoRoot, 'packages', l, 'tsconfig.lib.json'))], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+const dir = mkdtempSync(join(tmpdir(), 'plb-consumer-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const project = installOffline(repoRoot, dir);
+
+t.test('each tarball ships its built code, types, README and license, and nothing else', async (t) => {
+  t.equal(project.packed.length, LIBRARIES.length, 'one tarball per library');
+  for (const p of project.packed) {
+    const manifest = JSON.parse(readFileSync(join(dir, 'node_modules', p.name, 'package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+      dependencies?: Record<string, string>;
+      sideEffects?: boolean;
+    };
+    for (const sub of Object.keys(manifest.exports).filter((k) => k !== './package.json')) {
+      const base = sub === '.' ? 'dist/index' : `dist/${sub.slice(2)}/index`;
+      t.ok(p.files.includes(`${base}.js`) && p.files.includes(`${base}.d.ts`), `${p.name}: ${sub} has its code and types`);
+    }
+    t.ok(p.files.includes('README.md') && p.files.includes('LICENSE'), `${p.name}: README and LICENSE`);
+    t.same(p.files.filter((f) => /(^|\/)test\/|\.test\.|(^|\/)src\/|(^|\/)bench\/|\.map$|\.tsbuildinfo$/.test(f)), [], `${p.name}: no tests, sources, benchmarks or maps`);
+    t.same(Object.entries(manifest.dependencies ?? {}).filter(([, v]) => v === '*'), [], `${p.name}: no dependency published as "*"`);
+    t.equal(manifest.sideEffects, false, `${p.name}: sideEffects false`);
+  }
+  t.ok(project.thirdParty.some((p) => p.name === 'ipaddr.js'), 'third-party dependencies came from the repository (ipaddr.js among them)');
+});
+
+t.test('imports resolve to the installed tarballs, not the workspace', async (t) => {
+  const probe = join(dir, 'resolve.mjs');
+  const specifiers = ['@purelb/api', '@purelb/election', '@purelb/election/testing', '@purelb/ipam-core', '@purelb/ipam-netbox', '@purelb/ipam-netbox/testing', '@purelb/k8s-glue', '@purelb/k8s-glue/testing', '@purelb/linux-net', '@purelb/linux-net/testing'];
+  writeFileSync(probe, `console.log(JSON.stringify(${JSON.stringify(specifiers)}.map((s) => import.meta.resolve(s))));\n`);
+  const got = await runNode(dir, probe, 20_000);
+  t.equal(got.code, 0, got.stderr);
+  const urls = JSON.parse(got.stdout) as string[];
+  const installed = pathToFileURL(join(dir, 'node_modules')).href + '/@purelb/';
+  t.same(urls.filter((u) => !(u.startsWith(installed) && u.includes('/dist/'))), [], `every specifier resolves under ${installed}*/dist/`);
+});
+
+const examples = LIBRARIES.map((lib) => ({
+  lib,
+  blocks: readmeExamples(readFileSync(join(dir, 'node_modules', '@purelb', lib, 'README.md'), 'utf8'), `packages/${lib}/README.md`),
+}));
+
+t.test('the READMEs have examples, and skip few with a reason', async (t) => {
+  for (const { lib, blocks } of examples) t.ok(blocks.length >= 1, `${lib}: its README has an example`);
+  const skipped = examples.flatMap(({ lib, blocks }) => blocks.filter((b) => b.notRun !== undefined).map((b) => `${lib}:${b.line}: ${b.notRun ?? ''}`));
+  t.ok(skipped.length <= MAX_NOT_RUN, `at most ${MAX_NOT_RUN} examples are not run: ${JSON.stringify(skipped)}`);
+});
+
+/**
+ * Examples that run until they are stopped, with what shows that they did their work.
+ * Keyed by package and the heading above the block.
+ */
+const SERVED: Record<string, (t: Test, file: string) => Promise<void>> = {
+  'k8s-glue/Example': async (t, file) => {
+    const cpDir = join(dir, 'kube');
+    mkdirSync(cpDir);
+    const cp = await startControlPlane({ dir: cpDir });
+    try {
+      await cp.admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'purelb' } });
+      await cp.admin.create('/api/v1/namespaces/default/services', {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web' },
+        spec: { type: 'LoadBalancer', ports: [{ port: 80 }] },
+      });
+      let child: ChildProcess | undefined;
+      const exit = runNode(dir, file, EXAMPLE_TIMEOUT_MS, childEnv({ KUBECONFIG: cp.kubeconfigPath, POD_NAME: 'example-0', HEALTH_PORT: '0' }), (c) => (child = c));
+      const ingress = await waitFor(
+        'the example to write the Service status',
+        async () => {
+          const svc = await cp.admin.get<{ status?: { loadBalancer?: { ingress?: { ip: string }[] } } }>('/api/v1/namespaces/default/services/web');
+          return svc.status?.loadBalancer?.ingress;
+        },
+        30_000,
+      );
+      t.match(ingress, [{ ip: '192.0.2.10' }], 'k8s-glue: the controller example wrote the Service status');
+      t.equal(ingress.length, 1, 'k8s-glue: one ingress entry');
+      const event = await waitFor(
+        'the AddressAssigned Event',
+        async () => (await cp.admin.get<{ items: { reason: string; message: string }[] }>('/api/v1/namespaces/default/events')).items.find((e) => e.reason === 'AddressAssigned'),
+        15_000,
+      );
+      t.equal(event.message, 'assigned 192.0.2.10', 'k8s-glue: and recorded an Event');
+      const lease = await cp.admin.get<{ spec: { holderIdentity?: string } }>('/apis/coordination.k8s.io/v1/namespaces/purelb/leases/example');
+      t.equal(lease.spec.holderIdentity, 'example-0', 'k8s-glue: as the leader');
+      child?.kill('SIGTERM');
+      const done = await exit;
+      t.equal(done.code, 0, `k8s-glue: the controller example exits 0 on SIGTERM\n${done.stderr}`);
+      const released = await cp.admin.get<{ spec: { holderIdentity?: string } }>('/apis/coordination.k8s.io/v1/namespaces/purelb/leases/example');
+      t.not(released.spec.holderIdentity, 'example-0', 'k8s-glue: and released the Lease on the way out');
+    } finally {
+      await cp.stop();
+    }
+  },
+};
+
+for (const { lib, blocks } of examples) {
+  for (const [i, block] of blocks.entries()) {
+    const where = `packages/${lib}/README.md:${block.line} (${block.heading})`;
+    if (block.notRun !== undefined) {
+      t.test(`${where}: not run: ${block.notRun}`, async (t) => t.pass('skipped with a reason in the README'));
+      continue;
+    }
+    const file = join(dir, `${lib}-${i + 1}.${block.lang === 'ts' ? 'ts' : 'mjs'}`);
+    writeFileSync(file, block.code);
+    const served = SERVED[`${lib}/${block.heading}`];
+    t.test(`${where} runs against the installed packages`, async (t) => {
+      if (served) return served(t, file);
+      const got = await runNode(dir, file, EXAMPLE_TIMEOUT_MS);
+      t.equal(got.signal, null, `${where}: finished within ${EXAMPLE_TIMEOUT_MS} ms`);
+      t.equal(got.code, 0, `${where}: exits 0\n${got.stderr}`);
+      t.comment(`${where}: ${got.ms} ms`);
+    });
+  }
+}
