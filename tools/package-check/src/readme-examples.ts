@@ -77,3 +77,39 @@ export function readmeExamples(text: string, readme: string): ReadmeExample[] {
   return out;
 }
 
+
+/**
+ * What a block says it prints: the comment after each `console.log(...);` that ends its
+ * line (`console.log(x); // 42`). `...` in a comment stands for any output. A comment
+ * states output only; an explanation goes on a line of its own.
+ */
+export function statedOutput(code: string): string[] {
+  return [...code.matchAll(/console\.log\(.*\);[ \t]*\/\/ (.*)$/gm)].map((m) => (m[1] ?? '').trim());
+}
+
+/**
+ * The stated outputs that `stdout` does not show, in order: each must appear after the
+ * previous one. Whitespace is ignored and double quotes count as single ones, since
+ * Node's inspect wraps long values and READMEs write arrays compactly.
+ */
+export function missingOutput(stdout: string, stated: readonly string[]): string[] {
+  const norm = (s: string): string => s.replace(/\s+/g, '').replace(/"/g, "'");
+  const out = norm(stdout);
+  const missing: string[] = [];
+  let at = 0;
+  for (const s of stated) {
+    let pos = at;
+    let ok = true;
+    for (const part of norm(s).split('...').filter((p) => p !== '')) {
+      const i = out.indexOf(part, pos);
+      if (i < 0) {
+        ok = false;
+        break;
+      }
+      pos = i + part.length;
+    }
+    if (ok) at = pos;
+    else missing.push(s);
+  }
+  return missing;
+}

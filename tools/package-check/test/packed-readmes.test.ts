@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 import { startControlPlane, waitFor } from '@purelb/lab';
 import { assertNetnsPrerequisites } from '@purelb/linux-net/testing';
-import { LIBRARIES, installOffline, readmeExamples } from '../src/index.ts';
+import { LIBRARIES, installOffline, missingOutput, readmeExamples, statedOutput } from '../src/index.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
 const tsc = join(repoRoot, 'node_modules', '.bin', 'tsc');
@@ -59,10 +59,13 @@ function runNode(dir: string, file: string, timeoutMs: number, env = childEnv(),
 
 assertNetnsPrerequisites(); // linux-net's example makes a namespace: root and `ip` are needed
 
+const t0 = performance.now();
 execFileSync(tsc, ['-b', ...LIBRARIES.map((l) => join(repoRoot, 'packages', l, 'tsconfig.lib.json'))], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
 const dir = mkdtempSync(join(tmpdir(), 'plb-consumer-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const t1 = performance.now();
 const project = installOffline(repoRoot, dir);
+t.comment(`build ${Math.round(t1 - t0)} ms, pack and install ${Math.round(performance.now() - t1)} ms`);
 
 t.test('each tarball ships its built code, types, README and license, and nothing else', async (t) => {
   t.equal(project.packed.length, LIBRARIES.length, 'one tarball per library');
@@ -103,6 +106,8 @@ const examples = LIBRARIES.map((lib) => ({
 t.test('the READMEs have examples, and skip few with a reason', async (t) => {
   for (const { lib, blocks } of examples) t.ok(blocks.length >= 1, `${lib}: its README has an example`);
   const skipped = examples.flatMap(({ lib, blocks }) => blocks.filter((b) => b.notRun !== undefined).map((b) => `${lib}:${b.line}: ${b.notRun ?? ''}`));
+  const stated = examples.flatMap(({ blocks }) => blocks.flatMap((b) => statedOutput(b.code)));
+  t.ok(stated.length >= 30, `the examples state what they print (${stated.length} comments)`);
   t.ok(skipped.length <= MAX_NOT_RUN, `at most ${MAX_NOT_RUN} examples are not run: ${JSON.stringify(skipped)}`);
 });
 
@@ -154,6 +159,21 @@ const SERVED: Record<string, (t: Test, file: string) => Promise<void>> = {
   },
 };
 
+// The plain examples start at once, three at a time (most of their time is Node starting
+// up); each subtest below waits for its own.
+let running = 0;
+const queued: (() => void)[] = [];
+const limited = async <T>(fn: () => Promise<T>): Promise<T> => {
+  if (running >= 3) await new Promise<void>((r) => queued.push(r));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    queued.shift()?.();
+  }
+};
+
 for (const { lib, blocks } of examples) {
   for (const [i, block] of blocks.entries()) {
     const where = `packages/${lib}/README.md:${block.line} (${block.heading})`;
@@ -164,11 +184,14 @@ for (const { lib, blocks } of examples) {
     const file = join(dir, `${lib}-${i + 1}.${block.lang === 'ts' ? 'ts' : 'mjs'}`);
     writeFileSync(file, block.code);
     const served = SERVED[`${lib}/${block.heading}`];
+    const run = served ? undefined : limited(() => runNode(dir, file, EXAMPLE_TIMEOUT_MS));
+    run?.catch(() => undefined); // reported by its subtest
     t.test(`${where} runs against the installed packages`, async (t) => {
-      if (served) return served(t, file);
-      const got = await runNode(dir, file, EXAMPLE_TIMEOUT_MS);
+      if (!run) return served?.(t, file);
+      const got = await run;
       t.equal(got.signal, null, `${where}: finished within ${EXAMPLE_TIMEOUT_MS} ms`);
       t.equal(got.code, 0, `${where}: exits 0\n${got.stderr}`);
+      t.same(missingOutput(got.stdout, statedOutput(block.code)), [], `${where}: prints what its comments say\n${got.stdout}`);
       t.comment(`${where}: ${got.ms} ms`);
     });
   }
