@@ -74,6 +74,7 @@ t.test('each tarball ships its built code, types, README and license, and nothin
       exports: Record<string, unknown>;
       dependencies?: Record<string, string>;
       sideEffects?: boolean;
+      repository?: { url?: string };
     };
     for (const sub of Object.keys(manifest.exports).filter((k) => k !== './package.json')) {
       const base = sub === '.' ? 'dist/index' : `dist/${sub.slice(2)}/index`;
@@ -83,6 +84,7 @@ t.test('each tarball ships its built code, types, README and license, and nothin
     t.same(p.files.filter((f) => /(^|\/)test\/|\.test\.|(^|\/)src\/|(^|\/)bench\/|\.map$|\.tsbuildinfo$/.test(f)), [], `${p.name}: no tests, sources, benchmarks or maps`);
     t.same(Object.entries(manifest.dependencies ?? {}).filter(([, v]) => v === '*'), [], `${p.name}: no dependency published as "*"`);
     t.equal(manifest.sideEffects, false, `${p.name}: sideEffects false`);
+    t.match(manifest.repository?.url ?? '', /^git\+https:\/\//, `${p.name}: a repository to find the sources`);
   }
   t.ok(project.thirdParty.some((p) => p.name === 'ipaddr.js'), 'third-party dependencies came from the repository (ipaddr.js among them)');
 });
@@ -98,6 +100,46 @@ t.test('imports resolve to the installed tarballs, not the workspace', async (t)
   t.same(urls.filter((u) => !(u.startsWith(installed) && u.includes('/dist/'))), [], `every specifier resolves under ${installed}*/dist/`);
 });
 
+t.test('ipam-core from plain JavaScript, and from TypeScript type-checked against its published declarations', async (t) => {
+  writeFileSync(
+    join(dir, 'plain.mjs'),
+    `import { Ipam, IpamError } from '@purelb/ipam-core';
+const ipam = new Ipam();
+ipam.setGroups([{ name: 'default', v4pools: [{ pool: '192.0.2.10-192.0.2.20', subnet: '192.0.2.0/24', aggregation: 'default' }], v6pools: [] }]);
+const got = ipam.allocate({ service: 'ns/web', group: 'default', families: ['IPv4', 'IPv6'], policy: 'PreferDualStack', addresses: [], sharingKey: undefined, ports: [{ protocol: 'TCP', port: 80 }] });
+let code;
+try { ipam.allocate({ service: 'ns/x', families: ['IPv4'], addresses: ['192.0.2.10'] }); } catch (e) { code = e instanceof IpamError ? e.code : 'not an IpamError'; }
+ipam.release('ns/web');
+const stats = ipam.stats('default');
+console.log(JSON.stringify({ got, code, size: String(stats.IPv4.size), inUse: String(stats.IPv4.inUse) }));
+`,
+  );
+  const plain = await runNode(dir, join(dir, 'plain.mjs'), 20_000);
+  t.equal(plain.code, 0, plain.stderr);
+  t.same(JSON.parse(plain.stdout), { got: { group: 'default', addresses: ['192.0.2.10'] }, code: 'IPAM_ADDRESS_IN_USE', size: '11', inUse: '0' });
+
+  writeFileSync(
+    join(dir, 'typed.ts'),
+    `import { Ipam, IpamError, type Allocation, type GroupStats } from '@purelb/ipam-core';
+const ipam = new Ipam();
+ipam.setGroups([{ name: 'default', v6pools: [{ pool: '2001:db8::/64', subnet: '2001:db8::/64', aggregation: 'default' }] }]);
+const a: Allocation = ipam.allocate({ service: 'ns/a', families: ['IPv6'] });
+const s: GroupStats = ipam.stats('default');
+const e = new IpamError('IPAM_POOL_EXHAUSTED', 'x');
+console.log(a.addresses[0], String(s.IPv6.size), e.code);
+`,
+  );
+  writeFileSync(join(dir, 'bad.ts'), `import { Ipam } from '@purelb/ipam-core';\nnew Ipam().allocate({ service: 'x', families: ['IPv7'] });\n`);
+  const compilerOptions = { module: 'nodenext', target: 'es2023', strict: true, exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, noEmit: true, skipLibCheck: false, types: [] };
+  const tscIn = (config: string): void => void execFileSync(tsc, ['-p', config], { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['typed.ts'] }));
+  t.doesNotThrow(() => tscIn('tsconfig.json'), 'type-checks against the published declarations');
+  writeFileSync(join(dir, 'tsconfig.bad.json'), JSON.stringify({ compilerOptions, files: ['bad.ts'] }));
+  t.throws(() => tscIn('tsconfig.bad.json'), 'a wrong family is a type error for consumers');
+  const typed = await runNode(dir, join(dir, 'typed.ts'), 20_000);
+  t.equal(typed.stdout.trim(), '2001:db8:: 18446744073709551616 IPAM_POOL_EXHAUSTED', typed.stderr);
+});
+
 const examples = LIBRARIES.map((lib) => ({
   lib,
   blocks: readmeExamples(readFileSync(join(dir, 'node_modules', '@purelb', lib, 'README.md'), 'utf8'), `packages/${lib}/README.md`),
@@ -107,6 +149,8 @@ t.test('the READMEs have examples, and skip few with a reason', async (t) => {
   for (const { lib, blocks } of examples) t.ok(blocks.length >= 1, `${lib}: its README has an example`);
   const skipped = examples.flatMap(({ lib, blocks }) => blocks.filter((b) => b.notRun !== undefined).map((b) => `${lib}:${b.line}: ${b.notRun ?? ''}`));
   const stated = examples.flatMap(({ blocks }) => blocks.flatMap((b) => statedOutput(b.code)));
+  const ipamCore = examples.find((e) => e.lib === 'ipam-core')?.blocks.find((b) => b.heading === 'Example');
+  t.ok(statedOutput(ipamCore?.code ?? '').length >= 5, 'ipam-core: the main example states what it prints');
   t.ok(stated.length >= 30, `the examples state what they print (${stated.length} comments)`);
   t.ok(skipped.length <= MAX_NOT_RUN, `at most ${MAX_NOT_RUN} examples are not run: ${JSON.stringify(skipped)}`);
 });
