@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { FINAL_STABLE_MS as STABLE_MS } from './sim/schedule.ts';
 import { type SimNode, World } from './sim/world.ts';
-import { EXCLUDE_LABEL } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL } from '@purelb/api';
 import { GARP_ROUNDS_MS } from '../src/agent.ts';
 
 const ADDRESS = '192.0.2.100';
