@@ -18,7 +18,7 @@ export function renderStatus(r: StatusReport): string {
   return [
     `ALLOCATOR\nleader:   ${leader}\nreplicas: ${replicas}\n`,
     `\nNODES\n${formatTable(['node', 'agent', 'mode', 'membership', 'lease renewed', 'announces', 'arp', 'subnets'], r.nodes.map((n) => [n.node, n.agent, n.mode, n.membership, secs(n.leaseRenewedSecondsAgo) && `${secs(n.leaseRenewedSecondsAgo)} ago`, n.excluded ? `no (${n.excluded.reason})` : 'yes', ARP_TEXT[n.arp.state], n.subnets.join(',')]))}`,
-    `\nSERVICEGROUPS\n${formatTable(['name', 'type', 'valid', 'services', 'ipv4 in use', 'ipv6 in use'], r.serviceGroups.map((g) => [g.name, g.type, g.valid ? 'yes' : 'NO', g.services, g.ipv4, g.ipv6]))}`,
+    `\nSERVICEGROUPS\n${formatTable(['name', 'type', 'valid', 'services', 'ipv4 in use', 'ipv6 in use', 'node selector', 'selected nodes'], r.serviceGroups.map((g) => [g.name, g.type, g.valid ? 'yes' : 'NO', g.services, g.ipv4, g.ipv6, g.nodeSelector, g.selectedNodes === undefined ? 'all' : g.selectedNodes.length === 0 ? 'NONE' : `${g.selectedNodes.length} (${g.selectedNodes.join(',')})`]))}`,
     formatProblems(r.problems),
   ].join('');
 }
@@ -44,8 +44,8 @@ export function renderServices(r: ServicesReport): string {
 }
 
 export function renderElection(r: ElectionReport): string {
-  const headers = ['address', 'services', 'hash winner', 'should hold', 'announced by', ...(r.drain ? ['after drain'] : []), 'state'];
-  const rows = r.addresses.map((a) => [a.address, a.services.join(','), a.hashWinner, a.shouldHold, a.announcedBy.join(','), ...(r.drain ? [a.afterDrain ?? 'NOBODY'] : []), a.state]);
+  const headers = ['address', 'services', 'group', 'hash winner', 'should hold', 'announced by', ...(r.drain ? ['after drain'] : []), 'state'];
+  const rows = r.addresses.map((a) => [a.address, a.services.join(','), a.group, a.hashWinner, a.shouldHold, a.announcedBy.join(','), ...(r.drain ? [a.afterDrain ?? 'NOBODY'] : []), a.state]);
   const candidates = Object.keys(r.candidates);
   return (
     `candidates: ${candidates.length > 0 ? candidates.join(', ') : 'none'}; ${r.virtualAddresses} virtual address(es) not elected (every node adds them)\n` +

@@ -28,6 +28,7 @@ export {
   type LabelSelectorProblem,
   type LabelSelectorRequirement,
   LABEL_SELECTOR_OPERATORS,
+  formatLabelSelector,
   labelKeyProblem,
   labelSelectorProblem,
   labelValueProblem,
