@@ -1,4 +1,5 @@
 // Each report as the tables `kubectl purelb` prints by default.
+import { formatLabelSelector } from '@purelb/api';
 import type { ElectionReport } from './election.ts';
 import { formatProblems, formatTable } from './output.ts';
 import type { PoolsReport } from './pools.ts';
@@ -61,11 +62,14 @@ export function renderValidation(r: ValidationReport): string {
 }
 
 export function renderMigration(plan: MigrationPlan, applied: { readonly written: readonly string[] } | undefined): string {
-  const pools = plan.serviceGroups.flatMap((g) => [...(g.spec.local?.v4pools ?? []), ...(g.spec.local?.v6pools ?? [])].map((p) => [g.metadata.name, p.pool, p.subnet, p.aggregation ?? 'default']));
+  const pools = plan.serviceGroups.flatMap((g) => {
+    const nodes = g.spec.local?.nodeSelector ? formatLabelSelector(g.spec.local.nodeSelector) : 'all';
+    return [...(g.spec.local?.v4pools ?? []), ...(g.spec.local?.v6pools ?? [])].map((p) => [g.metadata.name, p.pool, p.subnet, p.aggregation ?? 'default', nodes]);
+  });
   const notes = plan.notes.length === 0 ? '' : `\nNO EQUIVALENT OR DIFFERENT IN PURELB (${plan.notes.length})\n${plan.notes.map((n) => `- ${n.object}${n.field ? ` ${n.field}` : ''}: ${n.message}`).join('\n')}\n`;
   const tail = applied === undefined ? '\nNothing was written: run again with --apply to create the ServiceGroups and annotate the Services.\n' : applied.written.length > 0 ? `\nWRITTEN\n${applied.written.map((w) => `- ${w}`).join('\n')}\n` : '\nNothing was written.\n';
   return (
-    `SERVICEGROUPS (namespace ${plan.serviceGroups[0]?.metadata.namespace ?? '-'})\n${formatTable(['group', 'pool', 'subnet', 'aggregation'], pools)}` +
+    `SERVICEGROUPS (namespace ${plan.serviceGroups[0]?.metadata.namespace ?? '-'})\n${formatTable(['group', 'pool', 'subnet', 'aggregation', 'node selector'], pools)}` +
     `\nSERVICES (they keep their addresses)\n${formatTable(['namespace', 'name', 'addresses', 'group', 'annotations'], plan.services.map((s) => [s.namespace, s.name, s.addresses.join(','), s.group, Object.entries(s.annotations).map(([k, v]) => `${k}=${v}`).join(' ')]))}` +
     notes +
     formatProblems(plan.problems) +
