@@ -1,6 +1,18 @@
 // Facts derived from a snapshot that several reports share: which Services are ours, the
 // agents as their Leases describe them, why a Service has no address.
-import { ALLOCATED_BY_VALUE, Annotation, PURELB_LOAD_BALANCER_CLASS, type Service, ingressIPs, serviceKey } from '@purelb/api';
+import {
+  type Candidacy,
+  type GroupNodeSelector,
+  ALLOCATED_BY_VALUE,
+  ALL_NODES,
+  Annotation,
+  PURELB_LOAD_BALANCER_CLASS,
+  type Service,
+  candidacy,
+  groupNodeSelector,
+  ingressIPs,
+  serviceKey,
+} from '@purelb/api';
 import { type SafetyMode, WITHDRAWN_MODES, isSafetyMode } from '@purelb/election';
 import type { ClusterSnapshot, EventObject, LeaseObject } from './snapshot.ts';
 
@@ -117,6 +129,25 @@ export function latestAllocatorWarning(svc: Service, events: readonly EventObjec
     }
   }
   return best;
+}
+
+/**
+ * Each ServiceGroup's node selector, by name, read as the agents read it
+ * (`groupNodeSelector` of @purelb/api). An invalid one selects no node here: an agent that
+ * saw a valid one before keeps it, which one snapshot cannot know.
+ */
+export function groupSelectors(snap: Pick<ClusterSnapshot, 'serviceGroups'>): Map<string, GroupNodeSelector> {
+  return new Map(snap.serviceGroups.map((sg) => [sg.metadata.name, groupNodeSelector(sg, undefined).selector]));
+}
+
+/** The node selector of the group `name` (every node for a group not in the snapshot, as the agents do). */
+export function selectorOf(selectors: ReadonlyMap<string, GroupNodeSelector>, name: string | undefined): GroupNodeSelector {
+  return (name === undefined ? undefined : selectors.get(name)) ?? ALL_NODES;
+}
+
+/** May `node` announce the addresses of a group with `selector`: the agents' rule (`candidacy`) over the snapshot's Node. */
+export function nodeCandidacy(snap: Pick<ClusterSnapshot, 'nodes'>, node: string, selector: GroupNodeSelector): Candidacy {
+  return candidacy(snap.nodes.find((n) => n.metadata.name === node), selector);
 }
 
 /** `namespace/name` of a Service, for messages. */

@@ -3,15 +3,17 @@
 // it; `drain` shows where each address would go without that node.
 //
 // The rule, as the agents apply it: the candidates are the agents that may hold local
-// addresses (a fresh Lease, a guard mode that is not withdrawn); the holder is the node
+// addresses (a fresh Lease, a guard mode that is not withdrawn) whose Node the address's
+// ServiceGroup accepts (`candidacy` of @purelb/api: eligible, and matched by the group's
+// `spec.local.nodeSelector` when it has one); the holder is the node
 // that announces the address while it stays a candidate able to announce it
 // (stickiness), else the candidate with the lowest sha256(node#address) among those whose
 // subnets contain it (`winner`). A holder other than the hash winner is therefore normal
 // after a node came back; an announcer other than the holder is not.
-import { Annotation, ingressIPs, serviceKey } from '@purelb/api';
+import { type Candidacy, type GroupNodeSelector, Annotation, ingressIPs, serviceKey } from '@purelb/api';
 import { canAnnounce, winner } from '@purelb/election';
 import { type Family, formatAddress, parseAddress } from '@purelb/ipam-core';
-import { type AgentView, agentViews, mayHold, servedServices } from './cluster-view.ts';
+import { type AgentView, agentViews, groupSelectors, mayHold, nodeCandidacy, selectorOf, servedServices } from './cluster-view.ts';
 import { parseAnnouncer } from './services.ts';
 import type { ClusterSnapshot, Problem } from './snapshot.ts';
 
@@ -20,6 +22,8 @@ export interface ElectionRow {
   readonly family: Family;
   /** The Services that carry it (several when shared), `namespace/name`. */
   readonly services: readonly string[];
+  /** The ServiceGroup it was allocated from (the first Service's `purelb.io/allocated-from`). */
+  readonly group: string | undefined;
   /** Lowest sha256(node#address) among the candidates that can announce it. */
   readonly hashWinner: string | undefined;
   /** Who should hold it now: the announcer while it stays an able candidate, else the hash winner. */
@@ -28,8 +32,12 @@ export interface ElectionRow {
   readonly announcedBy: readonly string[];
   /** With a drain: who would hold it once the drained node stops. */
   readonly afterDrain?: string | undefined;
-  /** `ok`, `sticky` (held by an able announcer that is not the hash winner), or what is wrong. */
-  readonly state: 'ok' | 'sticky' | 'unannounced' | 'mismatch' | 'conflict' | 'no-candidate';
+  /**
+   * `ok`, `sticky` (held by an able announcer that is not the hash winner), `unselected`
+   * (its group's node selector accepts no candidate: nobody should hold it, a problem only
+   * while somebody announces it), or what is wrong.
+   */
+  readonly state: 'ok' | 'sticky' | 'unselected' | 'unannounced' | 'mismatch' | 'conflict' | 'no-candidate';
 }
 
 export interface ElectionReport {
@@ -58,7 +66,7 @@ export function electionReport(snap: ClusterSnapshot, opts: { readonly drain?: s
   const allSubnets = [...agents.values()].flatMap((a) => a.subnets);
 
   // Every served address, with its Services and announcers.
-  const byAddress = new Map<string, { family: Family; services: string[]; announcers: Set<string> }>();
+  const byAddress = new Map<string, { family: Family; services: string[]; group: string | undefined; announcers: Set<string> }>();
   let virtualAddresses = 0;
   for (const svc of servedServices(snap)) {
     for (const ip of ingressIPs(svc)) {
@@ -70,49 +78,77 @@ export function electionReport(snap: ClusterSnapshot, opts: { readonly drain?: s
         continue;
       }
       let e = byAddress.get(text);
-      if (!e) byAddress.set(text, (e = { family: a.family, services: [], announcers: new Set() }));
+      if (!e) byAddress.set(text, (e = { family: a.family, services: [], group: svc.metadata.annotations?.[Annotation.allocatedFrom], announcers: new Set() }));
       e.services.push(serviceKey(svc));
       const ann = parseAnnouncer(svc.metadata.annotations?.[a.family === 'IPv4' ? Annotation.announcingIPv4 : Annotation.announcingIPv6]);
       if (ann) e.announcers.add(ann.node);
     }
   }
 
-  const drained = opts.drain === undefined ? undefined : new Map([...candidates].filter(([n]) => n !== opts.drain));
+  // The candidates of each group: those its node selector accepts (`candidacy`).
+  const selectors = groupSelectors(snap);
+  const groupCandidates = new Map<string | undefined, Map<string, readonly string[]>>();
+  const candidatesOf = (group: string | undefined): Map<string, readonly string[]> => {
+    let c = groupCandidates.get(group);
+    if (!c) {
+      const selector = selectorOf(selectors, group);
+      groupCandidates.set(group, (c = new Map([...candidates].filter(([n]) => nodeCandidacy(snap, n, selector).may))));
+    }
+    return c;
+  };
   const problems: Problem[] = [];
   const rows: ElectionRow[] = [];
   for (const [address, e] of [...byAddress].sort(([a], [b]) => compareAddresses(a, b))) {
     const announcedBy = [...e.announcers].sort();
     const announcer = announcedBy.length === 1 ? announcedBy[0] : undefined;
-    const hashWinner = winner(address, [...candidates].map(([name, subnets]) => ({ name, subnets })));
-    const shouldHold = holderOf(address, announcer, candidates);
+    const selector = selectorOf(selectors, e.group);
+    const able = candidatesOf(e.group);
+    const hashWinner = winner(address, [...able].map(([name, subnets]) => ({ name, subnets })));
+    const shouldHold = holderOf(address, announcer, able);
+    // Nobody should hold it because the group's selector leaves out every candidate that could.
+    const unselected = shouldHold === undefined && selector.kind !== 'all' && holderOf(address, undefined, candidatesOf(undefined)) !== undefined;
     const object = `address ${address} (${e.services.map((s) => `Service ${s}`).join(', ')})`;
+    const why = (node: string): string => whyNot(node, agents.get(node), address, nodeCandidacy(snap, node, selector), e.group, selector);
     let state: ElectionRow['state'];
     if (announcedBy.length > 1) {
       state = 'conflict';
       problems.push({ object, message: `announced by ${announcedBy.join(' and ')} at once; ${shouldHold ?? 'no node'} should hold it` });
+    } else if (unselected) {
+      state = 'unselected';
+      if (announcer !== undefined) problems.push({ object, message: `announced by ${announcer}, but ${selectionText(e.group, selector)} accepts no candidate that could hold it: nobody should (${why(announcer)})` });
     } else if (shouldHold === undefined) {
       state = 'no-candidate';
-      problems.push({ object, message: `no agent that may hold local addresses has a subnet containing it${announcer ? `; ${announcer} still announces it (${whyNot(announcer, agents.get(announcer), address)})` : ''}` });
+      problems.push({ object, message: `no agent that may hold local addresses has a subnet containing it${announcer ? `; ${announcer} still announces it (${why(announcer)})` : ''}` });
     } else if (announcer === undefined) {
       state = 'unannounced';
       problems.push({ object, message: `nobody announces it; ${shouldHold} should` });
     } else if (announcer !== shouldHold) {
       state = 'mismatch';
-      problems.push({ object, message: `announced by ${announcer}, but ${shouldHold} should hold it (${whyNot(announcer, agents.get(announcer), address)})` });
+      problems.push({ object, message: `announced by ${announcer}, but ${shouldHold} should hold it (${why(announcer)})` });
     } else {
       state = shouldHold === hashWinner ? 'ok' : 'sticky';
     }
-    const row: ElectionRow = { address, family: e.family, services: e.services, hashWinner, shouldHold, announcedBy, state };
-    if (drained) {
-      const after = holderOf(address, shouldHold, drained);
-      if (after === undefined) problems.push({ object, message: `with ${opts.drain} drained, no agent could hold it` });
+    const row: ElectionRow = { address, family: e.family, services: e.services, group: e.group, hashWinner, shouldHold, announcedBy, state };
+    if (opts.drain !== undefined) {
+      const after = holderOf(address, shouldHold, new Map([...able].filter(([n]) => n !== opts.drain)));
+      if (after === undefined && shouldHold !== undefined) problems.push({ object, message: `with ${opts.drain} drained, no agent could hold it` });
       rows.push({ ...row, afterDrain: after });
     } else rows.push(row);
   }
   return { candidates: Object.fromEntries(candidates), drain: opts.drain, addresses: rows, virtualAddresses, problems };
 }
 
-function whyNot(node: string, a: AgentView | undefined, address: string): string {
+function selectionText(group: string | undefined, selector: GroupNodeSelector): string {
+  return `ServiceGroup ${group ?? '-'}'s nodeSelector${selector.kind === 'none' ? ' (invalid)' : ''}`;
+}
+
+function whyNot(node: string, a: AgentView | undefined, address: string, c: Candidacy, group: string | undefined, selector: GroupNodeSelector): string {
+  if (!c.may) {
+    if (c.reason === 'ExcludedByLabel' || c.reason === 'NetworkUnavailable') return `${node} is not eligible: ${c.reason}`;
+    if (c.reason === 'NodeUnknown') return `${node} has no Node object to match ${selectionText(group, selector)}`;
+    if (c.reason === 'InvalidNodeSelector') return `${selectionText(group, selector)} selects no node`;
+    return `${node} is not selected by ${selectionText(group, selector)}`;
+  }
   if (!a) return `${node} has no agent Lease`;
   if (!a.fresh) return `${node}'s agent Lease is stale`;
   if (a.mode === undefined) return `${node}'s agent publishes no guard mode`;

@@ -9,8 +9,24 @@
 //   marks (`allocated-by: PureLB`, `allocated-from: GROUP`), which make the allocator adopt
 //   its current addresses before it allocates anything; `service-group: GROUP`; its sharing
 //   key; and `addresses` when MetalLB's `loadBalancerIPs` pinned them.
+// - The nodes an L2Advertisement lets announce (`spec.nodeSelectors`, ORed) become the
+//   ServiceGroup's `spec.local.nodeSelector` when they are one selector (or several equal
+//   ones) for every L2Advertisement of the pool; anything else has no one-selector equivalent.
 // - What has no equivalent is reported, never dropped silently.
-import { Annotation, ALLOCATED_BY_VALUE, PURELB_API_VERSION, type Service, type ServiceGroup, ingressIPs, parseServiceGroup, serviceKey, withMetalLBAliases } from '@purelb/api';
+import {
+  type LabelSelector,
+  Annotation,
+  ALLOCATED_BY_VALUE,
+  PURELB_API_VERSION,
+  type Service,
+  type ServiceGroup,
+  formatLabelSelector,
+  ingressIPs,
+  labelSelectorProblem,
+  parseServiceGroup,
+  serviceKey,
+  withMetalLBAliases,
+} from '@purelb/api';
 import { type Family, formatAddress, parseAddress, parseRangeText, parseSubnet } from '@purelb/ipam-core';
 import type { Problem } from './snapshot.ts';
 
@@ -70,6 +86,7 @@ export function planMetalLBMigration(input: MigrationInput): MigrationPlan {
   const subnets = input.subnets.map((s) => ({ text: s, subnet: parseSubnet(s) }));
   const groups: ServiceGroup[] = [];
   const ranges: MappedPool[] = [];
+  const advertised = advertisements(input.metallb);
 
   for (const pool of [...input.metallb.ipAddressPools].sort(byName)) {
     const name = pool.metadata.name;
@@ -112,7 +129,7 @@ export function planMetalLBMigration(input: MigrationInput): MigrationPlan {
       apiVersion: PURELB_API_VERSION,
       kind: 'ServiceGroup',
       metadata: { name, namespace: input.namespace },
-      spec: { local: { ...(v4pools.length > 0 ? { v4pools } : {}), ...(v6pools.length > 0 ? { v6pools } : {}) } },
+      spec: { local: { ...(v4pools.length > 0 ? { v4pools } : {}), ...(v6pools.length > 0 ? { v6pools } : {}), ...(advertised.nodeSelectors.has(name) ? { nodeSelector: advertised.nodeSelectors.get(name)! } : {}) } },
     };
     if (v4pools.length + v6pools.length > 0) {
       const parsed = parseServiceGroup(sg);
@@ -129,7 +146,7 @@ export function planMetalLBMigration(input: MigrationInput): MigrationPlan {
     });
   }
 
-  advertisementNotes(input.metallb, notes);
+  notes.push(...advertised.notes);
 
   const services: ServiceMigration[] = [];
   for (const svc of [...input.services].sort((a, b) => (serviceKey(a) < serviceKey(b) ? -1 : 1))) {
@@ -176,27 +193,94 @@ export function planMetalLBMigration(input: MigrationInput): MigrationPlan {
   return { serviceGroups: groups, services, notes, problems };
 }
 
-function advertisementNotes(m: MetalLBConfig, notes: Problem[]): void {
+/** The nodes one L2Advertisement lets announce: every node, one label selector, or a set no one selector expresses. */
+type AdvertisedNodes = { readonly kind: 'all' } | { readonly kind: 'selector'; readonly selector: LabelSelector; readonly key: string } | { readonly kind: 'inexpressible' };
+
+const EXCLUSION_HINT = 'keep a node out with the label node.kubernetes.io/exclude-from-external-load-balancers';
+
+/**
+ * `spec.nodeSelectors` of an L2Advertisement: none (or an empty one) is every node; one
+ * selector, or several equal ones, is that selector; several different ones (ORed by
+ * MetalLB) or an invalid one have no equivalent, said in `notes`.
+ */
+function advertisedNodes(ref: string, raw: unknown, notes: Problem[]): AdvertisedNodes {
+  if (!Array.isArray(raw) || raw.length === 0) return { kind: 'all' };
+  const found = new Map<string, LabelSelector>();
+  for (const [i, s] of (raw as unknown[]).entries()) {
+    const p = labelSelectorProblem(s, `spec.nodeSelectors[${i}]`);
+    if (p) {
+      notes.push({ object: ref, field: p.field, message: `${p.message}: no equivalent; the ServiceGroups of its pools get no node selector (every eligible node may announce)` });
+      return { kind: 'inexpressible' };
+    }
+    const sel = canonicalSelector(s as LabelSelector);
+    if (Object.keys(sel).length === 0) return { kind: 'all' };
+    found.set(JSON.stringify(sel), sel);
+  }
+  if (found.size === 1) {
+    const [[key, selector]] = [...found] as [[string, LabelSelector]];
+    return { kind: 'selector', selector, key };
+  }
+  notes.push({
+    object: ref,
+    field: 'spec.nodeSelectors',
+    message: `no equivalent: ${found.size} different selectors (${[...found.values()].map(formatLabelSelector).join(' OR ')}), which MetalLB ORs; a ServiceGroup's spec.local.nodeSelector is one selector, so the ServiceGroups of its pools get none (every eligible node may announce): label the nodes so that one selector matches them, or ${EXCLUSION_HINT}`,
+  });
+  return { kind: 'inexpressible' };
+}
+
+/** A label selector with its keys, expressions and values in one order, and nothing else. */
+function canonicalSelector(s: LabelSelector): LabelSelector {
+  const labels = Object.entries(s.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const exprs = (s.matchExpressions ?? [])
+    .map((e) => ({ key: e.key, operator: e.operator, ...(e.values && e.values.length > 0 ? { values: [...new Set(e.values)].sort() } : {}) }))
+    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  return { ...(labels.length > 0 ? { matchLabels: Object.fromEntries(labels) } : {}), ...(exprs.length > 0 ? { matchExpressions: exprs } : {}) };
+}
+
+/**
+ * Which pools the L2Advertisements announce, and, per pool, the node selector its
+ * ServiceGroup gets: the one selector every L2Advertisement of the pool has. A pool
+ * announced on every node by one of them gets none (MetalLB ORs the L2Advertisements).
+ */
+function advertisements(m: MetalLBConfig): { readonly notes: Problem[]; readonly nodeSelectors: Map<string, LabelSelector> } {
+  const notes: Problem[] = [];
   const advertised = new Set<string>();
+  const byPool = new Map<string, { readonly l2: string; readonly nodes: AdvertisedNodes }[]>();
   for (const l2 of [...m.l2Advertisements].sort(byName)) {
     const ref = `L2Advertisement ${l2.metadata.name}`;
     const s = l2.spec ?? {};
     const names = Array.isArray(s.ipAddressPools) ? (s.ipAddressPools as string[]) : [];
     const selectors = Array.isArray(s.ipAddressPoolSelectors) ? (s.ipAddressPoolSelectors as { matchLabels?: Record<string, string> }[]) : [];
-    if (names.length === 0 && selectors.length === 0) for (const p of m.ipAddressPools) advertised.add(p.metadata.name);
-    for (const n of names) advertised.add(n);
+    // The pools this one announces.
+    const mine = new Set<string>();
+    if (names.length === 0 && selectors.length === 0) for (const p of m.ipAddressPools) mine.add(p.metadata.name);
+    for (const n of names) mine.add(n);
     for (const sel of selectors) {
       for (const p of m.ipAddressPools) {
         const labels = p.metadata.labels ?? {};
-        if (Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v)) advertised.add(p.metadata.name);
+        if (Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v)) mine.add(p.metadata.name);
       }
       if (sel && typeof sel === 'object' && 'matchExpressions' in sel) notes.push({ object: ref, field: 'spec.ipAddressPoolSelectors', message: 'matchExpressions are not evaluated by the migration; check which pools it selects' });
     }
-    if (Array.isArray(s.nodeSelectors) && s.nodeSelectors.length > 0) {
-      notes.push({ object: ref, field: 'spec.nodeSelectors', message: 'no equivalent: every eligible node may announce; keep a node out with the label node.kubernetes.io/exclude-from-external-load-balancers' });
+    const nodes = advertisedNodes(ref, s.nodeSelectors, notes);
+    for (const p of mine) {
+      advertised.add(p);
+      byPool.set(p, [...(byPool.get(p) ?? []), { l2: l2.metadata.name, nodes }]);
     }
     if (Array.isArray(s.interfaces) && s.interfaces.length > 0) {
       notes.push({ object: ref, field: 'spec.interfaces', message: `no per-pool equivalent: the agent announces a local address on the interface whose subnet contains it (LBNodeAgent spec.local.localint selects the candidates, e.g. "${(s.interfaces as string[]).join('|')}")` });
+    }
+  }
+  const nodeSelectors = new Map<string, LabelSelector>();
+  const pools = new Set(m.ipAddressPools.map((p) => p.metadata.name));
+  for (const [pool, advs] of [...byPool].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!pools.has(pool) || advs.some((a) => a.nodes.kind === 'all')) continue;
+    const keys = new Set(advs.map((a) => (a.nodes.kind === 'selector' ? a.nodes.key : `inexpressible:${a.l2}`)));
+    const first = advs[0]!.nodes;
+    if (keys.size === 1 && first.kind === 'selector') nodeSelectors.set(pool, first.selector);
+    else if (advs.length > 1) {
+      const each = advs.map((a) => `${a.l2} (${a.nodes.kind === 'selector' ? formatLabelSelector(a.nodes.selector) : 'no one selector'})`).join(', ');
+      notes.push({ object: `IPAddressPool ${pool}`, message: `announced by L2Advertisements with different spec.nodeSelectors, ${each}, which MetalLB ORs: no equivalent; its ServiceGroup gets no node selector (every eligible node may announce): give them one selector, or ${EXCLUSION_HINT}` });
     }
   }
   for (const p of m.ipAddressPools) {
@@ -208,6 +292,7 @@ function advertisementNotes(m: MetalLBConfig, notes: Problem[]): void {
     const what = o.kind === 'BGPAdvertisement' ? 'PureLB does not speak BGP: virtual addresses go on kube-lb0 and routing software on the nodes (BIRD, FRR) advertises them; see docs/virtual-addresses-and-routing.md' : o.kind === 'Community' ? 'BGP communities are set in the routing software that advertises kube-lb0' : o.kind === 'BFDProfile' ? 'BFD is configured in the routing software that advertises kube-lb0' : 'BGP sessions are configured in the routing software that advertises kube-lb0';
     notes.push({ object: `${o.kind ?? 'object'} ${o.metadata.name}`, message: `no equivalent: ${what}` });
   }
+  return { notes, nodeSelectors };
 }
 
 function byName(a: MetalLBObject, b: MetalLBObject): number {

@@ -1,10 +1,10 @@
 // What a Node says about itself that the agent acts on: whether it is left out of load
 // balancing (from the Node object, the truth the agent reads too) and whether its ARP
 // settings are safe for local addresses (from the newest Event its agent wrote about it).
+import { type ExclusionReason, EXCLUDE_LABEL, nodeEligibility } from '@purelb/api';
 import type { EventObject, NodeObject } from './snapshot.ts';
 
-/** Kubernetes' own label (any value) that leaves a node out of external load balancers. */
-export const EXCLUDE_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
+export { EXCLUDE_LABEL };
 /** The component name the node agents' Events carry. */
 export const AGENT_COMPONENT = 'purelb-lbnodeagent';
 /** The reasons of the agent's ARP-check Events on its Node, as apps/lbnodeagent writes them. */
@@ -12,16 +12,15 @@ export const ArpEventReason = { unsafe: 'UnsafeARPConfig', safe: 'ARPConfigSafe'
 
 /** Why a node announces nothing, as the agent decides it; undefined when it may announce. */
 export interface NodeExclusion {
-  readonly reason: 'ExcludedByLabel' | 'NetworkUnavailable';
+  readonly reason: ExclusionReason;
   readonly message: string;
 }
 
-/** The agent's rule (apps/lbnodeagent eligibility.ts): the exclusion label first, then NetworkUnavailable=True. */
+/** The agent's rule (`nodeEligibility` of @purelb/api): the exclusion label first, then NetworkUnavailable=True. */
 export function nodeExclusion(node: NodeObject | undefined): NodeExclusion | undefined {
-  if (node === undefined) return undefined;
-  if (Object.hasOwn(node.metadata.labels ?? {}, EXCLUDE_LABEL)) return { reason: 'ExcludedByLabel', message: `labelled ${EXCLUDE_LABEL}` };
-  if (node.status?.conditions?.some((c) => c.type === 'NetworkUnavailable' && c.status === 'True')) return { reason: 'NetworkUnavailable', message: 'condition NetworkUnavailable=True' };
-  return undefined;
+  const e = nodeEligibility(node);
+  if (e.eligible) return undefined;
+  return { reason: e.reason, message: e.reason === 'ExcludedByLabel' ? `labelled ${EXCLUDE_LABEL}` : 'condition NetworkUnavailable=True' };
 }
 
 /** The ARP settings of a node as its agent last reported them. */

@@ -1,4 +1,5 @@
 // Each report as the tables `kubectl purelb` prints by default.
+import { formatLabelSelector } from '@purelb/api';
 import type { ElectionReport } from './election.ts';
 import { formatProblems, formatTable } from './output.ts';
 import type { PoolsReport } from './pools.ts';
@@ -18,7 +19,7 @@ export function renderStatus(r: StatusReport): string {
   return [
     `ALLOCATOR\nleader:   ${leader}\nreplicas: ${replicas}\n`,
     `\nNODES\n${formatTable(['node', 'agent', 'mode', 'membership', 'lease renewed', 'announces', 'arp', 'subnets'], r.nodes.map((n) => [n.node, n.agent, n.mode, n.membership, secs(n.leaseRenewedSecondsAgo) && `${secs(n.leaseRenewedSecondsAgo)} ago`, n.excluded ? `no (${n.excluded.reason})` : 'yes', ARP_TEXT[n.arp.state], n.subnets.join(',')]))}`,
-    `\nSERVICEGROUPS\n${formatTable(['name', 'type', 'valid', 'services', 'ipv4 in use', 'ipv6 in use'], r.serviceGroups.map((g) => [g.name, g.type, g.valid ? 'yes' : 'NO', g.services, g.ipv4, g.ipv6]))}`,
+    `\nSERVICEGROUPS\n${formatTable(['name', 'type', 'valid', 'services', 'ipv4 in use', 'ipv6 in use', 'node selector', 'selected nodes'], r.serviceGroups.map((g) => [g.name, g.type, g.valid ? 'yes' : 'NO', g.services, g.ipv4, g.ipv6, g.nodeSelector, g.selectedNodes === undefined ? 'all' : g.selectedNodes.length === 0 ? 'NONE' : `${g.selectedNodes.length} (${g.selectedNodes.join(',')})`]))}`,
     formatProblems(r.problems),
   ].join('');
 }
@@ -44,8 +45,8 @@ export function renderServices(r: ServicesReport): string {
 }
 
 export function renderElection(r: ElectionReport): string {
-  const headers = ['address', 'services', 'hash winner', 'should hold', 'announced by', ...(r.drain ? ['after drain'] : []), 'state'];
-  const rows = r.addresses.map((a) => [a.address, a.services.join(','), a.hashWinner, a.shouldHold, a.announcedBy.join(','), ...(r.drain ? [a.afterDrain ?? 'NOBODY'] : []), a.state]);
+  const headers = ['address', 'services', 'group', 'hash winner', 'should hold', 'announced by', ...(r.drain ? ['after drain'] : []), 'state'];
+  const rows = r.addresses.map((a) => [a.address, a.services.join(','), a.group, a.hashWinner, a.shouldHold, a.announcedBy.join(','), ...(r.drain ? [a.afterDrain ?? 'NOBODY'] : []), a.state]);
   const candidates = Object.keys(r.candidates);
   return (
     `candidates: ${candidates.length > 0 ? candidates.join(', ') : 'none'}; ${r.virtualAddresses} virtual address(es) not elected (every node adds them)\n` +
@@ -61,11 +62,14 @@ export function renderValidation(r: ValidationReport): string {
 }
 
 export function renderMigration(plan: MigrationPlan, applied: { readonly written: readonly string[] } | undefined): string {
-  const pools = plan.serviceGroups.flatMap((g) => [...(g.spec.local?.v4pools ?? []), ...(g.spec.local?.v6pools ?? [])].map((p) => [g.metadata.name, p.pool, p.subnet, p.aggregation ?? 'default']));
+  const pools = plan.serviceGroups.flatMap((g) => {
+    const nodes = g.spec.local?.nodeSelector ? formatLabelSelector(g.spec.local.nodeSelector) : 'all';
+    return [...(g.spec.local?.v4pools ?? []), ...(g.spec.local?.v6pools ?? [])].map((p) => [g.metadata.name, p.pool, p.subnet, p.aggregation ?? 'default', nodes]);
+  });
   const notes = plan.notes.length === 0 ? '' : `\nNO EQUIVALENT OR DIFFERENT IN PURELB (${plan.notes.length})\n${plan.notes.map((n) => `- ${n.object}${n.field ? ` ${n.field}` : ''}: ${n.message}`).join('\n')}\n`;
   const tail = applied === undefined ? '\nNothing was written: run again with --apply to create the ServiceGroups and annotate the Services.\n' : applied.written.length > 0 ? `\nWRITTEN\n${applied.written.map((w) => `- ${w}`).join('\n')}\n` : '\nNothing was written.\n';
   return (
-    `SERVICEGROUPS (namespace ${plan.serviceGroups[0]?.metadata.namespace ?? '-'})\n${formatTable(['group', 'pool', 'subnet', 'aggregation'], pools)}` +
+    `SERVICEGROUPS (namespace ${plan.serviceGroups[0]?.metadata.namespace ?? '-'})\n${formatTable(['group', 'pool', 'subnet', 'aggregation', 'node selector'], pools)}` +
     `\nSERVICES (they keep their addresses)\n${formatTable(['namespace', 'name', 'addresses', 'group', 'annotations'], plan.services.map((s) => [s.namespace, s.name, s.addresses.join(','), s.group, Object.entries(s.annotations).map(([k, v]) => `${k}=${v}`).join(' ')]))}` +
     notes +
     formatProblems(plan.problems) +

@@ -1,8 +1,8 @@
 // `kubectl purelb status`: the allocator's leader, each node's agent, each ServiceGroup,
 // and the problems found. A pure function of a snapshot.
-import { Annotation, type ServiceGroup, ingressIPs, parseServiceGroup } from '@purelb/api';
+import { Annotation, type ServiceGroup, formatLabelSelector, groupNodeSelector, ingressIPs, parseServiceGroup } from '@purelb/api';
 import { findCondition } from '@purelb/k8s-glue';
-import { type AgentView, ageSeconds, agentViews, allocatedByUs, byKey, isOurs, latestAllocatorWarning, serviceRef } from './cluster-view.ts';
+import { type AgentView, ageSeconds, agentViews, allocatedByUs, byKey, isOurs, latestAllocatorWarning, nodeCandidacy, serviceRef } from './cluster-view.ts';
 import { type ArpReport, ArpEventReason, type NodeExclusion, latestArpReport, nodeExclusion } from './node-health.ts';
 import type { ClusterSnapshot, Problem } from './snapshot.ts';
 
@@ -40,6 +40,10 @@ export interface GroupStatus {
   /** `inUse/size` per family from the status the allocator wrote. */
   readonly ipv4: string | undefined;
   readonly ipv6: string | undefined;
+  /** Its `spec.local.nodeSelector` in kubectl's text form; undefined without one (every node). */
+  readonly nodeSelector: string | undefined;
+  /** With a node selector: the Nodes it selects among the eligible (`candidacy`), by name. */
+  readonly selectedNodes: readonly string[] | undefined;
 }
 
 export interface StatusReport {
@@ -121,7 +125,14 @@ function groupStatuses(snap: ClusterSnapshot, problems: Problem[]): GroupStatus[
       problems.push({ object: ref, field: 'status.conditions[Valid]', message: `the allocator finds it invalid (${cond.reason}): ${cond.message}` });
     }
     const services = snap.services.filter((s) => isOurs(s) && allocatedByUs(s) && s.metadata.annotations?.[Annotation.allocatedFrom] === name && ingressIPs(s).length > 0).length;
-    out.push({ name, type: parsed.ok ? parsed.kind : 'invalid', valid, services, ipv4: usage(sg, 'ipv4'), ipv6: usage(sg, 'ipv6') });
+    const { selector } = groupNodeSelector(sg, undefined);
+    const nodeSelector = selector.kind === 'selector' ? formatLabelSelector(selector.selector) : selector.kind === 'none' ? 'INVALID' : undefined;
+    const selectedNodes = selector.kind === 'all' ? undefined : snap.nodes.map((n) => n.metadata.name).filter((n) => nodeCandidacy(snap, n, selector).may).sort();
+    // An invalid selector is a problem already (parseServiceGroup names its field).
+    if (selector.kind === 'selector' && selectedNodes?.length === 0) {
+      problems.push({ object: ref, field: 'spec.local.nodeSelector', message: `${nodeSelector} selects no eligible Node (of ${snap.nodes.length}): no node announces its local addresses` });
+    }
+    out.push({ name, type: parsed.ok ? parsed.kind : 'invalid', valid, services, ipv4: usage(sg, 'ipv4'), ipv6: usage(sg, 'ipv6'), nodeSelector, selectedNodes });
   }
   return out;
 }

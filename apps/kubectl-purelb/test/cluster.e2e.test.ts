@@ -175,7 +175,7 @@ t.test('election: every local address announced by the node that should hold it;
   for (const a of drained.data.addresses) t.equal(a.afterDrain, other, `${a.address} would be held by ${other}`);
   const table = await plugin(['election', '--simulate-drain', drain]);
   t.match(table.out, new RegExp(`simulating a drain of ${drain}`));
-  t.match(table.out, new RegExp(`${webV4!.replace(/\./g, '\\.')}\\s+${NS}/web\\s+${drain}\\s+${drain}\\s+${drain}\\s+${other}\\s+ok`));
+  t.match(table.out, new RegExp(`${webV4!.replace(/\./g, '\\.')}\\s+${NS}/web\\s+default\\s+${drain}\\s+${drain}\\s+${drain}\\s+${other}\\s+ok`));
 
   // The agent that should not hold it announces it (a stale view): a mismatch, exit 1.
   await announce('web', 'IPv4', other);
@@ -252,6 +252,55 @@ t.test('status: a node whose agent reported unsafe ARP settings is a problem unt
   t.match(table.out, /node-b\s+running\s+swim\s+2\/2\s+\d+s ago\s+no \(ExcludedByLabel\)\s+no warning\s/);
   await admin.mergePatch('/api/v1/nodes/node-b', { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': null } } });
   await admin.mergePatch('/api/v1/nodes/node-a/status', { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'RouteCreated', message: 'test', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+});
+
+t.test('a ServiceGroup with a nodeSelector: status and election apply the agents\' candidacy; relabelling moves it', async (t) => {
+  const label = 'purelb.io/edge';
+  await admin.mergePatch('/api/v1/nodes/node-a', { metadata: { labels: { [label]: 'true' } } });
+  await admin.create(groups, { apiVersion: 'purelb.io/v1', kind: 'ServiceGroup', metadata: { name: 'edge' }, spec: { local: { nodeSelector: { matchLabels: { [label]: 'true' } }, v4pools: [{ pool: '192.0.2.150-192.0.2.159', subnet: '192.0.2.0/24', aggregation: 'default' }] } } });
+  await createService('edge-web', { annotations: { 'purelb.io/service-group': 'edge' } });
+  const [edge] = await addressesOf('edge-web', 1);
+  const row = (r: ElectionReport) => r.addresses.find((a) => a.address === edge)!;
+
+  // Selected: node-a only, whatever the hash prefers.
+  await announce('edge-web', 'IPv4', 'node-a');
+  const st = await pluginJson<StatusReport>(['status']);
+  t.equal(st.code, ExitCode.ok, JSON.stringify(st.data.problems));
+  const g = st.data.serviceGroups.find((x) => x.name === 'edge');
+  t.same([g?.valid, g?.services, g?.nodeSelector, g?.selectedNodes], [true, 1, `${label}=true`, ['node-a']]);
+  const ok = await pluginJson<ElectionReport>(['election', '--simulate-drain', 'node-a']);
+  t.same([row(ok.data).group, row(ok.data).shouldHold, row(ok.data).hashWinner, row(ok.data).state, row(ok.data).afterDrain], ['edge', 'node-a', 'node-a', 'ok', undefined]);
+  t.equal(ok.code, ExitCode.problems, 'draining the only selected node leaves it unanswered');
+  t.same(ok.data.problems.map((p) => p.message), [`with node-a drained, no agent could hold it`]);
+  await announce('edge-web', 'IPv4', 'node-b');
+  const bad = await pluginJson<ElectionReport>(['election']);
+  t.equal(bad.code, ExitCode.problems);
+  t.same(bad.data.problems.map((p) => [p.object, p.message]), [[`address ${edge} (Service ${NS}/edge-web)`, `announced by node-b, but node-a should hold it (node-b is not selected by ServiceGroup edge's nodeSelector)`]]);
+
+  // Relabelled to node-b: it becomes the holder.
+  await admin.mergePatch('/api/v1/nodes/node-a', { metadata: { labels: { [label]: null } } });
+  await admin.mergePatch('/api/v1/nodes/node-b', { metadata: { labels: { [label]: 'true' } } });
+  const moved = await pluginJson<ElectionReport>(['election']);
+  t.equal(moved.code, ExitCode.ok, JSON.stringify(moved.data.problems));
+  t.same([row(moved.data).shouldHold, row(moved.data).state], ['node-b', 'ok']);
+
+  // Selecting nobody: status says so (exit 1); the address has no expected holder, a problem only while announced.
+  await admin.mergePatch('/api/v1/nodes/node-b', { metadata: { labels: { [label]: null } } });
+  const none = await pluginJson<StatusReport>(['status']);
+  t.equal(none.code, ExitCode.problems);
+  t.same(none.data.problems.map((p) => [p.object, p.field, p.message]), [[`ServiceGroup ${PURELB_NAMESPACE}/edge`, 'spec.local.nodeSelector', `${label}=true selects no eligible Node (of 2): no node announces its local addresses`]]);
+  t.match((await plugin(['status'])).out, /edge\s+local\s+yes\s+1\s+\S+\s+\S+\s+purelb\.io\/edge=true\s+NONE\n/);
+  const orphan = await pluginJson<ElectionReport>(['election']);
+  t.equal(orphan.code, ExitCode.problems);
+  t.same([row(orphan.data).shouldHold, row(orphan.data).state], [undefined, 'unselected']);
+  t.match(orphan.data.problems[0]?.message, /^announced by node-b, but ServiceGroup edge's nodeSelector accepts no candidate that could hold it: nobody should/);
+  await announce('edge-web', 'IPv4', null);
+  const quiet = await pluginJson<ElectionReport>(['election']);
+  t.equal(quiet.code, ExitCode.ok, JSON.stringify(quiet.data.problems));
+  t.equal(row(quiet.data).state, 'unselected');
+
+  await admin.delete(`/api/v1/namespaces/${NS}/services/edge-web`);
+  await admin.delete(`${groups}/edge`);
 });
 
 t.test('the bin in a child process: KUBECONFIG, exit status, --context, validate', async (t) => {

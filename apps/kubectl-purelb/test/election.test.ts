@@ -5,7 +5,8 @@
 import t from 'tap';
 import { winner } from '@purelb/election';
 import { electionReport, holderOf } from '../src/election.ts';
-import { agentLease, snapshot, svc } from './fixtures.ts';
+import { renderElection } from '../src/render.ts';
+import { V4, agentLease, group, node, snapshot, svc } from './fixtures.ts';
 
 const SUBNETS = '192.0.2.0/24,2001:db8::/64';
 const NODES = ['node-a', 'node-b', 'node-c'];
@@ -74,4 +75,41 @@ t.test('--simulate-drain: the drained node\'s addresses move to the hash winner 
   const alone = electionReport(snapshot({ leases: [leases[0]!], services: [services[0]!] }), { drain: 'node-a' });
   t.equal(alone.addresses[0]!.afterDrain, undefined);
   t.match(alone.problems.at(-1)!.message, /with node-a drained, no agent could hold it/);
+});
+
+t.test('a group with a node selector: only the selected, eligible nodes are candidates (the agents\' candidacy)', async (t) => {
+  const edge = { edge: 'true' };
+  const nodes = [node('node-a', [], edge), node('node-b', [], { ...edge, 'node.kubernetes.io/exclude-from-external-load-balancers': '' }), node('node-c')];
+  const groups = [group('edge', { nodeSelector: { matchLabels: edge }, v4pools: [V4('192.0.2.0/24')] }), group('nobody', { nodeSelector: { matchLabels: { rack: 'none' } }, v4pools: [V4('192.0.2.0/24')] })];
+  // Addresses whose hash winner among all three nodes is not node-a, so the selector decides.
+  const addrs = Array.from({ length: 40 }, (_, i) => `192.0.2.${10 + i}`).filter((a) => hash(a) !== 'node-a').slice(0, 3);
+  t.equal(addrs.length, 3);
+  const [held, wrong, orphan] = addrs as [string, string, string];
+  const r = electionReport(
+    snapshot({
+      leases,
+      nodes,
+      serviceGroups: groups,
+      services: [
+        svc('edge-ok', { ips: [held], group: 'edge', annotations: announce(held, 'node-a') }),
+        svc('edge-wrong', { ips: [wrong], group: 'edge', annotations: announce(wrong, hash(wrong)) }),
+        svc('nobody', { ips: [orphan], group: 'nobody' }),
+        svc('nobody-announced', { ips: ['192.0.2.200'], group: 'nobody', annotations: announce('192.0.2.200', 'node-c') }),
+        svc('plain', { ips: ['192.0.2.201'], annotations: announce('192.0.2.201', hash('192.0.2.201', ['node-a', 'node-c'])) }),
+      ],
+    }),
+    { drain: 'node-a' },
+  );
+  const row = (a: string) => r.addresses.find((x) => x.address === a)!;
+  t.same([row(held).group, row(held).shouldHold, row(held).hashWinner, row(held).state], ['edge', 'node-a', 'node-a', 'ok'], 'the only selected eligible node holds it');
+  t.same([row(wrong).shouldHold, row(wrong).state], ['node-a', 'mismatch']);
+  t.same([row(orphan).shouldHold, row(orphan).state, row(orphan).afterDrain], [undefined, 'unselected', undefined], 'a selector matching nobody: no expected holder');
+  t.same([row('192.0.2.200').shouldHold, row('192.0.2.200').state], [undefined, 'unselected']);
+  t.same([row('192.0.2.201').shouldHold, row('192.0.2.201').state], [hash('192.0.2.201', ['node-a', 'node-c']), 'ok'], 'without a selector the excluded node-b is still no candidate');
+  t.same([row(held).afterDrain, row(wrong).afterDrain], [undefined, undefined], 'without node-a no selected node is left');
+  const about = (a: string) => r.problems.filter((p) => p.object.startsWith(`address ${a} `)).map((p) => p.message);
+  t.match(about(wrong), [new RegExp(`^announced by ${hash(wrong)}, but node-a should hold it \\(${hash(wrong)} is (not selected by ServiceGroup edge's nodeSelector|not eligible: ExcludedByLabel)\\)$`), /with node-a drained, no agent could hold it/]);
+  t.same(about(orphan), [], 'unselected and unannounced is no problem');
+  t.match(about('192.0.2.200'), [/^announced by node-c, but ServiceGroup nobody's nodeSelector accepts no candidate that could hold it: nobody should \(node-c is not selected by ServiceGroup nobody's nodeSelector\)$/]);
+  t.match(renderElection(r), new RegExp(`${orphan.replace(/\./g, '\\.')} +web/nobody +nobody +<none> +<none> +<none> +NOBODY +unselected`));
 });

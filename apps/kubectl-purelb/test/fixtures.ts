@@ -80,8 +80,8 @@ export function allocatorLease(holder: string | undefined, ageS = 1): LeaseObjec
   return { metadata: { name: 'purelb-allocator', namespace: 'purelb' }, spec: { holderIdentity: holder ?? null, renewTime: ago(ageS), leaseDurationSeconds: 15 } };
 }
 
-export function node(name: string, addresses: readonly string[] = []): NodeObject {
-  return { metadata: { name }, status: { addresses: addresses.map((address) => ({ type: 'InternalIP', address })) } };
+export function node(name: string, addresses: readonly string[] = [], labels?: Record<string, string>): NodeObject {
+  return { metadata: { name, ...(labels ? { labels } : {}) }, status: { addresses: addresses.map((address) => ({ type: 'InternalIP', address })) } };
 }
 
 export function warning(service: Service, reason: string, message: string, ageS = 5, component = 'purelb-allocator'): EventObject {

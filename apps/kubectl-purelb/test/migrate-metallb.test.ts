@@ -95,8 +95,8 @@ t.test('what has no equivalent is reported', async (t) => {
     'IPAddressPool metallb-system/a|spec.avoidBuggyIPs',
     'IPAddressPool metallb-system/a|spec.serviceAllocation',
     'L2Advertisement sel|spec.interfaces',
-    'L2Advertisement sel|spec.nodeSelectors',
   ].sort());
+  t.same(p.serviceGroups.find((g) => g.metadata.name === 'a')?.spec.local?.nodeSelector, { matchLabels: { rack: '1' } }, 'its one node selector is the ServiceGroup\'s');
   t.match(p.notes.find((n) => n.object === 'IPAddressPool b')?.message, /no L2Advertisement selects it/);
   t.match(p.notes.find((n) => n.object === 'BGPAdvertisement adv')?.message, /no equivalent: PureLB does not speak BGP/);
   t.same(p.problems, []);
@@ -106,4 +106,35 @@ t.test('a Service whose addresses span two pools cannot be one ServiceGroup\'s',
   const p = plan({ pools: [pool('v4', { addresses: ['192.0.2.10-192.0.2.19'] }), pool('v6', { addresses: ['2001:db8::10-2001:db8::19'] })], services: [svc('web', 'dual', ['192.0.2.10', '2001:db8::10'])] });
   t.equal(p.problems.length, 1);
   t.match(p.problems[0]!.message, /from several IPAddressPools \(v4, v6\)/);
+});
+
+t.test('L2Advertisement spec.nodeSelectors: one selector (or several equal) maps to spec.local.nodeSelector; several different ones have no equivalent', async (t) => {
+  const edge = { matchLabels: { 'purelb.io/edge': 'true' } };
+  const zoneA = { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['b', 'a'] }] };
+  const p = plan({
+    pools: ['one', 'equal', 'ored', 'two-l2-same', 'two-l2-diff', 'one-all', 'none'].map((n, i) => pool(n, { addresses: [`192.0.2.${16 * i}/28`] })),
+    l2s: [
+      l2('l2-one', { ipAddressPools: ['one'], nodeSelectors: [edge] }),
+      // Equal once keys and values are put in order: one selector.
+      l2('l2-equal', { ipAddressPools: ['equal'], nodeSelectors: [zoneA, { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a', 'b'] }] }] }),
+      l2('l2-ored', { ipAddressPools: ['ored'], nodeSelectors: [edge, zoneA] }),
+      l2('l2-same-1', { ipAddressPools: ['two-l2-same', 'two-l2-diff'], nodeSelectors: [edge] }),
+      l2('l2-same-2', { ipAddressPools: ['two-l2-same'], nodeSelectors: [{ matchLabels: { 'purelb.io/edge': 'true' } }] }),
+      l2('l2-diff', { ipAddressPools: ['two-l2-diff'], nodeSelectors: [zoneA] }),
+      // MetalLB ORs the L2Advertisements: one that selects every node makes it every node.
+      l2('l2-some', { ipAddressPools: ['one-all'], nodeSelectors: [edge] }),
+      l2('l2-all', { ipAddressPools: ['one-all', 'none'] }),
+    ],
+  });
+  t.same(p.problems, []);
+  const sel = Object.fromEntries(p.serviceGroups.map((g) => [g.metadata.name, g.spec.local?.nodeSelector]));
+  const zoneSorted = { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a', 'b'] }] };
+  t.same(sel, { one: edge, equal: zoneSorted, ored: undefined, 'two-l2-same': edge, 'two-l2-diff': undefined, 'one-all': undefined, none: undefined });
+  const about = p.notes.filter((n) => /nodeSelector/.test(n.message) || n.field === 'spec.nodeSelectors').map((n) => [n.object, n.field]);
+  t.same(about, [['L2Advertisement l2-ored', 'spec.nodeSelectors'], ['IPAddressPool two-l2-diff', undefined]], 'each inexpressible case once, naming the object and field');
+  t.match(p.notes.find((n) => n.object === 'L2Advertisement l2-ored')?.message, /^no equivalent: 2 different selectors \(purelb\.io\/edge=true OR topology\.kubernetes\.io\/zone in \(a,b\)\), which MetalLB ORs/);
+  t.match(p.notes.find((n) => n.object === 'IPAddressPool two-l2-diff')?.message, /l2-diff \(topology\.kubernetes\.io\/zone in \(a,b\)\), l2-same-1 \(purelb\.io\/edge=true\), which MetalLB ORs: no equivalent/);
+  const bad = plan({ pools: [pool('p', { addresses: ['192.0.2.0/28'] })], l2s: [l2('bad', { ipAddressPools: ['p'], nodeSelectors: [{ matchExpressions: [{ key: 'k', operator: 'Near' }] }] })] });
+  t.same(bad.serviceGroups[0]?.spec.local?.nodeSelector, undefined);
+  t.same(bad.notes.filter((n) => n.object === 'L2Advertisement bad').map((n) => n.field), ['spec.nodeSelectors[0].matchExpressions[0].operator']);
 });

@@ -30,15 +30,22 @@ import {
   safetyTiming,
 } from '@purelb/election';
 import {
+  type Eligibility,
+  type GroupNodeSelector,
   type LBNodeAgent,
+  type NodeView,
   type Service,
   type ServiceGroup,
   ALLOCATED_BY_VALUE,
   Annotation,
   PURELB_LOAD_BALANCER_CLASS,
+  candidacy,
+  groupNodeSelector,
   ingressIPs,
+  nodeEligibility,
   parseLBNodeAgent,
   localGroupSpec,
+  sameNodeView,
   serviceKey,
 } from '@purelb/api';
 import {
@@ -51,8 +58,6 @@ import {
 } from '@purelb/k8s-glue';
 import { type InterfaceAddress, type NetlinkHandle, NetlinkError, NetlinkErrorCode, PURELB_ADDRESS_PROTOCOL } from '@purelb/linux-net';
 import type { AgentMetrics } from './metrics.ts';
-import { type Eligibility, type NodeView, nodeEligibility, sameNodeView } from './eligibility.ts';
-import { type GroupNodeSelector, candidacy, groupNodeSelector } from './candidates.ts';
 import { type LinkSubnet, type NodePlan, type Note, type PresentAddress, type ServiceAddress, type WantedAddress, addressChanges, addressLifetimes, planNode } from './plan.ts';
 /** An EndpointSlice, trimmed to what the agent reads. */
 export interface SliceView {

@@ -1,7 +1,7 @@
 // The node agent daemon (one per node, host network). SIGTERM: withdraw, leave the
 // membership, delete the virtual link it created, exit.
 import { Keyring, Membership, UdpTransport } from '@purelb/election';
-import { type LBNodeAgent, type Service, type ServiceGroup, parseLBNodeAgent, trimService } from '@purelb/api';
+import { type LBNodeAgent, type NodeView, type Service, type ServiceGroup, parseLBNodeAgent, trimNodeView, trimService } from '@purelb/api';
 import {
   EventRecorder,
   Informer,
@@ -18,7 +18,6 @@ import { SETTINGS, loadConfig } from './config.ts';
 import { GossipSecretError, GossipSecretWatcher, loadGossipKeys, replaceKeys } from './gossip-secret.ts';
 import { type LeaseView, type SliceView, NodeAgent } from './agent.ts';
 import { createMetrics } from './metrics.ts';
-import { type NodeView, trimNodeView } from './eligibility.ts';
 import { ArpCheck, ourIPv4Addresses } from './arp-check.ts';
 import { eligibilityEvent, nodeRef } from './node-events.ts';
 

@@ -2,7 +2,7 @@
 import { Counter, Gauge, Histogram, MetricsRegistry, buildInfo, eventLoopLagHistogram, k8sRequestMetrics, processMetrics } from '@purelb/k8s-glue';
 import type { Membership, SafetyMode } from '@purelb/election';
 import type { NodePlan } from './plan.ts';
-import { EXCLUSION_REASONS, type ExclusionReason } from './eligibility.ts';
+import { EXCLUSION_REASONS, type ExclusionReason } from '@purelb/api';
 import { ARP_PROBLEM_REASONS, type ArpVerdict } from './arp-safety.ts';
 import { VERSION } from './version.ts';
 

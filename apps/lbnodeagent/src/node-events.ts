@@ -1,6 +1,6 @@
 // The Events the agent records on its own Node: eligibility changes and the ARP check.
 import type { ObjectReference } from '@purelb/k8s-glue';
-import type { Eligibility } from './eligibility.ts';
+import type { Eligibility } from '@purelb/api';
 
 /** Reasons of the Events on the Node. */
 export const NodeEventReason = {

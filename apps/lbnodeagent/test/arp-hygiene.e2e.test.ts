@@ -8,7 +8,7 @@
 import t from 'tap';
 import { type Lab, LAB_VIRTUAL_LINK_KIND, PURELB_NAMESPACE, run, waitFor, withLab } from '@purelb/lab';
 import { addressesOf, startCluster, waitForHolders } from './e2e-helpers.ts';
-import { EXCLUDE_LABEL } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL } from '@purelb/api';
 
 const lab: Lab = await withLab(t, { nodes: 3 });
 // A short check period: a sysctl change is seen within about a second (there is no notification for it).

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { type Lab, withLab } from '@purelb/lab';
 import { addressesOf, answeredBy, startCluster, waitForHolders } from './e2e-helpers.ts';
-import { EXCLUDE_LABEL } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL } from '@purelb/api';
 
 const lab: Lab = await withLab(t, { nodes: 3 });
 const cluster = await startCluster(lab, t);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Eligibility } from '../src/eligibility.ts';
+import type { Eligibility } from '@purelb/api';
 import { eligibilityEvent, nodeRef } from '../src/node-events.ts';
 
 const eligible: Eligibility = { eligible: true };

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { FINAL_STABLE_MS as STABLE_MS } from './sim/schedule.ts';
 import { type SimNode, World } from './sim/world.ts';
-import { EXCLUDE_LABEL } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL } from '@purelb/api';
 import { GARP_ROUNDS_MS } from '../src/agent.ts';
 
 const ADDRESS = '192.0.2.100';
@@ -175,6 +175,31 @@ t.test('the holder excluded by its Node (label, then NetworkUnavailable on the n
   t.ok([...w.holders()].some(([, hs]) => hs.includes(holder.name)), `${holder.name}, included again, holds addresses again`);
   await w.server.mergePatch(`${node(next)}/status`, { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False' }] } });
   t.ok(await settles(w, 15_000), 'one holder per address after the condition cleared');
+  noTwoHolders(t, w);
+});
+
+t.test('a ServiceGroup nodeSelector matching one node, then relabelled to match another: every address moves there, never two holders', async (t) => {
+  const { w, holder } = await healthyCluster(111);
+  const LABEL = 'purelb.io/edge';
+  const node = (n: SimNode): string => `/api/v1/nodes/${n.name}`;
+  const everyAddressOn = (n: SimNode): boolean => [...w.holders()].length === 8 && [...w.holders()].every(([, hs]) => hs.length === 1 && hs[0] === n.name);
+  // Selected: a node that holds ADDRESS not, so the selector has to move it.
+  const [first, second] = w.nodes.filter((n) => n !== holder) as [SimNode, SimNode];
+  await w.server.mergePatch(node(first), { metadata: { labels: { [LABEL]: 'true' } } });
+  await w.server.mergePatch(`/apis/purelb.io/v1/namespaces/purelb/servicegroups/default`, { spec: { local: { nodeSelector: { matchLabels: { [LABEL]: 'true' } } } } });
+  const t0 = w.now();
+  await w.runUntil(t0 + 15_000, () => everyAddressOn(first));
+  t.ok(everyAddressOn(first), `every address on ${first.name}, the one node selected (after ${Math.round(w.now() - t0)} ms)`);
+  t.ok(await settles(w, 15_000), 'one holder per address with the selector');
+  t.ok(everyAddressOn(first), `and they stay on ${first.name}`);
+  // Relabelled: the label leaves the holder and goes to another node.
+  await w.server.mergePatch(node(first), { metadata: { labels: { [LABEL]: null } } });
+  await w.server.mergePatch(node(second), { metadata: { labels: { [LABEL]: 'true' } } });
+  const t1 = w.now();
+  await w.runUntil(t1 + 15_000, () => everyAddressOn(second));
+  t.ok(everyAddressOn(second), `every address on ${second.name}, the newly selected node (after ${Math.round(w.now() - t1)} ms)`);
+  t.ok(await settles(w, 15_000), 'one holder per address after the relabel');
+  t.ok(everyAddressOn(second), `and they stay on ${second.name}`);
   noTwoHolders(t, w);
 });
 

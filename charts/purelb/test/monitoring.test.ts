@@ -62,6 +62,7 @@ const REQUIRED_ALERTS = [
   'PureLBAllocatorNoLeader', // no allocator leader
   'PureLBAgentNotRunning', // a node agent not running on a node
   'PureLBNodeARPUnsafe', // a node answering ARP for addresses it does not hold
+  'PureLBServiceGroupSelectsNoNode', // a ServiceGroup whose node selector selects no node
 ];
 /** Metrics the alerts use that PureLB does not export: Prometheus's own, and kube-state-metrics'. */
 const NOT_OURS = new Set(['up', 'kube_daemonset_status_number_unavailable']);
@@ -306,7 +307,7 @@ t.test('Grafana dashboard: an optional ConfigMap; its JSON parses, every query p
       t.ok(registered(registries, m), `${panel}: ${m} is a metric the daemons export`);
     }
   });
-  for (const m of ['purelb_address_pool_addresses_in_use', 'purelb_allocation_failures_total', 'purelb_allocator_leader', 'purelb_guard_mode', 'purelb_addresses_announced', 'purelb_memberlist_dropped_total', 'purelb_k8s_request_duration_seconds_bucket', 'process_resident_memory_bytes']) {
+  for (const m of ['purelb_address_pool_addresses_in_use', 'purelb_allocation_failures_total', 'purelb_allocator_leader', 'purelb_guard_mode', 'purelb_addresses_announced', 'purelb_servicegroup_selected_nodes', 'purelb_memberlist_dropped_total', 'purelb_k8s_request_duration_seconds_bucket', 'process_resident_memory_bytes']) {
     t.ok(used.has(m), `the dashboard shows ${m}`);
   }
 });

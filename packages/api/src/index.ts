@@ -28,6 +28,7 @@ export {
   type LabelSelectorProblem,
   type LabelSelectorRequirement,
   LABEL_SELECTOR_OPERATORS,
+  formatLabelSelector,
   labelKeyProblem,
   labelSelectorProblem,
   labelValueProblem,
@@ -45,4 +46,15 @@ export {
   parseLBNodeAgent,
 } from './lbnodeagent.ts';
 export { nodeExclusions } from './node-exclusions.ts';
+export {
+  type Eligibility,
+  type ExclusionReason,
+  type NodeView,
+  EXCLUDE_LABEL,
+  EXCLUSION_REASONS,
+  nodeEligibility,
+  sameNodeView,
+  trimNodeView,
+} from './node-eligibility.ts';
+export { type Candidacy, type CandidateReason, type GroupNodeSelector, ALL_NODES, candidacy, groupNodeSelector } from './node-candidacy.ts';
 export { type AliasUse, METALLB_ANNOTATION_ALIASES, METALLB_ANNOTATION_PREFIXES, isReadAnnotation, withMetalLBAliases } from './metallb-aliases.ts';

@@ -122,3 +122,17 @@ export function matchesLabelSelector(selector: LabelSelector, labels: Readonly<R
   return true;
 }
 
+
+/**
+ * A label selector in kubectl's text form, for messages and tables: `k=v` for each
+ * `matchLabels` pair, `k in (a,b)`, `k notin (a,b)`, `k` (Exists), `!k` (DoesNotExist),
+ * joined by commas (all must hold); `<all>` for the empty selector, which matches every node.
+ */
+export function formatLabelSelector(selector: LabelSelector): string {
+  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of selector.matchExpressions ?? []) {
+    const values = `(${(e.values ?? []).join(',')})`;
+    parts.push(e.operator === 'In' ? `${e.key} in ${values}` : e.operator === 'NotIn' ? `${e.key} notin ${values}` : e.operator === 'Exists' ? e.key : `!${e.key}`);
+  }
+  return parts.length === 0 ? '<all>' : parts.join(',');
+}

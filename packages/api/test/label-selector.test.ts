@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type LabelSelector, type ServiceGroup, labelSelectorProblem, matchesLabelSelector, parseServiceGroup } from '../src/index.ts';
+import { type LabelSelector, type ServiceGroup, formatLabelSelector, labelSelectorProblem, matchesLabelSelector, parseServiceGroup } from '../src/index.ts';
 
 const zone = 'topology.kubernetes.io/zone';
 
@@ -81,4 +81,24 @@ t.test('parseServiceGroup refuses a bad nodeSelector naming the object and the f
   t.ok(good.ok && good.kind === 'local', 'a valid selector: the group is valid');
   if (good.ok && good.kind === 'local') t.notOk('nodeSelector' in good.group, 'the pools handed to ipam-core carry no selector');
   t.ok(parseServiceGroup(sg(undefined)).ok, 'no selector: valid');
+});
+
+t.test('formatLabelSelector: kubectl\'s text form', async (t) => {
+  const table: [LabelSelector, string][] = [
+    [{}, '<all>'],
+    [{ matchLabels: { [zone]: 'a', edge: 'true' } }, `${zone}=a,edge=true`],
+    [
+      {
+        matchLabels: { edge: 'true' },
+        matchExpressions: [
+          { key: zone, operator: 'In', values: ['a', 'b'] },
+          { key: 'rack', operator: 'NotIn', values: ['r1'] },
+          { key: 'gpu', operator: 'Exists' },
+          { key: 'spot', operator: 'DoesNotExist' },
+        ],
+      },
+      `edge=true,${zone} in (a,b),rack notin (r1),gpu,!spot`,
+    ],
+  ];
+  for (const [s, want] of table) t.equal(formatLabelSelector(s), want, want);
 });

@@ -3,11 +3,10 @@
 // that receive the server's changes late, stop while the path is cut and catch up (resume
 // or relist) when it comes back, as client-go's reflector does.
 import type { VirtualClock } from '@purelb/election/testing';
-import { type Service, trimService } from '@purelb/api';
+import { type NodeView, type Service, trimNodeView, trimService } from '@purelb/api';
 import { type KubeClient, type RequestOptions, KubeApiError, KubeErrorCode, deepFreeze } from '@purelb/k8s-glue';
 import { FakeKubeClient } from '@purelb/k8s-glue/testing';
 import type { Proc } from './process.ts';
-import { type NodeView, trimNodeView } from '../../src/eligibility.ts';
 
 export const NAMESPACE = 'purelb';
 

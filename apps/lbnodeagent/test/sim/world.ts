@@ -4,14 +4,13 @@
 // killed, restarted and frozen. The driver runs one timer callback at a time and lets
 // every promise settle before the next; after each it checks that no address has two
 // holders on the LAN.
-import { type Service, type ServiceGroup, type LBNodeAgent, Annotation, ALLOCATED_BY_VALUE } from '@purelb/api';
+import { type NodeView, type Service, type ServiceGroup, type LBNodeAgent, Annotation, ALLOCATED_BY_VALUE } from '@purelb/api';
 import type { Informer, EventRecorder, Logger } from '@purelb/k8s-glue';
 import { Membership } from '@purelb/election';
 import { MemoryNetwork, VirtualClock, seededRandom } from '@purelb/election/testing';
 import { MemoryNetlinkHandle, MemorySegment } from '@purelb/linux-net/testing';
 import { type AgentSettings, type LeaseView, type SliceView, NodeAgent } from '../../src/agent.ts';
 import type { AgentMetrics } from '../../src/metrics.ts';
-import type { NodeView } from '../../src/eligibility.ts';
 import { type ApiTiming, ApiView, NAMESPACE, SimApiServer, procClient } from './api.ts';
 import { Proc, ProcNetlink, ProcTransport, type ThawOrder } from './process.ts';
 

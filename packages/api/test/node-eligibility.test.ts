@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EXCLUDE_LABEL, type NodeView, nodeEligibility, sameNodeView, trimNodeView } from '../src/eligibility.ts';
+import { EXCLUDE_LABEL, type NodeView, nodeEligibility, sameNodeView, trimNodeView } from '../src/index.ts';
 
 const node = (labels: Record<string, string> | undefined, conditions?: { type: string; status: string }[]): NodeView => ({
   metadata: { name: 'node-1', ...(labels ? { labels } : {}) },

@@ -6,8 +6,9 @@
 // the API server (each agent watches every Node) rather than the gossip: the labels are
 // Kubernetes state, and one source keeps the agents' views alike; while two views differ
 // for a moment, the announcing annotations keep the handover break-before-make.
-import { type LabelSelector, type ServiceGroup, labelSelectorProblem, matchesLabelSelector } from '@purelb/api';
-import { type ExclusionReason, type NodeView, nodeEligibility } from './eligibility.ts';
+import { type LabelSelector, labelSelectorProblem, matchesLabelSelector } from './label-selector.ts';
+import { type ExclusionReason, type NodeView, nodeEligibility } from './node-eligibility.ts';
+import type { ServiceGroup } from './purelb-api.ts';
 
 /** What a ServiceGroup says about the nodes that may announce its addresses. */
 export type GroupNodeSelector =
