@@ -3,7 +3,9 @@
 import {
   type Candidacy,
   type GroupNodeSelector,
+  AGENT_LEASE_PREFIX,
   ALLOCATED_BY_VALUE,
+  AgentLeaseAnnotation,
   ALL_NODES,
   Annotation,
   PURELB_LOAD_BALANCER_CLASS,
@@ -16,16 +18,6 @@ import {
 import { type SafetyMode, WITHDRAWN_MODES, isSafetyMode } from '@purelb/election';
 import type { ClusterSnapshot, EventObject, LeaseObject } from './snapshot.ts';
 
-/** The prefix of the agents' Lease names (`purelb-agent-<node>`), as the agent writes them. */
-export const AGENT_LEASE_PREFIX = 'purelb-agent-';
-/** The Lease annotations an agent publishes with each renewal. */
-export const AgentLeaseAnnotation = {
-  gossipMode: 'purelb.io/gossip-mode',
-  subnets: 'purelb.io/subnets',
-  memberlistAddress: 'purelb.io/memberlist-address',
-  /** `reached/known`: the agents this one reaches (itself included) of those it knows. */
-  membership: 'purelb.io/membership',
-} as const;
 /** The component name the allocator's Events carry. */
 export const ALLOCATOR_COMPONENT = 'purelb-allocator';
 

@@ -2,7 +2,7 @@ export { ExitCode, PluginErrorCode, UsageError, UnreadableError } from './errors
 export { type CliIo, type Subcommand, SUBCOMMANDS, USAGE, parseCommandLine, run } from './cli.ts';
 export type { ClusterSnapshot, DeploymentObject, EventObject, LeaseObject, NodeObject, Problem } from './snapshot.ts';
 export { type ReadOptions, readSnapshot } from './read.ts';
-export { type AgentView, AGENT_LEASE_PREFIX, AgentLeaseAnnotation, agentViews, isOurs, mayHold, servedServices } from './cluster-view.ts';
+export { type AgentView, agentViews, isOurs, mayHold, servedServices } from './cluster-view.ts';
 export { type ArpReport, type NodeExclusion, AGENT_COMPONENT, ArpEventReason, EXCLUDE_LABEL, latestArpReport, nodeExclusion } from './node-health.ts';
 export { type AllocatorStatus, type GroupStatus, type NodeStatus, type StatusReport, statusReport } from './status.ts';
 export { type PoolRow, type PoolsReport, poolsReport } from './pools.ts';

@@ -37,6 +37,8 @@ import {
   type Service,
   type ServiceGroup,
   ALLOCATED_BY_VALUE,
+  AGENT_LEASE_PREFIX,
+  AgentLeaseAnnotation,
   Annotation,
   PURELB_LOAD_BALANCER_CLASS,
   candidacy,
@@ -71,14 +73,9 @@ export interface LeaseView {
   readonly spec: { readonly holderIdentity?: string; readonly renewTime?: string; readonly leaseDurationSeconds?: number };
 }
 
-export const LEASE_PREFIX = 'purelb-agent-';
-export const LeaseAnnotation = {
-  memberlistAddress: 'purelb.io/memberlist-address',
-  gossipMode: 'purelb.io/gossip-mode',
-  subnets: 'purelb.io/subnets',
-  /** `reached/known` of the latest guard decision: the agents this one reaches (itself included) of those it knows. */
-  membership: 'purelb.io/membership',
-} as const;
+/** The Lease names and annotations, shared with their readers (@purelb/api). */
+const LEASE_PREFIX = AGENT_LEASE_PREFIX;
+const LeaseAnnotation = AgentLeaseAnnotation;
 
 export interface AgentSettings {
   readonly node: string;

@@ -46,6 +46,7 @@ export {
   parseLBNodeAgent,
 } from './lbnodeagent.ts';
 export { nodeExclusions } from './node-exclusions.ts';
+export { AGENT_LEASE_PREFIX, AgentLeaseAnnotation } from './agent-lease.ts';
 export {
   type Eligibility,
   type ExclusionReason,
