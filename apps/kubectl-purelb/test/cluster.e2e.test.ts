@@ -11,7 +11,8 @@ import t from 'tap';
 import { winner } from '@purelb/election';
 import { EventRecorder, KubeClient, loadKubeConfig } from '@purelb/k8s-glue';
 import { PURELB_NAMESPACE, installPureLB, startAllocator, startControlPlane, waitFor } from '@purelb/lab';
-import { type CliIo, ExitCode, run } from '../src/index.ts';
+import { ExitCode } from '../src/index.ts';
+import { runPlugin } from './fixtures.ts';
 import type { ElectionReport } from '../src/election.ts';
 import type { PoolsReport } from '../src/pools.ts';
 import type { ServicesReport } from '../src/services.ts';
@@ -93,13 +94,7 @@ async function announce(name: string, family: 'IPv4' | 'IPv6', node: string | nu
 
 const hashWinner = (address: string, nodes = NODES): string => winner(address, nodes.map((name) => ({ name, subnets: SUBNETS })))!;
 
-async function plugin(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIo = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), env: {} };
-  const code = await run([...args, '--kubeconfig', cp.kubeconfigPath], io);
-  return { code, out, err };
-}
+const plugin = (args: string[]): ReturnType<typeof runPlugin> => runPlugin(cp.kubeconfigPath, args);
 
 async function pluginJson<T>(args: string[]): Promise<{ code: number; data: T }> {
   const r = await plugin([...args, '-o', 'json']);

@@ -1,6 +1,7 @@
 // Snapshot builders for the plugin's table tests. Not a test file.
 import type { Service, ServiceGroup } from '@purelb/api';
 import type { ClusterSnapshot, EventObject, LeaseObject, NodeObject } from '../src/snapshot.ts';
+import { type CliIo, run } from '../src/index.ts';
 
 export const NOW = Date.parse('2026-01-01T12:00:00Z');
 export const ago = (s: number): string => new Date(NOW - s * 1000).toISOString();
@@ -114,4 +115,13 @@ export function nodeEvent(nodeName: string, type: 'Normal' | 'Warning', reason: 
     source: { component },
     reportingComponent: component,
   };
+}
+
+/** Runs the plugin's command line in this process against a kubeconfig; its exit status and what it printed. */
+export async function runPlugin(kubeconfigPath: string, args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIo = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), env: {} };
+  const code = await run([...args, '--kubeconfig', kubeconfigPath], io);
+  return { code, out, err };
 }

@@ -7,7 +7,8 @@
 // client, one MAC answering ARP for each and never two, watched from before the agents start.
 import t from 'tap';
 import { type DaemonProcess, LAN, PURELB_NAMESPACE, installPureLB, startAgent, startAllocator, waitFor, withLab } from '@purelb/lab';
-import { type CliIo, ExitCode, run } from '../src/index.ts';
+import { ExitCode } from '../src/index.ts';
+import { runPlugin } from './fixtures.ts';
 import type { MigrationPlan } from '../src/migrate-metallb.ts';
 import type { ElectionReport } from '../src/election.ts';
 import type { ServicesReport } from '../src/services.ts';
@@ -75,13 +76,7 @@ await metallbService('dns-udp', BEFORE['dns-udp']!, { 'metallb.universe.tf/allow
 await metallbService('special', BEFORE.special!, { 'metallb.io/address-pool': 'special' });
 await metallbService('dual', BEFORE.dual!);
 
-async function plugin(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIo = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), env: {} };
-  const code = await run([...args, '--kubeconfig', cp.kubeconfigPath], io);
-  return { code, out, err };
-}
+const plugin = (args: string[]): ReturnType<typeof runPlugin> => runPlugin(cp.kubeconfigPath, args);
 async function addresses(): Promise<Record<string, string[]>> {
   const l = await admin.get<{ items: { metadata: { name: string }; status?: { loadBalancer?: { ingress?: { ip: string }[] } } }[] }>(`/api/v1/namespaces/${NS}/services`);
   return Object.fromEntries(l.items.map((s) => [s.metadata.name, (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip)]));
