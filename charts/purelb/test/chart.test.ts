@@ -270,7 +270,7 @@ t.test('default render: RBAC is least privilege', async (t) => {
 t.test('default render: default LBNodeAgent, sample ServiceGroup, metrics Services, no ServiceMonitor', async (t) => {
   const objs = objects(await tools.template());
   const lbna = pick<KObject & { spec: unknown }>(objs, 'LBNodeAgent/default');
-  t.same(lbna.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: false } });
+  t.same(lbna.spec, { local: { extlbint: 'kube-lb0', localint: 'default', sendgarp: true } }, 'sendgarp on by default');
   const sg = pick<KObject & { spec: { local: { v4pools: unknown[]; v6pools: unknown[] } } }>(objs, 'ServiceGroup/default');
   t.same(sg.spec.local.v4pools, [{ subnet: '192.0.2.0/24', pool: '192.0.2.240-192.0.2.249', aggregation: 'default' }], 'documentation addresses only');
   t.same(sg.spec.local.v6pools, [{ subnet: '2001:db8::/64', pool: '2001:db8::240-2001:db8::249', aggregation: 'default' }]);
@@ -301,6 +301,8 @@ t.test('the reference pages\' values work as written there', async (t) => {
   // 000: `--set=lbnodeagent.sendgarp=true` on the helm command line.
   const garp = objects(await tools.template({ set: ['lbnodeagent.sendgarp=true'] }));
   t.equal(pick<KObject & { spec: { local: { sendgarp: boolean } } }>(garp, 'LBNodeAgent/default').spec.local.sendgarp, true, 'sendgarp reaches the LBNodeAgent');
+  const noGarp = objects(await tools.template({ set: ['lbnodeagent.sendgarp=false'] }));
+  t.equal(pick<KObject & { spec: { local: { sendgarp: boolean } } }>(noGarp, 'LBNodeAgent/default').spec.local.sendgarp, false, 'and so does sendgarp=false');
   // 000: a values file with allocator.tolerations.
   const tolerations = '---\nallocator:\n  tolerations:\n  - effect: NoSchedule\n    key: node-role.kubernetes.io/master\n';
   const tol = objects(await tools.template({ values: [tolerations] }));

@@ -104,9 +104,10 @@ t.test('helm install, as the install page writes it', async (t) => {
 
 t.test('helm upgrade keeps the gossip key and applies new values', async (t) => {
   t.ok(gossipKey, 'installed first');
-  await tools.helm(['upgrade', `--namespace=${NS}`, '--reuse-values', '--set=lbnodeagent.sendgarp=true', 'purelb', CHART_DIR], { kubeconfig: kc });
+  t.equal((await admin.get<{ spec: { local: { sendgarp: boolean } } }>(`/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents/default`)).spec.local.sendgarp, true, 'sendgarp on as installed');
+  await tools.helm(['upgrade', `--namespace=${NS}`, '--reuse-values', '--set=lbnodeagent.sendgarp=false', 'purelb', CHART_DIR], { kubeconfig: kc });
   const lbna = await admin.get<{ spec: { local: { sendgarp: boolean } } }>(`/apis/purelb.io/v1/namespaces/${NS}/lbnodeagents/default`);
-  t.equal(lbna.spec.local.sendgarp, true, '--set=lbnodeagent.sendgarp=true reached the LBNodeAgent');
+  t.equal(lbna.spec.local.sendgarp, false, '--set=lbnodeagent.sendgarp=false reached the LBNodeAgent');
   t.equal((await admin.get<Secret>(`/api/v1/namespaces/${NS}/secrets/purelb-memberlist`)).data.key, gossipKey, 'same key after the upgrade');
   // An operator adds a rotation key; the next upgrade keeps it too.
   const extra = Buffer.from(Buffer.alloc(32, 7).toString('base64')).toString('base64');
