@@ -125,6 +125,9 @@ t.test('a local address seen from the routed client keeps answering after its no
   t.ok(ALL.includes(holder), `${holder} answers ${a} through the router`);
   t.same(await routed.neighbour(a!).then((e) => e?.mac), macs.get(holder), 'the router\'s neighbour entry is the holder\'s MAC');
   const node = lab.nodes.find((n) => n.name === holder)!;
+  // Who answers ARP on the LAN, from before the cut until after the link is back.
+  const arp = lab.watchArp(a!, { intervalMs: 50 });
+  await arp.ready;
   cut.add(holder);
   const cutAt = monotonicMs();
   await lab.setLinkUp(node, false);
@@ -140,6 +143,9 @@ t.test('a local address seen from the routed client keeps answering after its no
   } finally {
     await lab.setLinkUp(node, true);
   }
+  await new Promise((r) => setTimeout(r, 2000));
+  await arp.stop();
+  t.equal(arp.duplicateSampleCount(), 0, `never two MACs answering ${a} on the LAN, through the cut and after the link came back (${arp.sampleCount()} samples)`);
 });
 
 t.test('no BFD session of a node that was never cut went down (no flap on a busy machine)', async (t) => {
